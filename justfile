@@ -1,0 +1,60 @@
+# opsteps developer recipes. `just` lists them; every recipe wraps plain cargo commands.
+
+shared := env_var_or_default("OPSTEPS_SHARED_DIR", justfile_directory() + "/../shared")
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Build every crate (debug).
+build:
+    cargo build --workspace --locked
+
+# The README's test command: the whole suite (tests needing kubectl or Python are ignored here).
+test:
+    cargo test --workspace --locked
+
+# The ignored tests: kubectl conformance and other tests that need tools a fresh machine may lack.
+test-ignored:
+    cargo test --workspace --locked -- --ignored
+
+# Formatting check and clippy with warnings denied (what CI runs).
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# The main job: the blue/green node-group upgrade pipeline on the sandbox.
+demo:
+    cargo demo
+
+# Serve the sandbox with a scenario (writes a kubeconfig; Ctrl-C stops it).
+sandbox scenario="tests/scenarios/small.yaml":
+    cargo run --locked -p opsteps-sandbox --bin sandbox -- serve --scenario {{scenario}} --kubeconfig-out target/sandbox.kubeconfig
+
+# RustSec audit against the offline advisory snapshot in ../shared/rustsec.
+audit:
+    command -v cargo-audit >/dev/null || cargo install --locked cargo-audit
+    cargo audit --db {{shared}}/rustsec/advisory-db --no-fetch
+
+# Benchmarks side by side with peers (kubectl, prometheus_client); filled in by the step issues.
+bench:
+    @echo "bench: not there yet. It will load the 18,000-pod scenario (sandbox start-up, memory, paged list),"
+    @echo "time evict-old-pods and drain-node against kubectl on the same sandbox, and collect-gpu-stats"
+    @echo "against Python's prometheus_client, and print the ratios."
+    @exit 1
+
+# Build the step images (one static binary per image, non-root, on scratch).
+images:
+    @echo "images: not there yet. It will build images/Dockerfile once per step (ARG STEP), musl static,"
+    @echo "USER 65532:65532, on scratch with a CA bundle. Arrives with the images issue."
+    @exit 1
+
+# Validate workflows/ offline against the Argo and Kubernetes schemas in ../shared/schemas.
+validate-workflows:
+    @echo "validate-workflows: not there yet. It will check every WorkflowTemplate, CronWorkflow and RBAC"
+    @echo "manifest against {{shared}}/schemas (Argo 4.1.2 and 3.7.18), strictly. Arrives with the workflows issue."
+    @exit 1

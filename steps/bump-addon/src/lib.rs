@@ -1,0 +1,52 @@
+//! `bump-addon`: Move EKS managed add-ons to a compatible version and wait until they are healthy.
+//!
+//! Runs after a control-plane upgrade: vpc-cni, kube-proxy, coredns, aws-ebs-csi-driver.
+
+use clap::Parser;
+use opsteps::cli::{CommonArgs, DryRun};
+use opsteps::exit::StepError;
+use opsteps::step::{Context, Report, StepArgs};
+
+/// The step's name: binary, image, audit actor.
+pub const STEP: &str = "bump-addon";
+
+/// Move EKS managed add-ons to a compatible version and wait until they are healthy.
+#[derive(Parser, Debug, Clone)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    /// Show what would be done without changing anything (client: plan only; server: also ask
+    /// the API server with dryRun=All).
+    #[arg(long, env = opsteps::env::DRY_RUN, value_enum, default_value_t)]
+    pub dry_run: DryRun,
+
+    /// Flags shared by every step.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl StepArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+/// Runs the step.
+// Async is the step contract (opsteps::step::main); the behaviour that awaits lands later.
+#[allow(clippy::unused_async)]
+pub async fn run(_args: Args, _ctx: Context) -> Result<Report, StepError> {
+    Err(opsteps::step::not_implemented(STEP, 7))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fails_with_exit_1_until_implemented() {
+        let args = Args::try_parse_from([STEP]).unwrap();
+        let ctx = Context::new(STEP, &args.common).unwrap();
+        let e = run(args, ctx).await.unwrap_err();
+        assert_eq!(e.status(), opsteps::exit::ExitStatus::Failed);
+        assert!(e.to_string().contains("not implemented"), "{e}");
+    }
+}

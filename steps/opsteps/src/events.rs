@@ -1,0 +1,86 @@
+//! Kubernetes Events on the objects a step acts on, so `kubectl describe node` and the Argo UI's
+//! event view show what happened. Best effort: a failed Event never fails a step.
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use kube::api::{Api, PostParams};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::audit::{Auditor, Target};
+
+/// Normal or Warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Normal.
+    Normal,
+    /// Warning.
+    Warning,
+}
+
+/// Posts an Event about `obj` (namespaced objects get it in their namespace, cluster-scoped ones
+/// in `default`, as the node controller does). Audited like every write; not sent in a dry run.
+pub async fn record<K>(
+    client: &Client,
+    audit: &Auditor,
+    step: &str,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let kind = K::kind(&()).into_owned();
+    let name = obj.name_any();
+    let namespace = obj.namespace();
+    let event_ns = namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let now = jiff::Timestamp::now();
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace: Some(event_ns.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(K::api_version(&()).into_owned()),
+            kind: Some(kind.clone()),
+            name: Some(name.clone()),
+            namespace: namespace.clone(),
+            uid: obj.meta().uid.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.to_owned()),
+        message: Some(message.chars().take(1024).collect()),
+        type_: Some(match type_ {
+            EventType::Normal => "Normal".to_owned(),
+            EventType::Warning => "Warning".to_owned(),
+        }),
+        source: Some(EventSource {
+            component: Some(step.to_owned()),
+            host: None,
+        }),
+        reporting_component: Some(format!("opsteps/{step}")),
+        reporting_instance: Some(
+            std::env::var(crate::env::ARGO_POD_NAME).unwrap_or_else(|_| step.to_owned()),
+        ),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        action: Some(reason.to_owned()),
+        count: Some(1),
+        ..Default::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), &event_ns);
+    let target = match &namespace {
+        Some(ns) => Target::namespaced(&kind, ns, &name),
+        None => Target::cluster(&kind, &name),
+    };
+    let result = match api.create(&PostParams::default(), &event).await {
+        Ok(_) => Ok(201),
+        Err(e) => {
+            tracing::debug!(error = %e, reason, object = %name, "cannot record event");
+            Err((None, e.to_string()))
+        }
+    };
+    audit.record(&format!("event:{reason}"), target, false, result);
+}

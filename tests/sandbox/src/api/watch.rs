@@ -1,0 +1,303 @@
+//! Watches: newline-delimited JSON events streamed from the store's history and live broadcast.
+//!
+//! Initial state is sent as ADDED events when the client gives no resourceVersion, "0", or
+//! `sendInitialEvents=true` (then followed by a BOOKMARK annotated
+//! `k8s.io/initial-events-end: "true"`). Otherwise events after the given resourceVersion are
+//! replayed from history; a version older than the history gets an ERROR event with a 410
+//! Status, as the apiserver sends. With selectors, objects moving into or out of the selection
+//! are sent as ADDED and DELETED, as the apiserver's watch cache does.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::crud::Selectors;
+use super::{Ctx, ResourcePath};
+use crate::cluster::Shared;
+use crate::error::ApiError;
+use crate::resources::ResourceInfo;
+use crate::store::{ObjectKey, WatchEvent};
+
+fn event_bytes(kind: &str, object: &Value) -> Bytes {
+    let mut buf = Vec::with_capacity(1024);
+    buf.extend_from_slice(br#"{"type":""#);
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(br#"","object":"#);
+    serde_json::to_writer(&mut buf, object).expect("writing to a Vec");
+    buf.extend_from_slice(b"}\n");
+    Bytes::from(buf)
+}
+
+fn bookmark(res: &ResourceInfo, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    event_bytes(
+        "BOOKMARK",
+        &json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}),
+    )
+}
+
+struct Filter {
+    res: &'static ResourceInfo,
+    namespace: Option<String>,
+    sel: Selectors,
+    /// Keys currently inside the selection (only tracked when a selector is set).
+    inside: HashSet<ObjectKey>,
+    tracking: bool,
+}
+
+impl Filter {
+    /// The event type to send for a change, or None to skip it.
+    fn translate(&mut self, e: &WatchEvent) -> Option<&'static str> {
+        if e.resource.key() != self.res.key() {
+            return None;
+        }
+        let key = ObjectKey::of(&e.object);
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != key.namespace)
+        {
+            return None;
+        }
+        if !self.tracking {
+            return Some(e.kind.as_str());
+        }
+        let matches = self.sel.matches(&e.object);
+        let was = self.inside.contains(&key);
+        let deleted = e.kind == crate::store::EventType::Deleted;
+        match (deleted, was, matches) {
+            // Gone, or moved out of the selection: the client sees a deletion.
+            (true, true, _) | (false, true, false) => {
+                self.inside.remove(&key);
+                Some("DELETED")
+            }
+            (true, false, _) | (false, false, false) => None,
+            (false, false, true) => {
+                self.inside.insert(key);
+                Some("ADDED")
+            }
+            (false, true, true) => Some("MODIFIED"),
+        }
+    }
+}
+
+/// Starts a watch; the returned body streams events until timeout, fault, or disconnect.
+// Snapshot and subscription must happen under one lock hold, so they stay in one function.
+#[allow(clippy::too_many_lines)]
+pub fn start(
+    shared: &Shared,
+    p: &ResourcePath,
+    ctx: &Ctx,
+    close: Option<(Option<u64>, Option<Duration>)>,
+) -> Result<Body, ApiError> {
+    let q = &ctx.query;
+    let mut sel = Selectors::parse(q)?;
+    if let Some(name) = &p.name {
+        // GET .../pods/NAME?watch=true watches one object.
+        let extra = format!("metadata.name={name}");
+        let fs = q.get("fieldSelector").map_or(extra.clone(), |f| {
+            if f.is_empty() {
+                extra.clone()
+            } else {
+                format!("{f},{extra}")
+            }
+        });
+        sel.fields = crate::selectors::FieldSelector::parse(&fs)?;
+    }
+    let tracking = !sel.labels.is_empty() || !sel.fields.is_empty();
+    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let want_bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let mut filter = Filter {
+        res: p.res,
+        namespace: p.namespace.clone(),
+        sel,
+        inside: HashSet::new(),
+        tracking,
+    };
+
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let mut initial: Vec<Bytes> = Vec::new();
+    let (live, start_rv, interval) = {
+        let c = shared.lock();
+        let live = c.store.subscribe();
+        let now_rv = c.store.resource_version();
+        let interval = c.api.bookmark_interval;
+        if rv_param.is_empty() || rv_param == "0" || send_initial {
+            let list_q = {
+                let mut l = q.clone();
+                if let Some(name) = &p.name {
+                    l.insert("fieldSelector".into(), format!("metadata.name={name}"));
+                }
+                l.remove("limit");
+                l.remove("continue");
+                l
+            };
+            let page = super::crud::list(
+                &c,
+                &super::ResourcePath {
+                    name: None,
+                    sub: None,
+                    ..p.clone()
+                },
+                &list_q,
+            )?;
+            for obj in &page.items {
+                if filter.sel.matches(obj) {
+                    if tracking {
+                        filter.inside.insert(ObjectKey::of(obj));
+                    }
+                    initial.push(event_bytes("ADDED", obj));
+                }
+            }
+            if send_initial {
+                initial.push(bookmark(p.res, now_rv, true));
+            }
+            (live, now_rv, interval)
+        } else {
+            let rv: u64 = rv_param.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {rv_param}"))
+            })?;
+            match c.store.events_since(p.res, rv) {
+                Ok(events) => {
+                    if tracking {
+                        // Objects matching now approximate the selection at `rv`.
+                        let page = super::crud::list(
+                            &c,
+                            &super::ResourcePath {
+                                name: None,
+                                sub: None,
+                                ..p.clone()
+                            },
+                            q,
+                        );
+                        if let Ok(page) = page {
+                            filter
+                                .inside
+                                .extend(page.items.iter().map(|o| ObjectKey::of(o)));
+                        }
+                    }
+                    for e in &events {
+                        if let Some(kind) = filter.translate(e) {
+                            initial.push(event_bytes(kind, &e.object));
+                        }
+                    }
+                    (live, now_rv, interval)
+                }
+                Err(gone) => {
+                    initial.push(event_bytes("ERROR", &gone.body));
+                    drop(c);
+                    return Ok(stream_body(initial));
+                }
+            }
+        }
+    };
+    let (after_events, after_time) = close.unwrap_or((None, None));
+    let deadline = [timeout, after_time].into_iter().flatten().min();
+    let res = p.res;
+    tokio::spawn(async move {
+        run(
+            tx,
+            initial,
+            live,
+            filter,
+            start_rv,
+            res,
+            want_bookmarks.then_some(interval),
+            deadline,
+            after_events,
+        )
+        .await;
+    });
+    Ok(Body::from_stream(futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) },
+    )))
+}
+
+fn stream_body(chunks: Vec<Bytes>) -> Body {
+    Body::from_stream(futures::stream::iter(
+        chunks.into_iter().map(Ok::<_, Infallible>),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    tx: mpsc::Sender<Bytes>,
+    initial: Vec<Bytes>,
+    mut live: broadcast::Receiver<Arc<WatchEvent>>,
+    mut filter: Filter,
+    start_rv: u64,
+    res: &'static ResourceInfo,
+    bookmarks: Option<Duration>,
+    deadline: Option<Duration>,
+    close_after: Option<u64>,
+) {
+    let mut sent = 0u64;
+    let mut last_rv = start_rv;
+    let end = deadline.map(|d| tokio::time::Instant::now() + d);
+    let sleep_until_end = async {
+        match end {
+            Some(e) => tokio::time::sleep_until(e).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until_end);
+    let mut tick = tokio::time::interval(bookmarks.unwrap_or(Duration::from_hours(1)));
+    tick.tick().await;
+    for chunk in initial {
+        if close_after.is_some_and(|n| sent >= n) || tx.send(chunk).await.is_err() {
+            return;
+        }
+        sent += 1;
+    }
+    loop {
+        if close_after.is_some_and(|n| sent >= n) {
+            return;
+        }
+        tokio::select! {
+            () = &mut sleep_until_end => return,
+            () = tx.closed() => return,
+            _ = tick.tick(), if bookmarks.is_some() => {
+                if tx.send(bookmark(res, last_rv, false)).await.is_err() {
+                    return;
+                }
+            }
+            ev = live.recv() => match ev {
+                Ok(e) => {
+                    if e.rv <= last_rv {
+                        continue;
+                    }
+                    last_rv = e.rv;
+                    if let Some(kind) = filter.translate(&e) {
+                        if tx.send(event_bytes(kind, &e.object)).await.is_err() {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow a consumer: end with 410 so the client re-lists, as the
+                    // apiserver does when its watch cache overflows.
+                    let gone = ApiError::gone(last_rv, last_rv + 1);
+                    let _ = tx.send(event_bytes("ERROR", &gone.body)).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}

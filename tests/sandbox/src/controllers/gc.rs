@@ -1,0 +1,105 @@
+//! The garbage collector and pod GC: dependents whose owners (by ownerReference UID) are all
+//! gone are deleted in the background (pods gracefully), and pods bound to a node that no longer
+//! exists are removed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Ctx;
+use super::pods;
+use crate::cluster::Cluster;
+use crate::podutil;
+use crate::resources::{ResourceInfo, well_known};
+
+/// Kinds that own objects in the sandbox, with their tables.
+fn owner_tables() -> [(&'static str, &'static ResourceInfo); 6] {
+    [
+        ("Deployment", well_known::deployments()),
+        ("ReplicaSet", well_known::replicasets()),
+        ("StatefulSet", well_known::statefulsets()),
+        ("DaemonSet", well_known::daemonsets()),
+        ("Node", well_known::nodes()),
+        (
+            "ControllerRevision",
+            crate::store::res("apps", "controllerrevisions"),
+        ),
+    ]
+}
+
+/// Tables whose objects can have owners.
+fn dependent_tables() -> [&'static ResourceInfo; 4] {
+    [
+        well_known::pods(),
+        well_known::replicasets(),
+        crate::store::res("apps", "controllerrevisions"),
+        crate::store::res("", "persistentvolumeclaims"),
+    ]
+}
+
+/// One pass.
+pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
+    let mut live: HashSet<&str> = HashSet::new();
+    let mut kinds: HashSet<&'static str> = HashSet::new();
+    for (kind, res) in owner_tables() {
+        kinds.insert(kind);
+        live.extend(
+            cluster
+                .store
+                .list(res, None)
+                .filter_map(|o| o["metadata"]["uid"].as_str()),
+        );
+    }
+    let nodes: HashSet<&str> = cluster
+        .store
+        .list(well_known::nodes(), None)
+        .map(|n| podutil::ns_name(n).1)
+        .collect();
+    let mut doomed: Vec<(&'static ResourceInfo, Arc<Value>)> = Vec::new();
+    let mut orphaned_pods: Vec<Arc<Value>> = Vec::new();
+    for res in dependent_tables() {
+        for o in cluster.store.list(res, None) {
+            if let Some(refs) = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .filter(|r| !r.is_empty())
+            {
+                // Owners of kinds the sandbox does not model are assumed alive.
+                let all_gone = refs.iter().all(|r| {
+                    kinds.contains(r["kind"].as_str().unwrap_or(""))
+                        && !live.contains(r["uid"].as_str().unwrap_or(""))
+                });
+                if all_gone
+                    && o.pointer("/metadata/deletionTimestamp")
+                        .is_none_or(Value::is_null)
+                {
+                    doomed.push((res, o.clone()));
+                    continue;
+                }
+            }
+            if res.key() == well_known::pods().key()
+                && podutil::node_name(o).is_some_and(|n| !nodes.contains(n))
+            {
+                orphaned_pods.push(o.clone());
+            }
+        }
+    }
+    drop(live);
+    drop(nodes);
+    for (res, o) in doomed {
+        let (ns, name) = podutil::ns_name(&o);
+        tracing::debug!(
+            resource = res.plural,
+            namespace = ns,
+            name,
+            "garbage collecting dependent"
+        );
+        pods::delete(&mut cluster.store, res, ns, name, ctx.now);
+    }
+    for p in orphaned_pods {
+        let (ns, name) = podutil::ns_name(&p);
+        tracing::debug!(namespace = ns, pod = name, "removing pod of a deleted node");
+        cluster.store.remove(well_known::pods(), ns, name);
+    }
+}

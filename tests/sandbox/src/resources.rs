@@ -1,0 +1,385 @@
+//! The resource types the sandbox serves, with what discovery reports about them.
+
+/// One served resource (or subresource) type.
+#[derive(Debug)]
+pub struct ResourceInfo {
+    /// API group; "" for the core group.
+    pub group: &'static str,
+    /// Served version.
+    pub version: &'static str,
+    /// Plural resource name, e.g. `pods`.
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Kind, e.g. `Pod`.
+    pub kind: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names kubectl accepts (`po`, `no`, ...).
+    pub short_names: &'static [&'static str],
+    /// Subresources listed in discovery as `plural/sub`, with their kind.
+    pub subresources: &'static [(&'static str, &'static str)],
+    /// Table key: `plural.group`.
+    key: &'static str,
+}
+
+impl ResourceInfo {
+    /// `plural.group` (or just `plural` for core), unique per table.
+    #[must_use]
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// `v1` or `group/version`.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `PodList` and friends.
+    #[must_use]
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+}
+
+macro_rules! resource {
+    ($group:literal, $version:literal, $plural:literal, $singular:literal, $kind:literal, $ns:literal, [$($short:literal),*], [$(($sub:literal, $subkind:literal)),*]) => {
+        ResourceInfo {
+            group: $group,
+            version: $version,
+            plural: $plural,
+            singular: $singular,
+            kind: $kind,
+            namespaced: $ns,
+            short_names: &[$($short),*],
+            subresources: &[$(($sub, $subkind)),*],
+            key: if $group.is_empty() { $plural } else { concat!($plural, ".", $group) },
+        }
+    };
+}
+
+/// Every resource the sandbox serves.
+pub static RESOURCES: &[ResourceInfo] = &[
+    resource!(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        ["ns"],
+        [("status", "Namespace"), ("finalize", "Namespace")]
+    ),
+    resource!(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        ["no"],
+        [("status", "Node"), ("proxy", "NodeProxyOptions")]
+    ),
+    resource!(
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        true,
+        ["po"],
+        [
+            ("status", "Pod"),
+            ("eviction", "Eviction"),
+            ("proxy", "PodProxyOptions"),
+            ("log", "Pod"),
+            ("binding", "Binding")
+        ]
+    ),
+    resource!("", "v1", "events", "event", "Event", true, ["ev"], []),
+    resource!(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        ["svc"],
+        [("status", "Service"), ("proxy", "ServiceProxyOptions")]
+    ),
+    resource!(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        ["ep"],
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        ["cm"],
+        []
+    ),
+    resource!("", "v1", "secrets", "secret", "Secret", true, [], []),
+    resource!(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        ["sa"],
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        ["pvc"],
+        [("status", "PersistentVolumeClaim")]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        ["deploy"],
+        [("status", "Deployment"), ("scale", "Scale")]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        ["rs"],
+        [("status", "ReplicaSet"), ("scale", "Scale")]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        ["sts"],
+        [("status", "StatefulSet"), ("scale", "Scale")]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        true,
+        ["ds"],
+        [("status", "DaemonSet")]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "controllerrevision",
+        "ControllerRevision",
+        true,
+        [],
+        []
+    ),
+    resource!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        ["pdb"],
+        [("status", "PodDisruptionBudget")]
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        [],
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        [],
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        [],
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        [],
+        []
+    ),
+    resource!(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        [],
+        []
+    ),
+    resource!(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        ["hpa"],
+        [("status", "HorizontalPodAutoscaler")]
+    ),
+    resource!(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "priorityclass",
+        "PriorityClass",
+        false,
+        ["pc"],
+        []
+    ),
+    resource!(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        ["ev"],
+        []
+    ),
+];
+
+/// The resource `plural` in `group` ("" for core).
+#[must_use]
+pub fn find(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+}
+
+/// The resource of `kind` in `group` ("" for core).
+#[must_use]
+pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
+}
+
+/// Resources of one group/version, in discovery order.
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
+
+/// Well-known resources, so controllers do not repeat lookups by string.
+pub mod well_known {
+    use super::{RESOURCES, ResourceInfo};
+
+    fn by_key(key: &str) -> &'static ResourceInfo {
+        RESOURCES
+            .iter()
+            .find(|r| r.key == key)
+            .expect("well-known resource is in RESOURCES")
+    }
+
+    /// core/v1 namespaces.
+    #[must_use]
+    pub fn namespaces() -> &'static ResourceInfo {
+        by_key("namespaces")
+    }
+    /// core/v1 nodes.
+    #[must_use]
+    pub fn nodes() -> &'static ResourceInfo {
+        by_key("nodes")
+    }
+    /// core/v1 pods.
+    #[must_use]
+    pub fn pods() -> &'static ResourceInfo {
+        by_key("pods")
+    }
+    /// core/v1 events.
+    #[must_use]
+    pub fn events() -> &'static ResourceInfo {
+        by_key("events")
+    }
+    /// apps/v1 deployments.
+    #[must_use]
+    pub fn deployments() -> &'static ResourceInfo {
+        by_key("deployments.apps")
+    }
+    /// apps/v1 replicasets.
+    #[must_use]
+    pub fn replicasets() -> &'static ResourceInfo {
+        by_key("replicasets.apps")
+    }
+    /// apps/v1 statefulsets.
+    #[must_use]
+    pub fn statefulsets() -> &'static ResourceInfo {
+        by_key("statefulsets.apps")
+    }
+    /// apps/v1 daemonsets.
+    #[must_use]
+    pub fn daemonsets() -> &'static ResourceInfo {
+        by_key("daemonsets.apps")
+    }
+    /// policy/v1 poddisruptionbudgets.
+    #[must_use]
+    pub fn pdbs() -> &'static ResourceInfo {
+        by_key("poddisruptionbudgets.policy")
+    }
+    /// coordination.k8s.io/v1 leases.
+    #[must_use]
+    pub fn leases() -> &'static ResourceInfo {
+        by_key("leases.coordination.k8s.io")
+    }
+}

@@ -1,0 +1,242 @@
+//! Label and field selectors in their query-string form (`labelSelector=app=web,tier in (a,b)`,
+//! `fieldSelector=spec.nodeName=n1,status.phase!=Succeeded`).
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Op {
+    Eq(String),
+    NotEq(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Exists,
+    NotExists,
+}
+
+/// A parsed label selector: all requirements must hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelSelector {
+    reqs: Vec<(String, Op)>,
+}
+
+/// Splits on commas outside parentheses.
+fn split_top(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out.into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn set_values(rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
+    let rest = rest.trim();
+    let inner = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{raw}', expected: '('"
+            ))
+        })?;
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect())
+}
+
+impl LabelSelector {
+    /// Parses the string form; an empty string selects everything.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in split_top(s) {
+            let req = if let Some(key) = part.strip_prefix('!') {
+                (key.trim().to_owned(), Op::NotExists)
+            } else if let Some((k, v)) = part.split_once("!=") {
+                (k.trim().to_owned(), Op::NotEq(v.trim().to_owned()))
+            } else if let Some((k, v)) = part.split_once("==") {
+                (k.trim().to_owned(), Op::Eq(v.trim().to_owned()))
+            } else if let Some((k, v)) = part.split_once('=') {
+                (k.trim().to_owned(), Op::Eq(v.trim().to_owned()))
+            } else if let Some((k, rest)) = part.split_once(" notin ") {
+                (k.trim().to_owned(), Op::NotIn(set_values(rest, part)?))
+            } else if let Some((k, rest)) = part.split_once(" in ") {
+                (k.trim().to_owned(), Op::In(set_values(rest, part)?))
+            } else if part.contains(char::is_whitespace) || part.contains('(') {
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {part}"
+                )));
+            } else {
+                (part.to_owned(), Op::Exists)
+            };
+            if req.0.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {part}: key is empty"
+                )));
+            }
+            reqs.push(req);
+        }
+        Ok(Self { reqs })
+    }
+
+    /// Whether the selector has no requirements.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Whether the object's `metadata.labels` satisfy the selector.
+    #[must_use]
+    pub fn matches(&self, obj: &Value) -> bool {
+        let labels = crate::labels::labels(obj);
+        self.reqs.iter().all(|(k, op)| {
+            let have = labels.get(k).and_then(Value::as_str);
+            match op {
+                Op::Eq(v) => have == Some(v.as_str()),
+                Op::NotEq(v) => have != Some(v.as_str()),
+                Op::In(vs) => have.is_some_and(|h| vs.iter().any(|v| v == h)),
+                Op::NotIn(vs) => have.is_none_or(|h| vs.iter().all(|v| v != h)),
+                Op::Exists => have.is_some(),
+                Op::NotExists => have.is_none(),
+            }
+        })
+    }
+}
+
+/// A parsed field selector (`=`, `==`, `!=` on dotted field paths).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FieldSelector {
+    reqs: Vec<(String, bool, String)>,
+}
+
+impl FieldSelector {
+    /// Parses the string form; an empty string selects everything.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in split_top(s) {
+            let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = part.split_once("==") {
+                (k, true, v)
+            } else if let Some((k, v)) = part.split_once('=') {
+                (k, true, v)
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
+            };
+            let path = path.trim();
+            if path.is_empty() {
+                return Err(ApiError::bad_request(format!("invalid selector: '{s}'")));
+            }
+            let pointer = format!("/{}", path.replace('.', "/"));
+            reqs.push((pointer, eq, value.trim().to_owned()));
+        }
+        Ok(Self { reqs })
+    }
+
+    /// Whether the selector has no requirements.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// The value required by an equality on `field` (`metadata.name`), if any: lets watches and
+    /// lists on one object skip the scan.
+    #[must_use]
+    pub fn equals(&self, field: &str) -> Option<&str> {
+        let pointer = format!("/{}", field.replace('.', "/"));
+        self.reqs
+            .iter()
+            .find(|(p, eq, _)| *eq && *p == pointer)
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    /// Whether the object's fields satisfy the selector. Absent fields compare as "" (so
+    /// `spec.nodeName=` selects unscheduled pods, as in the apiserver); `status.phase` defaults
+    /// to `Pending` for pods without status.
+    #[must_use]
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.reqs.iter().all(|(pointer, eq, want)| {
+            let have = match obj.pointer(pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ if pointer == "/status/phase" && obj["kind"] == "Pod" => "Pending".to_owned(),
+                _ => String::new(),
+            };
+            (have == *want) == *eq
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn label_selectors() {
+        let o = json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}});
+        for (sel, want) in [
+            ("", true),
+            ("app=web", true),
+            ("app==web,tier=fe", true),
+            ("app!=web", false),
+            ("app in (web, db)", true),
+            ("tier notin (fe)", false),
+            ("x notin (fe)", true),
+            ("app,!x", true),
+            ("!app", false),
+            ("app in (db),tier=fe", false),
+        ] {
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
+        }
+        assert!(LabelSelector::parse("app in web").is_err());
+        assert!(LabelSelector::parse("a b").is_err());
+    }
+
+    #[test]
+    fn field_selectors() {
+        let p = json!({"kind": "Pod", "metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
+        for (sel, want) in [
+            ("spec.nodeName=n1", true),
+            ("spec.nodeName=n2", false),
+            ("metadata.name=a,metadata.namespace=ns", true),
+            ("status.phase=Pending", true),
+            ("status.phase!=Succeeded,status.phase!=Failed", true),
+        ] {
+            assert_eq!(
+                FieldSelector::parse(sel).unwrap().matches(&p),
+                want,
+                "{sel}"
+            );
+        }
+        assert!(FieldSelector::parse("spec.nodeName").is_err());
+        assert_eq!(
+            FieldSelector::parse("metadata.name=a")
+                .unwrap()
+                .equals("metadata.name"),
+            Some("a")
+        );
+    }
+}
