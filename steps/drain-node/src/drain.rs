@@ -91,6 +91,8 @@ pub struct Shared {
     pub total: AtomicU64,
     /// Pods currently blocked, by `namespace/name`.
     pub blockers: std::sync::Mutex<BTreeMap<String, BlockedPod>>,
+    /// The budgets' room, from a watch.
+    pub budgets: Arc<crate::budgets::Budgets>,
 }
 
 impl Shared {
@@ -119,6 +121,14 @@ impl Shared {
         });
         entry.pdb = pdb.or_else(|| p.pdb.clone()).or(entry.pdb.take());
         message.clone_into(&mut entry.last_message);
+    }
+
+    fn last_message(&self, pod: &str) -> Option<String> {
+        self.blockers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(pod)
+            .map(|b| b.last_message.clone())
     }
 
     fn unblocked(&self, pod: &str) {
@@ -377,6 +387,38 @@ async fn evict_until_accepted(
         if shared.shutdown.is_requested() {
             return Err(PodOutcome::Interrupted);
         }
+        // A healthy pod under a budget waits for room instead of collecting 429s. Unhealthy
+        // pods may be evictable without room (unhealthyPodEvictionPolicy), so they just try.
+        if let Some(pdb) = p
+            .pdb
+            .as_deref()
+            .filter(|_| !settings.disable_eviction && !opts.dry_run && evict::is_ready(&p.object))
+        {
+            let waiting = || {
+                shared.blocked(
+                    p,
+                    node,
+                    Some(pdb.to_owned()),
+                    &format!("waiting for PodDisruptionBudget {pdb} to allow a disruption"),
+                )
+            };
+            match shared
+                .budgets
+                .reserve(pdb, deadline, &shared.shutdown, waiting)
+                .await
+            {
+                Ok(()) => {}
+                Err(crate::budgets::NoRoom::Shutdown) => return Err(PodOutcome::Interrupted),
+                Err(crate::budgets::NoRoom::Deadline) => {
+                    let last = shared.last_message(&p.pod).unwrap_or_else(|| {
+                        format!("PodDisruptionBudget {pdb} allowed no disruption")
+                    });
+                    return Err(PodOutcome::Blocked(format!(
+                        "still refused at the deadline: {last}"
+                    )));
+                }
+            }
+        }
         let permit = sem.acquire().await;
         let r = if settings.disable_eviction {
             evict::delete(&shared.client, ns, name, &opts, &shared.audit).await
@@ -397,16 +439,6 @@ async fn evict_until_accepted(
         match r {
             EvictResult::Evicted => {
                 shared.unblocked(&p.pod);
-                events::record(
-                    &shared.client,
-                    &shared.audit,
-                    crate::STEP,
-                    &p.object,
-                    EventType::Normal,
-                    "Evicted",
-                    &format!("Evicted by drain-node while draining node {node}"),
-                )
-                .await;
                 return Ok(());
             }
             EvictResult::Gone | EvictResult::Replaced => {
@@ -418,6 +450,20 @@ async fn evict_until_accepted(
                 pdb,
                 retry_after,
             } => {
+                if attempt == 0 {
+                    // One Event per blocked pod, where `kubectl describe pod` shows it; evicted
+                    // pods are listed on the node's Drained Event instead (they are gone).
+                    events::record(
+                        &shared.client,
+                        &shared.audit,
+                        crate::STEP,
+                        &p.object,
+                        EventType::Warning,
+                        "EvictionBlocked",
+                        &format!("drain of node {node}: {message}"),
+                    )
+                    .await;
+                }
                 shared.blocked(p, node, pdb.map(|n| format!("{ns}/{n}")), &message);
                 let delay = backoff(attempt, retry_after);
                 attempt += 1;

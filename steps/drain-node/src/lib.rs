@@ -12,6 +12,7 @@
 //! - critical pods (`system-*-critical`) go last; evictions in flight are bounded;
 //! - `--timeout` has a finite default (1h) because an Argo step must end inside its deadline.
 
+pub mod budgets;
 pub mod drain;
 pub mod lease;
 pub mod plan;
@@ -473,6 +474,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         done: AtomicU64::new(0),
         total: AtomicU64::new(plans.iter().map(|p| p.to_remove().count() as u64).sum()),
         blockers: std::sync::Mutex::new(BTreeMap::new()),
+        budgets: budgets::Budgets::start(client.clone()),
     });
     let to_drain: Vec<&NodePlan> = plans
         .iter()
@@ -725,7 +727,7 @@ async fn record_outcomes(
             NodeStatus::Failed => ("failed", EventType::Warning, "DrainFailed"),
         };
         let detail = if r.not_evicted.is_empty() {
-            format!("{} pods evicted", r.evicted.len())
+            format!("{} pods evicted: {}", r.evicted.len(), r.evicted.join(", "))
         } else {
             let rest: Vec<String> = r
                 .not_evicted

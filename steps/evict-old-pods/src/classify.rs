@@ -123,27 +123,27 @@ fn statuses_match(list: Option<&Vec<ContainerStatus>>, states: &[String]) -> boo
 /// reason (init and ephemeral containers only when asked). Empty `states` matches all.
 #[must_use]
 pub fn matches_states(pod: &Pod, cfg: &Config) -> bool {
-    let states = &cfg.states;
-    if states.is_empty() {
+    let wanted = &cfg.states;
+    if wanted.is_empty() {
         return true;
     }
-    let status = pod.status.as_ref();
+    let pod_status = pod.status.as_ref();
     let phase = evict::phase(pod);
-    if states.iter().any(|s| s == phase) {
+    if wanted.iter().any(|s| s == phase) {
         return true;
     }
-    if status
+    if pod_status
         .and_then(|s| s.reason.as_ref())
-        .is_some_and(|r| states.contains(r))
+        .is_some_and(|r| wanted.contains(r))
     {
         return true;
     }
-    let Some(s) = status else { return false };
-    statuses_match(s.container_statuses.as_ref(), states)
+    let Some(s) = pod_status else { return false };
+    statuses_match(s.container_statuses.as_ref(), wanted)
         || (cfg.including_init_containers
-            && statuses_match(s.init_container_statuses.as_ref(), states))
+            && statuses_match(s.init_container_statuses.as_ref(), wanted))
         || (cfg.including_ephemeral_containers
-            && statuses_match(s.ephemeral_container_statuses.as_ref(), states))
+            && statuses_match(s.ephemeral_container_statuses.as_ref(), wanted))
 }
 
 /// Whether a pod is static (created by the kubelet from a file or URL, not the API).

@@ -437,6 +437,21 @@ impl Run<'_> {
         candidates.sort_by(|a, b| {
             (a.created, &a.namespace, &a.name).cmp(&(b.created, &b.namespace, &b.name))
         });
+        // The report lists entries in the same order.
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&entries[a], &entries[b]);
+            (&x.created, &x.namespace, &x.name).cmp(&(&y.created, &y.namespace, &y.name))
+        });
+        let mut new_index = vec![0; entries.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        for c in &mut candidates {
+            c.entry = new_index[c.entry];
+        }
+        let mut slots: Vec<Option<PodEntry>> = entries.into_iter().map(Some).collect();
+        let entries: Vec<PodEntry> = order.iter().filter_map(|&i| slots[i].take()).collect();
         let t = &mut self.report.totals;
         t.scanned = scanned;
         t.in_scope = in_scope;
@@ -811,25 +826,32 @@ impl Run<'_> {
         })
     }
 
-    /// Whether the owner has all its replicas Ready (not terminating), waiting up to `wait`.
-    async fn wait_available(&self, ns: &str, o: &Owner, wait: Duration) -> bool {
+    /// Whether the owner has all its replicas Ready (not terminating), waiting up to `budget`.
+    ///
+    /// Polls the owner's status (one small GET) until it reports every replica available, then
+    /// confirms with its pods: the status may not yet reflect the pod we just evicted, and a
+    /// terminating pod still counts as ready there. Listing the pods only to confirm keeps a
+    /// 1,000-replica owner from costing a 1,000-pod list per poll.
+    async fn wait_available(&self, ns: &str, o: &Owner, budget: Duration) -> bool {
         let (Some(want), Some(sel)) = (o.replicas, &o.selector) else {
             return true;
         };
-        let end = (Instant::now() + wait).min(self.deadline);
+        let end = (Instant::now() + budget).min(self.deadline);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let lp = ListParams::default().labels(&sel.to_string());
         let mut delay = Duration::from_millis(50);
         loop {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            if let Ok(list) = api.list(&lp).await {
-                let ready = list
-                    .items
-                    .iter()
-                    .filter(|p| evict::is_ready(p) && !evict::is_terminating(p))
-                    .count();
-                if ready as i64 >= i64::from(want) {
-                    return true;
+            if self.status_available(ns, o).await.is_none_or(|n| n >= want) {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                if let Ok(list) = api.list(&lp).await {
+                    let ready = list
+                        .items
+                        .iter()
+                        .filter(|p| evict::is_ready(p) && !evict::is_terminating(p))
+                        .count();
+                    if ready as i64 >= i64::from(want) {
+                        return true;
+                    }
                 }
             }
             if Instant::now() + delay > end || self.ctx.shutdown.is_requested() {
@@ -837,6 +859,40 @@ impl Run<'_> {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The owner's `status.availableReplicas` (`readyReplicas` when absent); `None` when it
+    /// cannot be read, so the pod list decides.
+    async fn status_available(&self, ns: &str, o: &Owner) -> Option<i32> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let pick = |avail: Option<i32>, ready: Option<i32>| avail.or(ready).or(Some(0));
+        match o.kind.as_str() {
+            "Deployment" => {
+                let d = Api::<Deployment>::namespaced(self.client.clone(), ns)
+                    .get_opt(&o.name)
+                    .await
+                    .ok()??;
+                let st = d.status.unwrap_or_default();
+                pick(st.available_replicas, st.ready_replicas)
+            }
+            "StatefulSet" => {
+                let d = Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+                    .get_opt(&o.name)
+                    .await
+                    .ok()??;
+                let st = d.status.unwrap_or_default();
+                pick(st.available_replicas, st.ready_replicas)
+            }
+            "ReplicaSet" => {
+                let d = Api::<ReplicaSet>::namespaced(self.client.clone(), ns)
+                    .get_opt(&o.name)
+                    .await
+                    .ok()??;
+                let st = d.status.unwrap_or_default();
+                pick(st.available_replicas, st.ready_replicas)
+            }
+            _ => None,
         }
     }
 
@@ -860,9 +916,11 @@ impl Run<'_> {
             };
         }
         let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: self.now.to_string()}}}}});
-        let mut pp = PatchParams::default();
-        pp.field_manager = Some(STEP.to_owned());
-        pp.dry_run = self.cfg.dry_run == DryRun::Server;
+        let pp = PatchParams {
+            field_manager: Some(STEP.to_owned()),
+            dry_run: self.cfg.dry_run == DryRun::Server,
+            ..PatchParams::default()
+        };
         let result: Result<(), kube::Error> = if self.cfg.dry_run == DryRun::Client {
             Ok(())
         } else {

@@ -16,6 +16,8 @@ pub struct Cluster {
     pub api: crate::api_state::ApiState,
     /// State of the simulated world: controller settings and scenario-driven behaviour.
     pub world: crate::world::World,
+    /// The EKS API's state: node groups, add-ons, updates, insights (see [`crate::eks`]).
+    pub eks: crate::eks::EksState,
 }
 
 impl Cluster {
@@ -27,6 +29,7 @@ impl Cluster {
             clock,
             api: crate::api_state::ApiState::default(),
             world: crate::world::World::default(),
+            eks: crate::eks::EksState::default(),
         }
     }
 

@@ -6,8 +6,8 @@ use serde_json::Value;
 #[must_use]
 pub fn labels(obj: &Value) -> &serde_json::Map<String, Value> {
     static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
-    obj.pointer("/metadata/labels")
-        .and_then(Value::as_object)
+    obj["metadata"]["labels"]
+        .as_object()
         .unwrap_or_else(|| EMPTY.get_or_init(serde_json::Map::new))
 }
 

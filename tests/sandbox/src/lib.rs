@@ -24,6 +24,11 @@ pub mod selectors;
 pub mod server;
 pub mod testing;
 
+// AWS and GPU endpoints (sandbox part 2): EKS API, S3, dcgm-exporter.
+pub mod dcgm;
+pub mod eks;
+pub mod s3;
+
 // The simulated world: scenarios and controllers on the virtual clock.
 pub mod controllers;
 pub mod scenario;

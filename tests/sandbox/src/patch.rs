@@ -6,8 +6,9 @@
 //! fields we serve the name decides): `containers`/`initContainers`/`ephemeralContainers`/`env`/
 //! `volumes`/`imagePullSecrets` by `name`, `volumeMounts` by `mountPath`, `conditions` and node
 //! `addresses` by `type`, container `ports` by `containerPort` (Service ports by `port`),
-//! `ownerReferences` by `uid`, `taints` by `key`. `finalizers` merge as a set. Other lists are
-//! replaced. Directives `$patch` (replace/delete/merge), `$setElementOrder/<f>`, `$retainKeys`
+//! `ownerReferences` by `uid`, `topologySpreadConstraints` by `topologyKey`. `finalizers` merge
+//! as a set. Other lists are replaced, node `taints` and pod `tolerations` included (they carry
+//! no patch strategy, which is why `kubectl taint` sends the whole list). Directives `$patch` (replace/delete/merge), `$setElementOrder/<f>`, `$retainKeys`
 //! and `$deleteFromPrimitiveList/<f>` are honoured and never stored.
 
 use serde_json::{Map, Value};
@@ -130,7 +131,7 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         "volumeMounts" => "mountPath",
         "conditions" | "addresses" => "type",
         "ownerReferences" => "uid",
-        "taints" => "key",
+        "topologySpreadConstraints" => "topologyKey",
         "hostAliases" => "ip",
         "ports" => {
             if items.iter().any(|i| i.get("containerPort").is_some()) {
@@ -320,6 +321,19 @@ mod tests {
             "lists without merge key replace"
         );
         assert_eq!(pod["metadata"]["finalizers"], json!(["f1", "f2"]));
+    }
+
+    #[test]
+    fn taints_are_replaced_not_merged() {
+        let mut node = json!({"spec": {"taints": [{"key": "a", "effect": "NoSchedule"}]}});
+        strategic_merge(
+            &mut node,
+            &json!({"spec": {"taints": [{"key": "b", "effect": "NoSchedule"}]}}),
+        );
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "b", "effect": "NoSchedule"}])
+        );
     }
 
     #[test]

@@ -1,20 +1,20 @@
 //! Pod facts that both the API layer (eviction, invariants) and the controllers need.
+//!
+//! Fields are read by indexing rather than `Value::pointer`, which allocates per path segment:
+//! these run for every pod in every controller pass.
 
 use serde_json::Value;
 
 /// `status.phase`, or "Pending" when unset.
 #[must_use]
 pub fn phase(pod: &Value) -> &str {
-    pod.pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or("Pending")
+    pod["status"]["phase"].as_str().unwrap_or("Pending")
 }
 
 /// Whether the pod has a deletionTimestamp.
 #[must_use]
 pub fn is_terminating(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
+    !pod["metadata"]["deletionTimestamp"].is_null()
 }
 
 /// Whether condition `Ready` is `True`.
@@ -26,8 +26,8 @@ pub fn is_ready(pod: &Value) -> bool {
 /// Whether a status condition of `type_` is "True".
 #[must_use]
 pub fn condition_true(obj: &Value, type_: &str) -> bool {
-    obj.pointer("/status/conditions")
-        .and_then(Value::as_array)
+    obj["status"]["conditions"]
+        .as_array()
         .is_some_and(|cs| {
             cs.iter()
                 .any(|c| c["type"] == type_ && c["status"] == "True")
@@ -43,8 +43,8 @@ pub fn is_healthy(pod: &Value) -> bool {
 /// The controller ownerReference (`controller: true`), if any.
 #[must_use]
 pub fn controller_ref(obj: &Value) -> Option<&Value> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)?
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
         .iter()
         .find(|r| r["controller"].as_bool() == Some(true))
 }
@@ -52,20 +52,14 @@ pub fn controller_ref(obj: &Value) -> Option<&Value> {
 /// `spec.nodeName`, if scheduled.
 #[must_use]
 pub fn node_name(pod: &Value) -> Option<&str> {
-    pod.pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    pod["spec"]["nodeName"].as_str().filter(|s| !s.is_empty())
 }
 
 /// Name and namespace of an object.
 #[must_use]
 pub fn ns_name(obj: &Value) -> (&str, &str) {
     (
-        obj.pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        obj.pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
+        obj["metadata"]["namespace"].as_str().unwrap_or(""),
+        obj["metadata"]["name"].as_str().unwrap_or(""),
     )
 }

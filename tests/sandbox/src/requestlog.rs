@@ -40,15 +40,15 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    /// Whether this request could have changed cluster state: mutating, not dry-run, and
-    /// not refused before reaching storage (401 and dry-run refusals).
+    /// Whether an authenticated client attempted a real write: a mutating verb without
+    /// `dryRun=All` (refused attempts included, unauthenticated ones not).
     #[must_use]
     pub fn is_effective_mutation(&self) -> bool {
-        self.mutating && !self.dry_run
+        self.mutating && !self.dry_run && self.status != 401
     }
 }
 
-/// Bounded log of requests, oldest first.
+/// Bounded log of requests, oldest first (the newest 200,000 are kept).
 #[derive(Debug)]
 pub struct RequestLog {
     records: std::collections::VecDeque<RequestRecord>,
@@ -59,7 +59,7 @@ impl Default for RequestLog {
     fn default() -> Self {
         Self {
             records: std::collections::VecDeque::new(),
-            limit: 1_000_000,
+            limit: 200_000,
         }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::cluster::Cluster;
 
-pub use build::load;
+pub use build::{PROTECTED, add_group_nodes, load};
 pub use large::{LARGE_NODES, LARGE_PODS, generate_large};
 
 /// A whole scenario file.
@@ -66,6 +66,13 @@ pub struct Scenario {
     /// Faults (parsed by the API layer).
     #[serde(default)]
     pub faults: Vec<Value>,
+    /// dcgm-exporter settings and GPU values (parsed by `crate::dcgm::GpuConfig`).
+    #[serde(default)]
+    pub gpu: Option<Value>,
+    /// The EKS API's view (add-ons, insights, AWS faults, access entries); parsed and used by
+    /// [`crate::eks`].
+    #[serde(default)]
+    pub eks: Option<crate::eks::EksSpec>,
 }
 
 /// The simulated EKS cluster.
@@ -519,8 +526,7 @@ impl Scenario {
         Ok(())
     }
 
-    /// Total pods of the workloads once loaded (DaemonSet and StaticPod pods counted over the
-    /// nodes they select), for generators and tests.
+    /// Number of nodes the scenario declares (node groups and individual nodes).
     #[must_use]
     pub fn total_nodes(&self) -> usize {
         self.node_groups
@@ -531,8 +537,8 @@ impl Scenario {
     }
 }
 
-/// Applies `scenario`'s clock to `cluster` is the caller's job (the clock is built first);
-/// this is a convenience for tests: a fresh cluster with the scenario's clock, loaded.
+/// A fresh cluster on the scenario's clock (start, scale) with the scenario loaded: what tests
+/// use to drive the controllers with [`crate::controllers::tick`] and no server.
 pub fn cluster_from(scenario: &Scenario) -> anyhow::Result<Cluster> {
     let start = scenario.clock.start.unwrap_or_else(jiff::Timestamp::now);
     let clock = std::sync::Arc::new(crate::clock::Clock::new(start, scenario.clock.scale));

@@ -173,14 +173,14 @@ impl FieldSelector {
     #[must_use]
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(pointer, eq, want)| {
-            let have = match obj.pointer(pointer) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ if pointer == "/status/phase" && obj["kind"] == "Pod" => "Pending".to_owned(),
-                _ => String::new(),
+            let have: std::borrow::Cow<'_, str> = match obj.pointer(pointer) {
+                Some(Value::String(s)) => s.as_str().into(),
+                Some(Value::Bool(b)) => b.to_string().into(),
+                Some(Value::Number(n)) => n.to_string().into(),
+                _ if pointer == "/status/phase" && obj["kind"] == "Pod" => "Pending".into(),
+                _ => "".into(),
             };
-            (have == *want) == *eq
+            (have == want.as_str()) == *eq
         })
     }
 }

@@ -99,6 +99,24 @@ async fn discovery_documents() {
     assert_eq!(get(&sb, "/version").await.body["minor"], "31");
     assert_eq!(get(&sb, "/healthz").await.body, json!("ok"));
     assert_eq!(get(&sb, "/openapi/v2").await.status, 404);
+    let root = expect(&get(&sb, "/openapi/v3").await, 200).clone();
+    let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doc = expect(&get(&sb, &url).await, 200).clone();
+    let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"]["kind"],
+        "Deployment"
+    );
+    assert!(
+        patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation")
+    );
 }
 
 #[tokio::test]
@@ -766,4 +784,45 @@ async fn table_output_for_pods_nodes_and_others() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(cols, ["Name", "Age"]);
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}}});
+    expect(
+        &post(&sb, "/apis/apps/v1/namespaces/default/deployments", &dep).await,
+        201,
+    );
+    let r = common::send_headers(
+        &sb,
+        Some(sb.admin_token()),
+        Method::GET,
+        "/apis/apps/v1/namespaces/default/deployments",
+        None,
+        &[accept],
+    )
+    .await;
+    let cols: Vec<&str> = r.body["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            "Name",
+            "Ready",
+            "Up-to-date",
+            "Available",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ]
+    );
+    let cells = r.body["rows"][0]["cells"].as_array().unwrap();
+    assert_eq!(cells[..4], [json!("web"), json!("0/3"), json!(0), json!(0)]);
+    assert_eq!(
+        cells[5..],
+        [json!("app"), json!("nginx:1.27"), json!("app=web")]
+    );
 }

@@ -516,3 +516,55 @@ async fn delete_options_preconditions_mismatch_is_409() {
     body["deleteOptions"] = json!({"preconditions": {"uid": p["metadata"]["uid"]}});
     assert_success(&post(&sb, "/api/v1/namespaces/app/pods/web-0/eviction", &body).await);
 }
+
+/// `kubectl drain --dry-run=server` and kube-rs put dryRun in the Eviction's deleteOptions.
+#[tokio::test]
+async fn dry_run_in_delete_options_body_writes_nothing() {
+    let sb = sandbox().await;
+    running_pod(&sb, "app", "web-0", "n1", json!({"app": "web"})).await;
+    pdb(
+        &sb,
+        "app",
+        "web",
+        json!({"matchLabels": {"app": "web"}}),
+        budget(1, 2, 1),
+    )
+    .await;
+    let rv = sb.with(|c| c.store.resource_version());
+    let mut body = eviction("app", "web-0");
+    body["deleteOptions"] = json!({"dryRun": ["All"]});
+    let planner = sb.token_for("planner", true);
+    let r = common::send_as(
+        &sb,
+        Some(&planner),
+        http::Method::POST,
+        "/api/v1/namespaces/app/pods/web-0/eviction",
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+    .await;
+    assert_success(&r);
+    let r = common::send_as(
+        &sb,
+        Some(&planner),
+        http::Method::DELETE,
+        "/api/v1/namespaces/app/pods/web-0",
+        Some((
+            "application/json",
+            json!({"dryRun": ["All"]}).to_string().into_bytes(),
+        )),
+    )
+    .await;
+    expect(&r, 200);
+    assert_eq!(
+        sb.with(|c| c.store.resource_version()),
+        rv,
+        "nothing written"
+    );
+    sb.assert_invariants();
+    assert!(
+        sb.requests()
+            .iter()
+            .filter(|r| r.user == "planner")
+            .all(|r| r.dry_run)
+    );
+}

@@ -351,3 +351,71 @@ async fn invariant_dry_run_clients_are_refused_and_recorded() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn scenario_users_carry_tokens_and_dry_run_flags() {
+    let scenario = Scenario::from_yaml(
+        "users:\n- name: ci\n  token: tok-ci\n  groups: [ops]\n  dryRun: true\n- name: ops\n  token: tok-ops\n",
+    )
+    .unwrap();
+    let sb = Sandbox::start(
+        Options::default()
+            .scenario(scenario)
+            .tls(false)
+            .controllers(false),
+    )
+    .await
+    .unwrap();
+    let cm = json!({"metadata": {"name": "c"}}).to_string().into_bytes();
+    let r = send_as(
+        &sb,
+        Some("tok-ci"),
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        Some(("application/json", cm.clone())),
+    )
+    .await;
+    expect(&r, 400);
+    let r = send_as(
+        &sb,
+        Some("tok-ops"),
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        Some(("application/json", cm)),
+    )
+    .await;
+    expect(&r, 201);
+    let users: Vec<String> = sb.requests().into_iter().map(|r| r.user).collect();
+    assert_eq!(users, ["ci", "ops"]);
+    assert_eq!(sb.invariants().len(), 1);
+    assert_eq!(
+        sb.mutations().len(),
+        2,
+        "the refused one counts: it was attempted"
+    );
+}
+
+#[tokio::test]
+async fn watch_streams_closed_after_a_duration() {
+    let sb = sandbox().await;
+    sb.add_fault(FaultRule::new(
+        "watch",
+        "configmaps",
+        FaultAction::WatchClose {
+            after_events: None,
+            after_seconds: Some(0.5),
+        },
+    ));
+    let t = Instant::now();
+    let r = get(
+        &sb,
+        "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=30",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}

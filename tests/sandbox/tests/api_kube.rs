@@ -182,6 +182,35 @@ async fn evictions_through_kube() {
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client, "default");
+    // Dry-run through kube-rs: only `post_options.dry_run` works (query `dryRun=All`). kube 5
+    // serialises `delete_options` under the key `delete_options`, which the apiserver (and the
+    // sandbox) ignores, so its `dry_run`, grace period and preconditions never take effect.
+    let dry = EvictParams {
+        post_options: PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        },
+        ..EvictParams::default()
+    };
+    pods.evict("a", &dry).await.unwrap();
+    assert!(
+        pods.get("a")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    assert_eq!(
+        pdbs.get_status("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .disruptions_allowed,
+        1
+    );
+    assert!(sb.requests().iter().any(|r| r.verb == "evict" && r.dry_run));
     let ok = pods.evict("a", &EvictParams::default()).await.unwrap();
     assert_eq!(ok.code, 201);
     assert!(

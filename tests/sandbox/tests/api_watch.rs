@@ -274,3 +274,36 @@ async fn watch_of_one_named_object_with_field_selector() {
         ("DELETED", Some("a"))
     );
 }
+
+#[tokio::test]
+async fn table_watches_for_kubectl_get_w() {
+    let sb = sandbox().await;
+    cm(&sb, "a", json!({})).await;
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let r = raw(
+        &sb,
+        Some(sb.admin_token()),
+        Method::GET,
+        "/api/v1/namespaces/default/configmaps?watch=true",
+        None,
+        &[("Accept", accept)],
+    )
+    .await
+    .unwrap();
+    let mut w = Stream {
+        body: r.into_body(),
+        buf: Vec::new(),
+    };
+    let (t, first) = w.next_ok().await;
+    assert_eq!(t, "ADDED");
+    assert_eq!(first["kind"], "Table");
+    assert_eq!(first["columnDefinitions"][0]["name"], "Name");
+    assert_eq!(first["rows"][0]["cells"][0], "a");
+    cm(&sb, "b", json!({})).await;
+    let (_, second) = w.next_ok().await;
+    assert_eq!(second["rows"][0]["cells"][0], "b");
+    assert!(
+        second.get("columnDefinitions").is_none(),
+        "only the first event carries columns"
+    );
+}

@@ -357,3 +357,21 @@ fn not_ready_nodes_taint_and_unready_their_pods() {
             .any(|t| t["key"] == "node.kubernetes.io/unreachable")
     );
 }
+
+#[test]
+fn pods_on_a_down_node_stay_terminating_until_it_returns() {
+    let mut c = cluster(&format!(
+        "{NODES}\nworkloads:\n  - {{kind: Pod, name: p, placement: {{nodes: [cpu-0]}}, terminationGracePeriodSeconds: 5}}\n"
+    ));
+    c.world
+        .set_node_ready("cpu-0", false, NodeDownReason::Unreachable);
+    controllers::tick(&mut c);
+    delete_pod(&mut c, "default", "p");
+    settle(&mut c, 60);
+    let p = pod(&c, "default", "p").expect("kubelet unreachable: still terminating");
+    assert!(podutil::is_terminating(&p));
+    c.world
+        .set_node_ready("cpu-0", true, NodeDownReason::Unreachable);
+    controllers::tick(&mut c);
+    assert!(pod(&c, "default", "p").is_none());
+}

@@ -215,6 +215,12 @@ async fn cordon_and_uncordon_change_the_node() {
         assert_eq!(out.trim(), "node/ip-10-0-0-1 uncordoned");
         assert!(!unschedulable(&sb));
     }
+    let log = sb.requests();
+    assert!(
+        log.iter()
+            .all(|r| r.user == "system:admin" && r.user_agent.starts_with("kubectl")),
+        "identity and user agent logged"
+    );
     let patches = sb
         .mutations()
         .into_iter()
@@ -291,4 +297,263 @@ async fn wait_for_delete_returns_when_the_pod_goes() {
         );
     }
     let _ = patch;
+}
+
+/// The same over HTTPS (HTTP/2 watch), with kubectl doing the deletes too.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn wait_for_delete_over_https_with_kubectl_delete() {
+    let sb = https_sandbox().await;
+    for bin in versions() {
+        let pod = format!("victim-{}", name(&bin));
+        let mut obj = common::pod_obj("default", &pod, Some("ip-10-0-0-1"), json!({}));
+        obj["status"] =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        sb.with(|c| {
+            let now = c.now();
+            c.store
+                .create(opsteps_sandbox::resources::well_known::pods(), obj, &now)
+                .unwrap();
+        });
+        let (kc, b2, target) = (
+            sb.kubeconfig_path().to_path_buf(),
+            bin.clone(),
+            format!("pod/{pod}"),
+        );
+        let waiter = tokio::spawn(async move {
+            kubectl(
+                &b2,
+                &kc,
+                &["wait", "--for=delete", &target, "--timeout=20s"],
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let out = kubectl(
+            &bin,
+            sb.kubeconfig_path(),
+            &["delete", "pod", &pod, "--wait=false"],
+        )
+        .await;
+        assert_eq!(
+            stdout_ok(&out, "delete").trim(),
+            format!("pod \"{pod}\" deleted")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!waiter.is_finished(), "pod is only terminating");
+        let out = kubectl(
+            &bin,
+            sb.kubeconfig_path(),
+            &["delete", "pod", &pod, "--grace-period=0", "--force"],
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = tokio::time::timeout(Duration::from_secs(15), waiter)
+            .await
+            .expect("wait returns")
+            .unwrap();
+        assert!(stdout_ok(&out, "wait").contains("condition met"));
+        assert!(
+            sb.with(|c| c.store.get(
+                opsteps_sandbox::resources::well_known::pods(),
+                "default",
+                &pod
+            ))
+            .is_none()
+        );
+    }
+}
+
+/// A dry-run identity: `--dry-run=server` passes; a real write is refused and recorded.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn dry_run_identity_with_kubectl() {
+    let sb = https_sandbox().await;
+    create(&sb, "nodes", node_obj("ip-10-0-0-1", json!({})));
+    let kc = sb.kubeconfig_for("opsteps-plan", true);
+    let bin = versions().pop().unwrap();
+    let out = kubectl(&bin, &kc, &["cordon", "ip-10-0-0-1", "--dry-run=server"]).await;
+    assert!(stdout_ok(&out, "cordon --dry-run=server").contains("cordoned (server dry run)"));
+    sb.assert_invariants();
+    let out = kubectl(&bin, &kc, &["cordon", "ip-10-0-0-1"]).await;
+    // (kubectl cordon reports the error on stderr; its exit code varies by version.)
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dry-run mode"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = sb.invariants();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].user, "opsteps-plan");
+    let node = sb.with(|c| {
+        c.store
+            .get(
+                opsteps_sandbox::resources::well_known::nodes(),
+                "",
+                "ip-10-0-0-1",
+            )
+            .unwrap()
+    });
+    assert!(
+        node.pointer("/spec/unschedulable").is_none(),
+        "nothing written"
+    );
+    let reqs: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == "opsteps-plan" && r.verb == "patch")
+        .collect();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[0].dry_run && reqs[0].status == 200);
+    assert!(!reqs[1].dry_run && reqs[1].status == 400);
+}
+
+/// `kubectl drain --dry-run=server` from a dry-run identity: everything checked, nothing written.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn drain_server_dry_run_writes_nothing() {
+    let sb = https_sandbox().await;
+    create(&sb, "nodes", node_obj("ip-10-0-0-1", json!({})));
+    for i in 0..2 {
+        let mut obj = common::pod_obj(
+            "default",
+            &format!("web-{i}"),
+            Some("ip-10-0-0-1"),
+            json!({"app": "web"}),
+        );
+        obj["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "u1", "controller": true}]);
+        obj["status"] =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        sb.with(|c| {
+            let now = c.now();
+            c.store
+                .create(opsteps_sandbox::resources::well_known::pods(), obj, &now)
+                .unwrap();
+        });
+    }
+    let kc = sb.kubeconfig_for("opsteps-plan", true);
+    for bin in versions() {
+        let rv = sb.with(|c| c.store.resource_version());
+        let out = kubectl(
+            &bin,
+            &kc,
+            &[
+                "drain",
+                "ip-10-0-0-1",
+                "--dry-run=server",
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--timeout=20s",
+            ],
+        )
+        .await;
+        let text = stdout_ok(&out, "drain --dry-run=server");
+        assert!(
+            text.contains("cordoned (server dry run)"),
+            "{}: {text}",
+            bin.display()
+        );
+        assert!(
+            text.contains("evicting pod default/web-0 (server dry run)")
+                || text.contains("pod/web-0 evicted (server dry run)"),
+            "{text}"
+        );
+        assert_eq!(
+            sb.with(|c| c.store.resource_version()),
+            rv,
+            "{}: nothing written",
+            bin.display()
+        );
+    }
+    sb.assert_invariants();
+    let evictions = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "evict")
+        .collect::<Vec<_>>();
+    assert_eq!(evictions.len(), 2 * versions().len());
+    assert!(evictions.iter().all(|r| r.dry_run && r.status == 201));
+}
+
+fn minor(bin: &std::path::Path) -> u32 {
+    bin.file_name()
+        .unwrap()
+        .to_string_lossy()
+        .rsplit('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(99)
+}
+
+/// `create -f`, `apply -f` (client- and server-side) and `delete -f`. kubectl 1.29+ validates
+/// through the served OpenAPI v3 documents; 1.27 and 1.28 want the protobuf OpenAPI v2, which
+/// the sandbox does not serve, so they run with `--validate=false`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn create_apply_and_delete_from_files() {
+    let sb = https_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    for bin in versions() {
+        let file = dir.path().join(format!("cm-{}.yaml", name(&bin)));
+        let write = |v: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"{v}\"\n"
+                ),
+            )
+            .unwrap();
+        };
+        let f = file.to_str().unwrap();
+        let validate = if minor(&bin) < 29 {
+            "--validate=false"
+        } else {
+            "--validate=strict"
+        };
+        write("1");
+        let out = kubectl(&bin, sb.kubeconfig_path(), &["create", "-f", f, validate]).await;
+        assert_eq!(
+            stdout_ok(&out, "create -f").trim(),
+            "configmap/cfg created",
+            "{}",
+            bin.display()
+        );
+        write("2");
+        let out = kubectl(&bin, sb.kubeconfig_path(), &["apply", "-f", f, validate]).await;
+        assert!(stdout_ok(&out, "apply -f").contains("configmap/cfg configured"));
+        write("3");
+        let out = kubectl(
+            &bin,
+            sb.kubeconfig_path(),
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                f,
+                validate,
+            ],
+        )
+        .await;
+        assert!(stdout_ok(&out, "apply --server-side").contains("serverside-applied"));
+        let data = sb.with(|c| {
+            c.store
+                .get(
+                    opsteps_sandbox::store::res("", "configmaps"),
+                    "default",
+                    "cfg",
+                )
+                .unwrap()
+        });
+        assert_eq!(data["data"]["a"], "3");
+        let out = kubectl(&bin, sb.kubeconfig_path(), &["delete", "-f", f]).await;
+        assert_eq!(
+            stdout_ok(&out, "delete -f").trim(),
+            "configmap \"cfg\" deleted"
+        );
+    }
 }

@@ -170,6 +170,38 @@ objects:
 }
 
 #[test]
+fn eks_scaling_adds_group_nodes() {
+    let s = Scenario::from_file(&path("small.yaml")).unwrap();
+    let mut c = scenario::cluster_from(&s).unwrap();
+    let names = scenario::add_group_nodes(&mut c, &s.cluster, &s.node_groups[0], 3..5).unwrap();
+    assert_eq!(names, ["workers-3", "workers-4"]);
+    let n = c.store.get(well_known::nodes(), "", "workers-4").unwrap();
+    assert_eq!(
+        n["metadata"]["labels"]["eks.amazonaws.com/nodegroup"],
+        "workers"
+    );
+    assert_eq!(
+        n["metadata"]["labels"]["node.kubernetes.io/instance-type"],
+        "m5.xlarge"
+    );
+    assert_eq!(n["metadata"]["creationTimestamp"], c.now());
+    assert!(podutil::condition_true(&n, "Ready"));
+    let ip = n["status"]["addresses"][0]["address"].as_str().unwrap();
+    assert!(ip.starts_with("127.25"), "{ip}");
+    for _ in 0..6 {
+        c.clock.advance(Duration::from_secs(1));
+        controllers::tick(&mut c);
+    }
+    let proxies: Vec<_> = c
+        .store
+        .list(well_known::pods(), Some("kube-system"))
+        .filter(|p| p["metadata"]["labels"]["k8s-app"] == "kube-proxy")
+        .filter(|p| podutil::is_ready(p))
+        .collect();
+    assert_eq!(proxies.len(), 5, "the DaemonSet covers the new nodes");
+}
+
+#[test]
 fn large_yaml_is_generated() {
     let generated = scenario::generate_large();
     let p = path("large.yaml");

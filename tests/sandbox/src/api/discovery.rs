@@ -138,3 +138,99 @@ pub fn resource_list(group: &str, version: &str) -> Value {
     };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": items})
 }
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// The group/versions served, core first.
+fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out = vec![("", "v1")];
+    out.extend(groups());
+    out
+}
+
+/// `GET /openapi/v3`: where each group/version's document lives.
+#[must_use]
+pub fn openapi_v3_root() -> Value {
+    let paths: serde_json::Map<String, Value> = group_versions()
+        .into_iter()
+        .map(|(g, v)| {
+            let p = gv_path(g, v);
+            (
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=sandbox-{}", p.len())}),
+            )
+        })
+        .collect();
+    json!({"paths": paths})
+}
+
+fn schema_name(r: &ResourceInfo) -> String {
+    let short = match r.group {
+        "" => "core",
+        g => g.split('.').next().unwrap_or(g),
+    };
+    format!("io.k8s.api.{short}.{}.{}", r.version, r.kind)
+}
+
+/// `GET /openapi/v3/{api/v1 | apis/g/v}`: a minimal OpenAPI v3 document. It lists every write
+/// operation with its GVK and the `fieldValidation` parameter, which is what kubectl reads to
+/// choose server-side validation for `create -f` and `apply -f`; the object schemas are
+/// open (no properties), so kubectl computes apply patches from its compiled-in types.
+#[must_use]
+pub fn openapi_v3_gv(rest: &str) -> Option<Value> {
+    let (group, version) = group_versions()
+        .into_iter()
+        .find(|(g, v)| gv_path(g, v) == rest)?;
+    let params = json!([
+        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+    ]);
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for r in resources::in_group_version(group, version) {
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let name = schema_name(r);
+        let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+        let op = |verb: &str| {
+            json!({
+                "operationId": format!("{verb}{}", r.kind),
+                "x-kubernetes-action": verb,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": params,
+                "requestBody": {"content": {"application/json": {"schema": reference}}},
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": reference}}}},
+            })
+        };
+        let base = format!(
+            "/{}{}",
+            gv_path(group, version),
+            if r.namespaced {
+                "/namespaces/{namespace}"
+            } else {
+                ""
+            }
+        );
+        paths.insert(format!("{base}/{}", r.plural), json!({"post": op("post")}));
+        paths.insert(
+            format!("{base}/{}/{{name}}", r.plural),
+            json!({"put": op("put"), "patch": op("patch")}),
+        );
+        schemas.insert(
+            name,
+            json!({"type": "object", "x-kubernetes-group-version-kind": [gvk]}),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.4"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }))
+}

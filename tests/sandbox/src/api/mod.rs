@@ -266,8 +266,8 @@ pub async fn handle(
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let mutating = is_mutating(verb_name);
 
-    let (identity, mut record, faults) = {
-        let mut c = shared.lock();
+    let (identity, mut record) = {
+        let c = shared.lock();
         let identity = match token.as_deref() {
             Some(t) => c.api.tokens.get(t).cloned(),
             None => c.api.anonymous.clone(),
@@ -292,17 +292,7 @@ pub async fn handle(
             virtual_time: c.now(),
             real_time: jiff::Timestamp::now().to_string(),
         };
-        let faults = match (&identity, &route) {
-            (Some(id), Route::Resource(_)) => c.api.faults.check(&FaultRequest {
-                verb: verb_name,
-                resource: &res_name,
-                namespace: &ns,
-                name: &name,
-                user: &id.user,
-            }),
-            _ => Vec::new(),
-        };
-        (identity, record, faults)
+        (identity, record)
     };
 
     let public = matches!(
@@ -325,6 +315,43 @@ pub async fn handle(
         }
     };
 
+    let body = match axum::body::to_bytes(Body::new(req.into_body()), 256 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::bad_request(format!("reading request body: {e}"));
+            return Ok(finish(&shared, &mut record, error_response(&e)));
+        }
+    };
+    // DeleteOptions may carry dryRun in the body (DELETE, and an Eviction's deleteOptions, which
+    // is how `kubectl drain --dry-run=server` and kube-rs send it).
+    let dry_run = dry_run || body_dry_run(verb_name, &body);
+    record.dry_run = dry_run;
+
+    if identity.dry_run && mutating && !dry_run {
+        let mut c = shared.lock();
+        let now = c.now();
+        let v = crate::invariants::dry_run_mutation(&identity.user, method.as_str(), &path, &now);
+        tracing::warn!(user = %identity.user, %path, "dry-run client sent a mutating request");
+        c.api.violations.push(v);
+        drop(c);
+        let e = ApiError::bad_request(format!(
+            "refused: user {:?} runs in dry-run mode and sent a mutating request ({verb_name}) without dryRun=All",
+            identity.user
+        ));
+        return Ok(finish(&shared, &mut record, error_response(&e)));
+    }
+
+    // Faults apply to authenticated resource requests that passed the dry-run guard.
+    let faults = match &route {
+        Route::Resource(_) => shared.lock().api.faults.check(&FaultRequest {
+            verb: verb_name,
+            resource: &res_name,
+            namespace: &ns,
+            name: &name,
+            user: &identity.user,
+        }),
+        _ => Vec::new(),
+    };
     let mut watch_close = None;
     for f in &faults {
         match f {
@@ -369,27 +396,6 @@ pub async fn handle(
         }
     }
 
-    if identity.dry_run && mutating && !dry_run {
-        let mut c = shared.lock();
-        let now = c.now();
-        let v = crate::invariants::dry_run_mutation(&identity.user, method.as_str(), &path, &now);
-        tracing::warn!(user = %identity.user, %path, "dry-run client sent a mutating request");
-        c.api.violations.push(v);
-        drop(c);
-        let e = ApiError::bad_request(format!(
-            "refused: user {:?} runs in dry-run mode and sent a mutating request ({verb_name}) without dryRun=All",
-            identity.user
-        ));
-        return Ok(finish(&shared, &mut record, error_response(&e)));
-    }
-
-    let body = match axum::body::to_bytes(Body::new(req.into_body()), 256 << 20).await {
-        Ok(b) => b,
-        Err(e) => {
-            let e = ApiError::bad_request(format!("reading request body: {e}"));
-            return Ok(finish(&shared, &mut record, error_response(&e)));
-        }
-    };
     let ctx = Ctx {
         identity,
         query,
@@ -408,6 +414,22 @@ pub async fn handle(
             None,
         )),
         Route::Resource(p) => {
+            if p.res.key() == "pods" && p.sub.as_deref() == Some("proxy") {
+                // `pods/{name[:port]}/proxy/{path}`: forwarded to the pod (dcgm-exporter's
+                // endpoints are the pods that answer).
+                let name_port = p.name.clone().unwrap_or_default();
+                let rest = path
+                    .split_once(&format!("/pods/{name_port}/proxy"))
+                    .map_or("", |(_, r)| r);
+                let target = if raw_query.is_empty() {
+                    rest.to_owned()
+                } else {
+                    format!("{rest}?{raw_query}")
+                };
+                let ns = p.namespace.clone().unwrap_or_default();
+                let resp = crate::dcgm::pod_proxy(&shared, &ns, &name_port, &target).await;
+                return Ok(finish(&shared, &mut record, resp));
+            }
             if verb_name == "watch" {
                 match watch::start(&shared, &p, &ctx, watch_close) {
                     Ok(body) => {
@@ -426,6 +448,24 @@ pub async fn handle(
         }
     };
     Ok(finish(&shared, &mut record, resp))
+}
+
+/// Whether a DELETE's DeleteOptions or an Eviction's `deleteOptions` asks for `dryRun: [All]`.
+fn body_dry_run(verb: &str, body: &[u8]) -> bool {
+    if !matches!(verb, "delete" | "deletecollection" | "evict") || body.is_empty() {
+        return false;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let opts = if verb == "evict" {
+        &v["deleteOptions"]
+    } else {
+        &v
+    };
+    opts["dryRun"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|d| d == "All"))
 }
 
 fn finish(shared: &Shared, record: &mut RequestRecord, resp: Response<Body>) -> Response<Body> {
@@ -454,6 +494,18 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
         ["api"] => json_response(200, &discovery::api_versions(host)),
         ["apis"] => json_response(200, &discovery::group_list()),
         ["apis", g] => discovery::group(g).map_or_else(
+            || {
+                error_response(&ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                    None,
+                ))
+            },
+            |v| json_response(200, &v),
+        ),
+        ["openapi", "v3"] => json_response(200, &discovery::openapi_v3_root()),
+        ["openapi", "v3", rest @ ..] => discovery::openapi_v3_gv(&rest.join("/")).map_or_else(
             || {
                 error_response(&ApiError::new(
                     404,

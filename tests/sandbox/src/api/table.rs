@@ -320,16 +320,188 @@ fn columns(res: &ResourceInfo) -> Vec<Value> {
                 "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
             ),
         ],
-        _ => vec![
-            name,
-            col(
+        key => {
+            let mut cols = vec![name];
+            cols.extend(
+                workload_columns(key)
+                    .iter()
+                    .map(|(n, ty, prio)| col(n, ty, *prio, "")),
+            );
+            cols.insert(cols.len() - workload_wide_count(key), col(
                 "Age",
                 "string",
                 0,
                 "CreationTimestamp is a timestamp representing the server time when this object was created.",
-            ),
-        ],
+            ));
+            cols
+        }
     }
+}
+
+/// Columns besides Name and Age for kinds kubectl users list often (the apiserver's printers),
+/// wide (priority 1) columns last.
+fn workload_columns(key: &str) -> &'static [(&'static str, &'static str, u8)] {
+    match key {
+        "namespaces" => &[("Status", "string", 0)],
+        "deployments.apps" => &[
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "replicasets.apps" => &[
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "statefulsets.apps" => &[
+            ("Ready", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
+        "daemonsets.apps" => &[
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "poddisruptionbudgets.policy" => &[
+            ("Min Available", "string", 0),
+            ("Max Unavailable", "string", 0),
+            ("Allowed Disruptions", "integer", 0),
+        ],
+        _ => &[],
+    }
+}
+
+fn workload_wide_count(key: &str) -> usize {
+    workload_columns(key)
+        .iter()
+        .filter(|(_, _, p)| *p == 1)
+        .count()
+}
+
+/// Cells for [`workload_columns`], with Age before the wide ones.
+// One match arm per kind, mirroring the apiserver's printers: long, not complex.
+#[allow(clippy::too_many_lines)]
+fn workload_cells(key: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
+    let int = |p: &str| json!(obj.pointer(p).and_then(Value::as_i64).unwrap_or(0));
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let containers = || {
+        let cs = obj
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array);
+        let names: Vec<&str> = cs
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        let images: Vec<&str> = cs
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["image"].as_str())
+            .collect();
+        (json!(names.join(",")), json!(images.join(",")))
+    };
+    let selector = || {
+        json!(
+            obj.pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map_or_else(String::new, |m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+        )
+    };
+    let mut cells = vec![json!(podutil::ns_name(obj).1)];
+    match key {
+        "namespaces" => cells.push(json!(
+            obj.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Active")
+        )),
+        "deployments.apps" => {
+            cells.push(json!(format!(
+                "{}/{}",
+                s("/status/readyReplicas"),
+                s("/spec/replicas")
+            )));
+            cells.push(int("/status/updatedReplicas"));
+            cells.push(int("/status/availableReplicas"));
+        }
+        "replicasets.apps" => {
+            cells.push(int("/spec/replicas"));
+            cells.push(int("/status/replicas"));
+            cells.push(int("/status/readyReplicas"));
+        }
+        "statefulsets.apps" => cells.push(json!(format!(
+            "{}/{}",
+            s("/status/readyReplicas"),
+            s("/spec/replicas")
+        ))),
+        "daemonsets.apps" => {
+            for p in [
+                "/status/desiredNumberScheduled",
+                "/status/currentNumberScheduled",
+                "/status/numberReady",
+                "/status/updatedNumberScheduled",
+                "/status/numberAvailable",
+            ] {
+                cells.push(int(p));
+            }
+            let ns = obj
+                .pointer("/spec/template/spec/nodeSelector")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+                .map_or_else(
+                    || "<none>".to_owned(),
+                    |m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    },
+                );
+            cells.push(json!(ns));
+        }
+        "poddisruptionbudgets.policy" => {
+            let show = |p: &str| {
+                obj.pointer(p).map_or_else(
+                    || "N/A".to_owned(),
+                    |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            };
+            cells.push(json!(show("/spec/minAvailable")));
+            cells.push(json!(show("/spec/maxUnavailable")));
+            cells.push(int("/status/disruptionsAllowed"));
+        }
+        _ => {}
+    }
+    cells.push(json!(age(obj, now)));
+    match key {
+        "deployments.apps" | "replicasets.apps" | "daemonsets.apps" => {
+            let (c, i) = containers();
+            cells.extend([c, i, selector()]);
+        }
+        "statefulsets.apps" => {
+            let (c, i) = containers();
+            cells.extend([c, i]);
+        }
+        _ => {}
+    }
+    cells
 }
 
 fn row_object(obj: &Value, include: &str) -> Option<Value> {
@@ -359,7 +531,7 @@ pub fn table(
             let cells = match res.key() {
                 "pods" => pod_cells(obj, now),
                 "nodes" => node_cells(obj, now),
-                _ => vec![json!(podutil::ns_name(obj).1), json!(age(obj, now))],
+                key => workload_cells(key, obj, now),
             };
             let mut row = json!({"cells": cells});
             if let Some(o) = row_object(obj, include) {

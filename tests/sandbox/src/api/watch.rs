@@ -45,7 +45,23 @@ fn bookmark(res: &ResourceInfo, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
+/// An initial event, serialised outside the cluster lock.
+enum Pending {
+    Obj(&'static str, Arc<Value>),
+    Raw(Bytes),
+}
+
+/// Server-side Table output for watches (`kubectl get -w`): each event carries a one-row Table;
+/// only the first one has column definitions, as the apiserver sends them.
+struct TableMode {
+    clock: Arc<crate::clock::Clock>,
+    query: super::Query,
+    accept: String,
+    first: bool,
+}
+
 struct Filter {
+    table: Option<TableMode>,
     res: &'static ResourceInfo,
     namespace: Option<String>,
     sel: Selectors,
@@ -55,6 +71,27 @@ struct Filter {
 }
 
 impl Filter {
+    fn encode(&mut self, kind: &str, object: &Value) -> Bytes {
+        let Some(t) = &mut self.table else {
+            return event_bytes(kind, object);
+        };
+        let mut table = super::table::table(
+            self.res,
+            &[Arc::new(object.clone())],
+            &json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))}),
+            t.clock.now(),
+            &t.query,
+            &t.accept,
+        );
+        if !t.first
+            && let Some(m) = table.as_object_mut()
+        {
+            m.remove("columnDefinitions");
+        }
+        t.first = false;
+        event_bytes(kind, &table)
+    }
+
     /// The event type to send for a change, or None to skip it.
     fn translate(&mut self, e: &WatchEvent) -> Option<&'static str> {
         if e.resource.key() != self.res.key() {
@@ -122,6 +159,7 @@ pub fn start(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
     let mut filter = Filter {
+        table: None,
         res: p.res,
         namespace: p.namespace.clone(),
         sel,
@@ -130,12 +168,21 @@ pub fn start(
     };
 
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let mut initial: Vec<Bytes> = Vec::new();
+    // Objects are collected under the lock and serialised by the stream task after it.
+    let mut initial: Vec<Pending> = Vec::new();
     let (live, start_rv, interval) = {
         let c = shared.lock();
         let live = c.store.subscribe();
         let now_rv = c.store.resource_version();
         let interval = c.api.bookmark_interval;
+        if ctx.wants_table() {
+            filter.table = Some(TableMode {
+                clock: c.clock.clone(),
+                query: ctx.query.clone(),
+                accept: ctx.accept.clone(),
+                first: true,
+            });
+        }
         if rv_param.is_empty() || rv_param == "0" || send_initial {
             let list_q = {
                 let mut l = q.clone();
@@ -160,11 +207,11 @@ pub fn start(
                     if tracking {
                         filter.inside.insert(ObjectKey::of(obj));
                     }
-                    initial.push(event_bytes("ADDED", obj));
+                    initial.push(Pending::Obj("ADDED", Arc::clone(obj)));
                 }
             }
             if send_initial {
-                initial.push(bookmark(p.res, now_rv, true));
+                initial.push(Pending::Raw(bookmark(p.res, now_rv, true)));
             }
             (live, now_rv, interval)
         } else {
@@ -192,15 +239,14 @@ pub fn start(
                     }
                     for e in &events {
                         if let Some(kind) = filter.translate(e) {
-                            initial.push(event_bytes(kind, &e.object));
+                            initial.push(Pending::Obj(kind, Arc::clone(&e.object)));
                         }
                     }
                     (live, now_rv, interval)
                 }
                 Err(gone) => {
-                    initial.push(event_bytes("ERROR", &gone.body));
                     drop(c);
-                    return Ok(stream_body(initial));
+                    return Ok(stream_body(vec![event_bytes("ERROR", &gone.body)]));
                 }
             }
         }
@@ -237,7 +283,7 @@ fn stream_body(chunks: Vec<Bytes>) -> Body {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     tx: mpsc::Sender<Bytes>,
-    initial: Vec<Bytes>,
+    initial: Vec<Pending>,
     mut live: broadcast::Receiver<Arc<WatchEvent>>,
     mut filter: Filter,
     start_rv: u64,
@@ -258,7 +304,11 @@ async fn run(
     tokio::pin!(sleep_until_end);
     let mut tick = tokio::time::interval(bookmarks.unwrap_or(Duration::from_hours(1)));
     tick.tick().await;
-    for chunk in initial {
+    for pending in initial {
+        let chunk = match pending {
+            Pending::Obj(kind, obj) => filter.encode(kind, &obj),
+            Pending::Raw(b) => b,
+        };
         if close_after.is_some_and(|n| sent >= n) || tx.send(chunk).await.is_err() {
             return;
         }
@@ -283,7 +333,7 @@ async fn run(
                     }
                     last_rv = e.rv;
                     if let Some(kind) = filter.translate(&e) {
-                        if tx.send(event_bytes(kind, &e.object)).await.is_err() {
+                        if tx.send(filter.encode(kind, &e.object)).await.is_err() {
                             return;
                         }
                         sent += 1;

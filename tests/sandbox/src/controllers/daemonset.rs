@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -86,13 +87,13 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     let index = ctx.pods_by_owner(&cluster.store);
     for ds in sets {
         if ds
-            .pointer("/metadata/deletionTimestamp")
+            .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
         {
             continue;
         }
         let uid = ds
-            .pointer("/metadata/uid")
+            .ptr("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("");
         let owned: &[Arc<Value>] = index.get(uid).map_or(&[], Vec::as_slice);
@@ -103,7 +104,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
 /// The node a daemon pod is for: its nodeName, else its affinity's `metadata.name`.
 fn target_node(p: &Value) -> Option<&str> {
     podutil::node_name(p).or_else(|| {
-        p.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
+        p.ptr("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
             .and_then(Value::as_str)
     })
 }
@@ -117,7 +118,7 @@ fn sync(
     nodes: &[Arc<Value>],
 ) {
     let (ns, name) = podutil::ns_name(ds);
-    let template = ds.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    let template = ds.ptr("/spec/template").cloned().unwrap_or(Value::Null);
     let tspec = daemon_spec(
         &template.get("spec").cloned().unwrap_or_else(|| json!({})),
         "",
@@ -126,11 +127,11 @@ fn sync(
     let hash = rev.rsplit('-').next().unwrap_or("").to_owned();
     ensure_revision(cluster, ds, &rev, &template, &ctx.now_str);
     let min_ready = ds
-        .pointer("/spec/minReadySeconds")
+        .ptr("/spec/minReadySeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let generation = ds
-        .pointer("/metadata/generation")
+        .ptr("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(1);
 
@@ -170,7 +171,7 @@ fn sync(
         // Duplicates: keep the oldest.
         let mut here = here;
         here.sort_by_key(|p| {
-            p.pointer("/metadata/creationTimestamp")
+            p.ptr("/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned()
@@ -183,7 +184,7 @@ fn sync(
             Ok(false) => {}
             Err(at) => ctx.wake_at(at),
         }
-        if p.pointer("/metadata/labels/controller-revision-hash")
+        if p.ptr("/metadata/labels/controller-revision-hash")
             .and_then(Value::as_str)
             == Some(hash.as_str())
         {
@@ -208,13 +209,10 @@ fn sync(
         pods::delete(&mut cluster.store, well_known::pods(), pns, pname, ctx.now);
     }
     // RollingUpdate: replace old pods while unavailability stays within maxUnavailable.
-    let on_delete = ds
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        == Some("OnDelete");
+    let on_delete = ds.ptr("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
     if !on_delete && !old_pods.is_empty() {
         let mu = ds
-            .pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable")
+            .ptr("/spec/updateStrategy/rollingUpdate/maxUnavailable")
             .cloned()
             .unwrap_or(json!(1));
         let max_unavailable = int_or_percent(&mu, desired, true).unwrap_or(1).max(1);
@@ -234,11 +232,12 @@ fn sync(
             }
         }
     }
-    util::mutate(
+    util::mutate_parts(
         &mut cluster.store,
         well_known::daemonsets(),
         ns,
         name,
+        &["status"],
         |o| {
             let mut st = json!({
                 "observedGeneration": generation,

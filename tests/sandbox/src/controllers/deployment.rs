@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -40,41 +41,49 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     }
     let pod_index = ctx.pods_by_owner(&cluster.store);
     for d in deployments {
-        if d.pointer("/metadata/deletionTimestamp")
+        if d.ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
         {
             continue;
         }
-        let uid = d
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let uid = d.ptr("/metadata/uid").and_then(Value::as_str).unwrap_or("");
         let owned = rs_by_owner.remove(uid).unwrap_or_default();
         sync(cluster, ctx, &d, &owned, &pod_index);
     }
 }
 
-/// A ReplicaSet's template without the `pod-template-hash` label, for comparison with the
-/// Deployment's.
-fn template_without_hash(rs: &Value) -> Value {
-    let mut t = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
-    if let Some(l) = t
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        l.remove("pod-template-hash");
-        if l.is_empty() {
-            t["metadata"]
-                .as_object_mut()
-                .expect("metadata")
-                .remove("labels");
+/// Whether a ReplicaSet's template equals the Deployment's but for the `pod-template-hash`
+/// label (upstream's `EqualIgnoreHash`), without cloning either.
+fn same_template(rs: &Value, d: &Value) -> bool {
+    let (Some(r), Some(t)) = (rs.as_object(), d.as_object()) else {
+        return rs == d;
+    };
+    let keys: std::collections::BTreeSet<&String> = r.keys().chain(t.keys()).collect();
+    keys.into_iter().all(|k| {
+        if k != "metadata" {
+            return r.get(k) == t.get(k);
         }
-    }
-    t
+        let empty = serde_json::Map::new();
+        let rm = r.get(k).and_then(Value::as_object).unwrap_or(&empty);
+        let tm = t.get(k).and_then(Value::as_object).unwrap_or(&empty);
+        let mkeys: std::collections::BTreeSet<&String> = rm.keys().chain(tm.keys()).collect();
+        mkeys.into_iter().all(|mk| {
+            if mk != "labels" {
+                return rm.get(mk) == tm.get(mk);
+            }
+            let rl = rm.get(mk).and_then(Value::as_object).unwrap_or(&empty);
+            let tl = tm.get(mk).and_then(Value::as_object).unwrap_or(&empty);
+            rl.iter()
+                .filter(|(lk, _)| *lk != "pod-template-hash")
+                .count()
+                == tl.len()
+                && tl.iter().all(|(lk, lv)| rl.get(lk) == Some(lv))
+        })
+    })
 }
 
 fn revision(rs: &Value) -> i64 {
-    rs.pointer("/metadata/annotations")
+    rs.ptr("/metadata/annotations")
         .and_then(|a| a.get(REVISION))
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
@@ -100,24 +109,24 @@ fn sync(
     pod_index: &HashMap<String, Vec<Arc<Value>>>,
 ) {
     let (ns, name) = podutil::ns_name(d);
-    let template = d.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    let template = d.ptr("/spec/template").cloned().unwrap_or(Value::Null);
     let want = d
-        .pointer("/spec/replicas")
+        .ptr("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
     let min_ready = d
-        .pointer("/spec/minReadySeconds")
+        .ptr("/spec/minReadySeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
-    let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
+    let paused = d.ptr("/spec/paused").and_then(Value::as_bool) == Some(true);
+    let recreate = d.ptr("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
     let surge = d
-        .pointer("/spec/strategy/rollingUpdate/maxSurge")
+        .ptr("/spec/strategy/rollingUpdate/maxSurge")
         .cloned()
         .unwrap_or(json!("25%"));
     let unavail = d
-        .pointer("/spec/strategy/rollingUpdate/maxUnavailable")
+        .ptr("/spec/strategy/rollingUpdate/maxUnavailable")
         .cloned()
         .unwrap_or(json!("25%"));
     let mut max_surge = int_or_percent(&surge, want, true).unwrap_or(1).max(0);
@@ -133,7 +142,7 @@ fn sync(
 
     let mut new_rs = owned
         .iter()
-        .find(|rs| template_without_hash(rs) == template)
+        .find(|rs| same_template(&rs["spec"]["template"], &template))
         .cloned();
     let max_old_revision = owned
         .iter()
@@ -163,7 +172,7 @@ fn sync(
         let rev = (max_old_revision + 1).to_string();
         let n = podutil::ns_name(rs).1.to_owned();
         util::mutate(&mut cluster.store, well_known::replicasets(), ns, &n, |o| {
-            o["metadata"]["annotations"][REVISION] = json!(rev)
+            o["metadata"]["annotations"][REVISION] = json!(rev);
         });
     }
 
@@ -172,20 +181,20 @@ fn sync(
         .chain(new_rs.iter().filter(|_| created_new))
         .map(|rs| {
             let uid = rs
-                .pointer("/metadata/uid")
+                .ptr("/metadata/uid")
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let mut s = Set {
                 name: podutil::ns_name(rs).1.to_owned(),
                 replicas: rs
-                    .pointer("/spec/replicas")
+                    .ptr("/spec/replicas")
                     .and_then(Value::as_i64)
                     .unwrap_or(1),
                 active: 0,
                 ready: 0,
                 available: 0,
                 created: rs
-                    .pointer("/metadata/creationTimestamp")
+                    .ptr("/metadata/creationTimestamp")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned(),
@@ -222,7 +231,7 @@ fn sync(
                 .map(|rs| {
                     pod_index
                         .get(
-                            rs.pointer("/metadata/uid")
+                            rs.ptr("/metadata/uid")
                                 .and_then(Value::as_str)
                                 .unwrap_or(""),
                         )
@@ -241,6 +250,20 @@ fn sync(
             let n = s.name.clone();
             let replicas = s.replicas;
             let max_replicas = want + max_surge;
+            // Cheap check first: most passes change nothing, and the ReplicaSet holds a template.
+            let unchanged = owned
+                .iter()
+                .find(|rs| podutil::ns_name(rs).1 == n)
+                .is_some_and(|rs| {
+                    let a = &rs["metadata"]["annotations"];
+                    rs["spec"]["replicas"] == json!(replicas)
+                        && a["deployment.kubernetes.io/desired-replicas"] == json!(want.to_string())
+                        && a["deployment.kubernetes.io/max-replicas"]
+                            == json!(max_replicas.to_string())
+                });
+            if unchanged {
+                continue;
+            }
             util::mutate(&mut cluster.store, well_known::replicasets(), ns, &n, |o| {
                 if o["spec"]["replicas"] != json!(replicas) {
                     o["spec"]["replicas"] = json!(replicas);
@@ -264,7 +287,7 @@ fn sync(
     let updated: i64 = sets.iter().filter(|s| is_new(s)).map(|s| s.active).sum();
     let new_available: i64 = sets.iter().filter(|s| is_new(s)).map(|s| s.available).sum();
     let generation = d
-        .pointer("/metadata/generation")
+        .ptr("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let complete = updated == want && active == want && new_available == want;
@@ -276,11 +299,12 @@ fn sync(
             .map_or(0, |r| revision(&r))
     });
     let now = ctx.now_str.clone();
-    util::mutate(
+    util::mutate_parts(
         &mut cluster.store,
         well_known::deployments(),
         ns,
         name,
+        &["metadata", "status"],
         |o| {
             if let Some(rev) = revision_value {
                 o["metadata"]["annotations"][REVISION] = json!(rev.to_string());
@@ -442,19 +466,19 @@ fn create_rs(
     let mut t = template.clone();
     t["metadata"]["labels"]["pod-template-hash"] = json!(hash);
     let mut selector = d
-        .pointer("/spec/selector")
+        .ptr("/spec/selector")
         .cloned()
         .unwrap_or_else(|| json!({}));
     selector["matchLabels"]["pod-template-hash"] = json!(hash);
     let old: i64 = owned
         .iter()
         .map(|rs| {
-            rs.pointer("/spec/replicas")
+            rs.ptr("/spec/replicas")
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
         })
         .sum();
-    let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
+    let recreate = d.ptr("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
     // The first step of the rollout happens at creation, as upstream does.
     let initial = if old == 0 {
         want
@@ -481,7 +505,7 @@ fn create_rs(
         },
         "spec": {
             "replicas": initial,
-            "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)),
+            "minReadySeconds": d.ptr("/spec/minReadySeconds").cloned().unwrap_or(json!(0)),
             "selector": selector,
             "template": t,
         },
@@ -518,18 +542,18 @@ fn cleanup(
     pod_index: &HashMap<String, Vec<Arc<Value>>>,
 ) {
     let limit = d
-        .pointer("/spec/revisionHistoryLimit")
+        .ptr("/spec/revisionHistoryLimit")
         .and_then(Value::as_i64)
         .unwrap_or(10)
         .max(0) as usize;
     let mut old: Vec<&Arc<Value>> = owned
         .iter()
         .filter(|rs| new_name != Some(podutil::ns_name(rs).1))
-        .filter(|rs| rs.pointer("/spec/replicas").and_then(Value::as_i64) == Some(0))
+        .filter(|rs| rs.ptr("/spec/replicas").and_then(Value::as_i64) == Some(0))
         .filter(|rs| {
             pod_index
                 .get(
-                    rs.pointer("/metadata/uid")
+                    rs.ptr("/metadata/uid")
                         .and_then(Value::as_str)
                         .unwrap_or(""),
                 )

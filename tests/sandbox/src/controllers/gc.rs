@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::Value;
 
 use super::Ctx;
@@ -61,7 +62,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     for res in dependent_tables() {
         for o in cluster.store.list(res, None) {
             if let Some(refs) = o
-                .pointer("/metadata/ownerReferences")
+                .ptr("/metadata/ownerReferences")
                 .and_then(Value::as_array)
                 .filter(|r| !r.is_empty())
             {
@@ -71,7 +72,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
                         && !live.contains(r["uid"].as_str().unwrap_or(""))
                 });
                 if all_gone
-                    && o.pointer("/metadata/deletionTimestamp")
+                    && o.ptr("/metadata/deletionTimestamp")
                         .is_none_or(Value::is_null)
                 {
                     doomed.push((res, o.clone()));

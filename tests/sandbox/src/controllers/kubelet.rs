@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -38,7 +39,7 @@ pub fn running_status(
     ready: bool,
 ) {
     let scheduled = pod
-        .pointer("/status/conditions")
+        .ptr("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled"))
         .and_then(|c| c["lastTransitionTime"].as_str())
@@ -46,7 +47,7 @@ pub fn running_status(
         .to_owned();
     let r = if ready { "True" } else { "False" };
     let containers: Vec<Value> = pod
-        .pointer("/spec/containers")
+        .ptr("/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -128,7 +129,7 @@ fn qos_class(spec: &Value) -> &'static str {
 fn set_ready(pod: &mut Value, ready: bool, now: &str) {
     let s = if ready { "True" } else { "False" };
     for c in pod
-        .pointer_mut("/status/containerStatuses")
+        .ptr_mut("/status/containerStatuses")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
@@ -144,7 +145,7 @@ fn host_ip(cluster: &Cluster, node: &str) -> String {
         .store
         .get(well_known::nodes(), "", node)
         .and_then(|n| {
-            n.pointer("/status/addresses")?
+            n.ptr("/status/addresses")?
                 .as_array()?
                 .iter()
                 .find(|a| a["type"] == "InternalIP")
@@ -187,6 +188,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     }
 }
 
+#[allow(clippy::too_many_lines)]
 fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String>) {
     let pods_res = well_known::pods();
     let (ns, name) = podutil::ns_name(pod);
@@ -197,15 +199,17 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
     if podutil::is_terminating(pod) {
         if podutil::is_ready(pod) {
             util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
-                set_ready(p, false, &now_str)
+                set_ready(p, false, &now_str);
             });
         }
         let b = cluster.world.behaviour(pod);
         let finalizers = pod
-            .pointer("/metadata/finalizers")
+            .ptr("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
-        if b.hang_on_termination || finalizers {
+        // A kubelet that is down cannot confirm the containers stopped: the pod stays
+        // Terminating until the node returns or someone force-deletes it, as in a real cluster.
+        if b.hang_on_termination || finalizers || down.contains(node) {
             return;
         }
         let deadline = ts(pod, "/metadata/deletionTimestamp").unwrap_or(now);
@@ -228,7 +232,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         let b = cluster.world.behaviour(pod);
         let delay = b.start_delay.unwrap_or(cluster.world.kubelet.start_delay);
         let scheduled = pod
-            .pointer("/status/conditions")
+            .ptr("/status/conditions")
             .and_then(Value::as_array)
             .and_then(|cs| {
                 cs.iter()
@@ -243,7 +247,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
             return;
         }
         let host = host_ip(cluster, node);
-        let ip = if pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+        let ip = if pod.ptr("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
             host.clone()
         } else {
             cluster.world.alloc_pod_ip()
@@ -251,7 +255,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         tracing::debug!(namespace = ns, pod = name, node, ip = %ip, "started");
         let restarts = b.restarts.clone();
         util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
-            running_status(p, &now_str, &host, &ip, restarts.as_ref(), false)
+            running_status(p, &now_str, &host, &ip, restarts.as_ref(), false);
         });
         // Readiness is due after the delay; the next pass sees a Running pod.
         ctx.wake_at(plus(
@@ -264,7 +268,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
     if node_down {
         if podutil::is_ready(pod) {
             util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
-                set_ready(p, false, &now_str)
+                set_ready(p, false, &now_str);
             });
         }
         return;
@@ -288,7 +292,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         );
         if now >= ready_at {
             util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
-                set_ready(p, true, &now_str)
+                set_ready(p, true, &now_str);
             });
         } else {
             ctx.wake_at(ready_at);
@@ -300,11 +304,11 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
 fn restart(cluster: &mut Cluster, ns: &str, name: &str, b: &PodBehaviour, now: &str) {
     let Some(r) = b.restarts.clone() else { return };
     util::mutate(&mut cluster.store, well_known::pods(), ns, name, |p| {
-        let Some(c) = p.pointer_mut("/status/containerStatuses/0") else {
+        let Some(c) = p.ptr_mut("/status/containerStatuses/0") else {
             return;
         };
         let started = c
-            .pointer("/state/running/startedAt")
+            .ptr("/state/running/startedAt")
             .cloned()
             .unwrap_or(json!(now));
         let count = c["restartCount"].as_i64().unwrap_or(0) + 1;
@@ -324,12 +328,12 @@ pub fn run_static_pods(cluster: &mut Cluster, ctx: &mut Ctx) {
     for sp in &cluster.world.static_pods {
         let ns = sp
             .template
-            .pointer("/metadata/namespace")
+            .ptr("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or("kube-system");
         let base = sp
             .template
-            .pointer("/metadata/name")
+            .ptr("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("static");
         for node in &sp.nodes {
@@ -353,11 +357,11 @@ pub fn run_static_pods(cluster: &mut Cluster, ctx: &mut Ctx) {
 pub fn mirror_pod(template: &Value, node: &Value, created: &str) -> Value {
     let mut p = template.clone();
     let node_name = node
-        .pointer("/metadata/name")
+        .ptr("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
     let base = p
-        .pointer("/metadata/name")
+        .ptr("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("static")
         .to_owned();
@@ -371,7 +375,7 @@ pub fn mirror_pod(template: &Value, node: &Value, created: &str) -> Value {
     p["metadata"]["annotations"]["kubernetes.io/config.source"] = json!("file");
     p["metadata"]["ownerReferences"] = json!([{
         "apiVersion": "v1", "kind": "Node", "name": node_name,
-        "uid": node.pointer("/metadata/uid").cloned().unwrap_or(Value::Null), "controller": true,
+        "uid": node.ptr("/metadata/uid").cloned().unwrap_or(Value::Null), "controller": true,
     }]);
     p["metadata"]["creationTimestamp"] = json!(created);
     p["spec"]["nodeName"] = json!(node_name);

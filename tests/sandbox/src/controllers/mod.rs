@@ -2,9 +2,10 @@
 //! virtual clock: node lifecycle, kubelet (incl. static pods), scheduler, ReplicaSet, Deployment,
 //! StatefulSet, DaemonSet, PodDisruptionBudget, garbage collector and namespace lifecycle.
 //!
-//! [`tick`] runs passes of all of them until the store stops changing. It returns at once when
-//! nothing changed since the last pass and no timer (start-up, readiness, grace period, PDB
-//! `disruptedPods` expiry, node schedule) is due, so an idle cluster of any size costs nothing.
+//! [`step`] runs one pass of all of them; [`tick`] runs passes until the store stops changing.
+//! Both return at once when nothing changed since the last pass and no timer (start-up,
+//! readiness, grace period, PDB `disruptedPods` expiry, node schedule) is due, so an idle cluster
+//! of any size costs nothing. The background loop ([`spawn`]) runs one step per tick.
 
 pub mod daemonset;
 pub mod deployment;
@@ -30,7 +31,7 @@ use crate::cluster::{Cluster, Shared};
 /// Real time between ticks of the background loop.
 pub const TICK: Duration = Duration::from_millis(5);
 
-/// Passes per tick before giving up on settling (then the next tick continues).
+/// Passes per [`tick`] before giving up on settling (the next tick continues).
 const MAX_PASSES: usize = 12;
 
 /// Pods by the UID of their controller.
@@ -82,29 +83,37 @@ impl Ctx {
 /// Runs every controller until the store settles. Deterministic: tests call it directly after
 /// `clock.advance(..)`, without a server.
 pub fn tick(cluster: &mut Cluster) {
-    if cluster.world.controllers_disabled {
-        return;
-    }
-    let now = cluster.clock.now();
-    let rv = cluster.store.resource_version();
-    if rv == cluster.world.seen_rv && cluster.world.next_due.is_none_or(|d| now < d) {
-        return;
-    }
-    let mut settled = false;
-    let mut due = None;
     for _ in 0..MAX_PASSES {
-        let before = cluster.store.resource_version();
-        let mut ctx = Ctx::new(now);
-        pass(cluster, &mut ctx);
-        due = ctx.due;
-        if cluster.store.resource_version() == before {
-            settled = true;
+        if step(cluster) {
             break;
         }
     }
-    cluster.world.seen_rv = cluster.store.resource_version();
-    // Not settled: run again on the next tick whatever happens.
-    cluster.world.next_due = if settled { due } else { Some(now) };
+}
+
+/// One pass of every controller, unless nothing changed and no timer is due. Returns whether
+/// the cluster is settled (the pass wrote nothing). The background loop runs one step per tick
+/// and releases the lock in between, so API requests wait for at most one pass.
+pub fn step(cluster: &mut Cluster) -> bool {
+    if cluster.world.controllers_disabled {
+        return true;
+    }
+    let now = cluster.clock.now();
+    let before = cluster.store.resource_version();
+    if before == cluster.world.seen_rv && cluster.world.next_due.is_none_or(|d| now < d) {
+        return true;
+    }
+    let mut ctx = Ctx::new(now);
+    pass(cluster, &mut ctx);
+    let after = cluster.store.resource_version();
+    cluster.world.next_due = ctx.due;
+    if after == before {
+        cluster.world.seen_rv = after;
+        true
+    } else {
+        // Something changed: the next step must run even if nothing else does.
+        cluster.world.seen_rv = 0;
+        false
+    }
 }
 
 /// One pass of every controller, in an order that lets most changes settle in one pass.
@@ -135,7 +144,7 @@ pub fn spawn(shared: Shared, shutdown: CancellationToken) -> JoinHandle<()> {
                     let started = std::time::Instant::now();
                     {
                         let mut cluster = shared.lock();
-                        tick(&mut cluster);
+                        step(&mut cluster);
                     }
                     // A full pass over a very large cluster holds the lock for a while; leave the
                     // API at least as much time as the pass took.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -23,10 +24,10 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     for ns in namespaces {
         let name = podutil::ns_name(&ns).1.to_owned();
         let terminating = ns
-            .pointer("/metadata/deletionTimestamp")
+            .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null());
         if !terminating {
-            if ns.pointer("/status/phase").is_none() {
+            if ns.ptr("/status/phase").is_none() {
                 util::mutate(
                     &mut cluster.store,
                     well_known::namespaces(),

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -28,13 +29,13 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         .collect();
     for node in nodes {
         let name = node
-            .pointer("/metadata/name")
+            .ptr("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
         let down = cluster.world.nodes_down.get(&name).copied();
         let needs_ip = node
-            .pointer("/status/addresses")
+            .ptr("/status/addresses")
             .and_then(Value::as_array)
             .is_none_or(|a| !a.iter().any(|x| x["type"] == "InternalIP"));
         if !needs_ip && consistent(&node, down) {
@@ -47,7 +48,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         };
         let now = ctx.now_str.clone();
         util::mutate(&mut cluster.store, well_known::nodes(), "", &name, |n| {
-            reconcile(n, down, ip.as_deref(), &now)
+            reconcile(n, down, ip.as_deref(), &now);
         });
     }
 }
@@ -130,7 +131,7 @@ fn consistent(n: &Value, down: Option<NodeDownReason>) -> bool {
 /// The node as the kubelet and the node controllers would leave it.
 fn reconcile(n: &mut Value, down: Option<NodeDownReason>, ip: Option<&str>, now: &str) {
     let name = n
-        .pointer("/metadata/name")
+        .ptr("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
@@ -188,7 +189,7 @@ fn reconcile(n: &mut Value, down: Option<NodeDownReason>, ip: Option<&str>, now:
     };
     util::set_condition(n, "Ready", status, reason, message, now, false);
     if let Some(c) = n
-        .pointer_mut("/status/conditions")
+        .ptr_mut("/status/conditions")
         .and_then(Value::as_array_mut)
         .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Ready"))
     {
@@ -210,7 +211,7 @@ fn reconcile(n: &mut Value, down: Option<NodeDownReason>, ip: Option<&str>, now:
     .collect();
     let managed = [UNSCHEDULABLE, NOT_READY, UNREACHABLE];
     let mut taints: Vec<Value> = n
-        .pointer("/spec/taints")
+        .ptr("/spec/taints")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();

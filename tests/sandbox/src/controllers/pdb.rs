@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::util::Ptr as _;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
@@ -37,44 +38,41 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         return;
     }
     let namespaces: HashSet<&str> = pdbs.iter().map(|p| podutil::ns_name(p).0).collect();
-    // Pods of each namespace by label pair: most selectors are matchLabels, and the first pair
-    // narrows the candidates to the workload's own pods.
-    let mut by_label: HashMap<(String, String, String), Vec<Arc<Value>>> = HashMap::new();
-    let mut by_ns: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
-    for ns in namespaces {
-        for p in cluster.store.list(well_known::pods(), Some(ns)) {
-            for (k, v) in labels::labels(p) {
-                if let Some(v) = v.as_str() {
-                    by_label
-                        .entry((ns.to_owned(), k.clone(), v.to_owned()))
-                        .or_default()
-                        .push(p.clone());
-                }
+    let mut all: Vec<Arc<Value>> = Vec::new();
+    for ns in &namespaces {
+        all.extend(cluster.store.list(well_known::pods(), Some(ns)).cloned());
+    }
+    // Pods by (namespace, label, value): most selectors are matchLabels, and the first pair
+    // narrows the candidates to the workload's own pods. Keys borrow from `all`.
+    let mut by_label: HashMap<(&str, &str, &str), Vec<&Arc<Value>>> = HashMap::new();
+    let mut by_ns: HashMap<&str, Vec<&Arc<Value>>> = HashMap::new();
+    for p in &all {
+        let ns = podutil::ns_name(p).0;
+        for (k, v) in labels::labels(p) {
+            if let Some(v) = v.as_str() {
+                by_label.entry((ns, k.as_str(), v)).or_default().push(p);
             }
-            by_ns.entry(ns.to_owned()).or_default().push(p.clone());
         }
+        by_ns.entry(ns).or_default().push(p);
     }
     let mut cache = ScaleCache::new();
     let empty = Vec::new();
     for pdb in &pdbs {
         let (ns, _) = podutil::ns_name(pdb);
-        let selector = pdb.pointer("/spec/selector");
+        let selector = pdb.ptr("/spec/selector");
         let first = selector
             .and_then(|s| s.get("matchLabels"))
             .and_then(Value::as_object)
             .and_then(|m| m.iter().next());
         let candidates = match first {
             Some((k, v)) => by_label
-                .get(&(
-                    ns.to_owned(),
-                    k.clone(),
-                    v.as_str().unwrap_or("").to_owned(),
-                ))
+                .get(&(ns, k.as_str(), v.as_str().unwrap_or("")))
                 .unwrap_or(&empty),
             None => by_ns.get(ns).unwrap_or(&empty),
         };
         let pods: Vec<&Arc<Value>> = candidates
             .iter()
+            .copied()
             .filter(|p| labels::selector_matches(selector, labels::labels(p)))
             .collect();
         sync(cluster, ctx, &mut cache, pdb, &pods);
@@ -91,11 +89,7 @@ fn controller_scale(cluster: &Cluster, pod: &Value) -> Result<(String, i64), Str
     let kind = r["kind"].as_str().unwrap_or("");
     let owner = r["name"].as_str().unwrap_or("");
     let uid = r["uid"].as_str().unwrap_or("");
-    let replicas = |o: &Value| {
-        o.pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1)
-    };
+    let replicas = |o: &Value| o.ptr("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     match kind {
         "ReplicaSet" => {
             let rs = cluster
@@ -186,6 +180,7 @@ fn scale_sum(
     Ok(seen.values().sum())
 }
 
+#[allow(clippy::too_many_lines)]
 fn sync(
     cluster: &mut Cluster,
     ctx: &mut Ctx,
@@ -194,16 +189,13 @@ fn sync(
     pods: &[&Arc<Value>],
 ) {
     let (ns, name) = podutil::ns_name(pdb);
-    let generation = pdb
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
+    let generation = pdb.ptr("/metadata/generation").cloned().unwrap_or(json!(1));
     let now = ctx.now;
     let now_str = ctx.now_str.clone();
     // disruptedPods: keep entries of pods that exist, are not terminating, and are younger than
     // the deletion timeout.
     let old: Map<String, Value> = pdb
-        .pointer("/status/disruptedPods")
+        .ptr("/status/disruptedPods")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -235,75 +227,82 @@ fn sync(
         .filter(|p| podutil::is_healthy(p) && !disrupted.contains_key(podutil::ns_name(p).1))
         .count() as i64;
     let computed = expected_and_desired(cluster, cache, pdb, pods);
-    util::mutate(&mut cluster.store, well_known::pdbs(), ns, name, |o| {
-        let st = &mut o["status"];
-        if !st.is_object() {
-            *st = json!({});
-        }
-        st["observedGeneration"] = generation.clone();
-        st["currentHealthy"] = json!(current_healthy);
-        match &computed {
-            Ok((expected, desired)) => {
-                let allowed = if *expected <= 0 {
-                    0
-                } else {
-                    (current_healthy - desired).max(0)
-                };
-                st["expectedPods"] = json!(expected);
-                st["desiredHealthy"] = json!(desired);
-                st["disruptionsAllowed"] = json!(allowed);
-                if disrupted.is_empty() {
-                    st.as_object_mut().expect("status").remove("disruptedPods");
-                } else {
-                    st["disruptedPods"] = Value::Object(disrupted);
+    util::mutate_parts(
+        &mut cluster.store,
+        well_known::pdbs(),
+        ns,
+        name,
+        &["status"],
+        |o| {
+            let st = &mut o["status"];
+            if !st.is_object() {
+                *st = json!({});
+            }
+            st["observedGeneration"] = generation.clone();
+            st["currentHealthy"] = json!(current_healthy);
+            match &computed {
+                Ok((expected, desired)) => {
+                    let allowed = if *expected <= 0 {
+                        0
+                    } else {
+                        (current_healthy - desired).max(0)
+                    };
+                    st["expectedPods"] = json!(expected);
+                    st["desiredHealthy"] = json!(desired);
+                    st["disruptionsAllowed"] = json!(allowed);
+                    if disrupted.is_empty() {
+                        st.as_object_mut().expect("status").remove("disruptedPods");
+                    } else {
+                        st["disruptedPods"] = Value::Object(disrupted);
+                    }
+                    if allowed > 0 {
+                        util::set_condition(
+                            o,
+                            "DisruptionAllowed",
+                            "True",
+                            "SufficientPods",
+                            "",
+                            &now_str,
+                            false,
+                        );
+                    } else {
+                        util::set_condition(
+                            o,
+                            "DisruptionAllowed",
+                            "False",
+                            "InsufficientPods",
+                            "",
+                            &now_str,
+                            false,
+                        );
+                    }
                 }
-                if allowed > 0 {
-                    util::set_condition(
-                        o,
-                        "DisruptionAllowed",
-                        "True",
-                        "SufficientPods",
-                        "",
-                        &now_str,
-                        false,
-                    );
-                } else {
+                Err(message) => {
+                    // Upstream's failSafe: no disruptions until the budget can be computed.
+                    st["disruptionsAllowed"] = json!(0);
+                    for k in ["expectedPods", "desiredHealthy"] {
+                        if st.get(k).is_none() {
+                            st[k] = json!(0);
+                        }
+                    }
                     util::set_condition(
                         o,
                         "DisruptionAllowed",
                         "False",
-                        "InsufficientPods",
-                        "",
+                        "SyncFailed",
+                        message,
                         &now_str,
                         false,
                     );
                 }
             }
-            Err(message) => {
-                // Upstream's failSafe: no disruptions until the budget can be computed.
-                st["disruptionsAllowed"] = json!(0);
-                for k in ["expectedPods", "desiredHealthy"] {
-                    if st.get(k).is_none() {
-                        st[k] = json!(0);
-                    }
-                }
-                util::set_condition(
-                    o,
-                    "DisruptionAllowed",
-                    "False",
-                    "SyncFailed",
-                    message,
-                    &now_str,
-                    false,
-                );
+            if let Some(c) = o
+                .ptr_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+                .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "DisruptionAllowed"))
+            {
+                c["observedGeneration"] = generation.clone();
             }
-        }
-        if let Some(c) = o
-            .pointer_mut("/status/conditions")
-            .and_then(Value::as_array_mut)
-            .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "DisruptionAllowed"))
-        {
-            c["observedGeneration"] = generation.clone();
-        }
-    });
+        },
+    );
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -41,7 +42,7 @@ pub fn available(pod: &Value, min_ready: i64, now: Timestamp) -> Result<bool, Ti
         return Ok(true);
     }
     let since = pod
-        .pointer("/status/conditions")
+        .ptr("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
         .and_then(|c| c["lastTransitionTime"].as_str())
@@ -185,13 +186,13 @@ pub fn delete(
         return false;
     };
     if obj
-        .pointer("/metadata/deletionTimestamp")
+        .ptr("/metadata/deletionTimestamp")
         .is_some_and(|v| !v.is_null())
     {
         return false;
     }
     let finalizers = obj
-        .pointer("/metadata/finalizers")
+        .ptr("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
     let grace = if resource.key() == well_known::pods().key() {
@@ -199,7 +200,7 @@ pub fn delete(
         if podutil::node_name(&obj).is_none() || finished {
             0
         } else {
-            obj.pointer("/spec/terminationGracePeriodSeconds")
+            obj.ptr("/spec/terminationGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(30)
                 .max(0)

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -24,13 +25,13 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     let index = ctx.pods_by_owner(&cluster.store);
     for rs in sets {
         if rs
-            .pointer("/metadata/deletionTimestamp")
+            .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
         {
             continue;
         }
         let uid = rs
-            .pointer("/metadata/uid")
+            .ptr("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("");
         let owned: &[Arc<Value>] = index.get(uid).map_or(&[], Vec::as_slice);
@@ -41,18 +42,18 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
 fn sync(cluster: &mut Cluster, ctx: &mut Ctx, rs: &Value, owned: &[Arc<Value>]) {
     let (ns, name) = podutil::ns_name(rs);
     let want = rs
-        .pointer("/spec/replicas")
+        .ptr("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
     let min_ready = rs
-        .pointer("/spec/minReadySeconds")
+        .ptr("/spec/minReadySeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let active: Vec<&Arc<Value>> = owned.iter().filter(|p| pods::is_active(p)).collect();
     let have = active.len() as i64;
     if have < want {
-        let template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let template = rs.ptr("/spec/template").cloned().unwrap_or(Value::Null);
         for _ in have..want {
             let pod = pods::from_template(&cluster.store, &template, ns, "", Some(rs));
             if let Some(p) = pods::create_with_suffix(cluster, pod, name, &ctx.now_str) {
@@ -87,20 +88,18 @@ fn sync(cluster: &mut Cluster, ctx: &mut Ctx, rs: &Value, owned: &[Arc<Value>]) 
             Err(at) => ctx.wake_at(at),
         }
     }
-    let selector = rs.pointer("/spec/selector").cloned();
+    let selector = rs.ptr("/spec/selector").cloned();
     let labelled = active
         .iter()
         .filter(|p| crate::labels::selector_matches(selector.as_ref(), crate::labels::labels(p)))
         .count();
-    let generation = rs
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
-    util::mutate(
+    let generation = rs.ptr("/metadata/generation").cloned().unwrap_or(json!(1));
+    util::mutate_parts(
         &mut cluster.store,
         well_known::replicasets(),
         ns,
         name,
+        &["status"],
         |o| {
             let st = json!({
                 "replicas": have,
@@ -129,7 +128,7 @@ fn delete_rank(p: &Value) -> (u8, u8, u8, std::cmp::Reverse<String>) {
     let running = u8::from(podutil::phase(p) == "Running");
     let ready = u8::from(podutil::is_ready(p));
     let created = p
-        .pointer("/metadata/creationTimestamp")
+        .ptr("/metadata/creationTimestamp")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();

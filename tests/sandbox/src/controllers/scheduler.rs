@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -47,7 +48,7 @@ pub fn pod_requests(pod: &Value) -> Resources {
         ..Resources::default()
     };
     for c in pod
-        .pointer("/spec/containers")
+        .ptr("/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -83,8 +84,8 @@ pub fn pod_requests(pod: &Value) -> Resources {
 #[must_use]
 pub fn allocatable(node: &Value) -> Resources {
     let a = node
-        .pointer("/status/allocatable")
-        .or_else(|| node.pointer("/status/capacity"));
+        .ptr("/status/allocatable")
+        .or_else(|| node.ptr("/status/capacity"));
     let get = |k: &str| a.and_then(|a| a.get(k)).and_then(quantity_milli);
     let mut r = Resources {
         cpu: get("cpu").unwrap_or(i128::MAX / 4),
@@ -108,10 +109,38 @@ fn holds_resources(pod: &Value) -> bool {
 }
 
 /// Why a node does not fit, in the scheduler's words (one reason per node, first failing).
-fn misfit(pod: &Value, req: &Resources, node: &Value, used: Option<&Resources>) -> Option<String> {
+/// The cordon taint, as the scheduler's NodeUnschedulable plugin checks it.
+static CORDON_TAINT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
+    || json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}),
+);
+
+/// A node with its allocatable resources parsed once per pass.
+pub struct NodeFit {
+    /// The node.
+    pub node: Arc<Value>,
+    /// Its allocatable resources.
+    pub alloc: Resources,
+}
+
+impl NodeFit {
+    /// Parses `node`'s allocatable resources.
+    #[must_use]
+    pub fn new(node: Arc<Value>) -> Self {
+        let alloc = allocatable(&node);
+        Self { node, alloc }
+    }
+}
+
+fn misfit(
+    pod: &Value,
+    req: &Resources,
+    node: &Value,
+    alloc: &Resources,
+    used: Option<&Resources>,
+) -> Option<String> {
     let spec = &pod["spec"];
     let name = node
-        .pointer("/metadata/name")
+        .ptr("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
     if let Some(wanted) = spec
@@ -122,17 +151,16 @@ fn misfit(pod: &Value, req: &Resources, node: &Value, used: Option<&Resources>) 
     {
         return Some("node(s) didn't match the requested node name".into());
     }
-    if node["spec"]["unschedulable"].as_bool() == Some(true) {
-        let taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
-        if !util::tolerates(spec.get("tolerations"), &taint) {
-            return Some("node(s) were unschedulable".into());
-        }
+    if node["spec"]["unschedulable"].as_bool() == Some(true)
+        && !util::tolerates(spec.get("tolerations"), &CORDON_TAINT)
+    {
+        return Some("node(s) were unschedulable".into());
     }
     if !util::node_matches(spec, node) {
         return Some("node(s) didn't match Pod's node affinity/selector".into());
     }
     if let Some(t) = node
-        .pointer("/spec/taints")
+        .ptr("/spec/taints")
         .and_then(Value::as_array)
         .and_then(|ts| {
             ts.iter().find(|t| {
@@ -145,7 +173,6 @@ fn misfit(pod: &Value, req: &Resources, node: &Value, used: Option<&Resources>) 
         let value = t["value"].as_str().unwrap_or("");
         return Some(format!("node(s) had untolerated taint {{{key}: {value}}}"));
     }
-    let alloc = allocatable(node);
     let zero = Resources::default();
     let used = used.unwrap_or(&zero);
     if used.pods + req.pods > alloc.pods {
@@ -186,7 +213,7 @@ pub fn usage(pods: &[Arc<Value>]) -> HashMap<String, Resources> {
 /// name. `Err` carries the scheduler's "0/N nodes are available" message.
 pub fn choose<'a, S: std::hash::BuildHasher>(
     pod: &Value,
-    nodes: &'a [Arc<Value>],
+    nodes: &'a [NodeFit],
     used: &HashMap<String, Resources, S>,
     owner_count: &HashMap<(String, String), u32, S>,
 ) -> Result<&'a Arc<Value>, String> {
@@ -197,17 +224,15 @@ pub fn choose<'a, S: std::hash::BuildHasher>(
         .to_owned();
     let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
     let mut best: Option<(i128, &Arc<Value>)> = None;
-    for node in nodes {
-        let name = node
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+    for fit in nodes {
+        let node = &fit.node;
+        let alloc = &fit.alloc;
+        let name = node["metadata"]["name"].as_str().unwrap_or("");
         let u = used.get(name);
-        if let Some(why) = misfit(pod, &req, node, u) {
+        if let Some(why) = misfit(pod, &req, node, alloc, u) {
             *reasons.entry(why).or_default() += 1;
             continue;
         }
-        let alloc = allocatable(node);
         let zero = Resources::default();
         let u = u.unwrap_or(&zero);
         // Free fraction of cpu and memory in per-mille, minus a spreading penalty per pod of the
@@ -255,7 +280,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
             podutil::node_name(p).is_none()
                 && !podutil::is_terminating(p)
                 && podutil::phase(p) == "Pending"
-                && p.pointer("/spec/schedulerName")
+                && p.ptr("/spec/schedulerName")
                     .and_then(Value::as_str)
                     .is_none_or(|s| s == "default-scheduler")
         })
@@ -266,23 +291,21 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     // Higher priority first, then oldest, as the scheduling queue orders them.
     pending.sort_by_key(|p| {
         (
-            -p.pointer("/spec/priority")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
-            p.pointer("/metadata/creationTimestamp")
+            -p.ptr("/spec/priority").and_then(Value::as_i64).unwrap_or(0),
+            p.ptr("/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),
-            p.pointer("/metadata/name")
+            p.ptr("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),
         )
     });
-    let nodes: Vec<Arc<Value>> = cluster
+    let nodes: Vec<NodeFit> = cluster
         .store
         .list(well_known::nodes(), None)
-        .cloned()
+        .map(|n| NodeFit::new(n.clone()))
         .collect();
     let mut used = usage(&all);
     let mut owner_count: HashMap<(String, String), u32> = HashMap::new();
@@ -302,7 +325,7 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         match choose(pod, &nodes, &used, &owner_count) {
             Ok(node) => {
                 let node_name = node
-                    .pointer("/metadata/name")
+                    .ptr("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned();

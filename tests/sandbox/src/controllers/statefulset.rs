@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::util::Ptr as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -29,13 +30,13 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     let index = ctx.pods_by_owner(&cluster.store);
     for sts in sets {
         if sts
-            .pointer("/metadata/deletionTimestamp")
+            .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
         {
             continue;
         }
         let uid = sts
-            .pointer("/metadata/uid")
+            .ptr("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("");
         let owned: &[Arc<Value>] = index.get(uid).map_or(&[], Vec::as_slice);
@@ -67,12 +68,12 @@ pub fn ensure_revision(
         .list(res, Some(ns))
         .filter(|r| {
             podutil::controller_ref(r).and_then(|o| o["uid"].as_str())
-                == owner.pointer("/metadata/uid").and_then(Value::as_str)
+                == owner.ptr("/metadata/uid").and_then(Value::as_str)
         })
         .count()
         + 1;
     let labels = template
-        .pointer("/metadata/labels")
+        .ptr("/metadata/labels")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let cr = json!({
@@ -93,7 +94,7 @@ fn ordinal(sts_name: &str, pod: &Value) -> Option<i64> {
 }
 
 fn pod_revision(p: &Value) -> &str {
-    p.pointer("/metadata/labels/controller-revision-hash")
+    p.ptr("/metadata/labels/controller-revision-hash")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
@@ -102,37 +103,29 @@ fn pod_revision(p: &Value) -> &str {
 fn sync(cluster: &mut Cluster, ctx: &mut Ctx, sts: &Value, owned: &[Arc<Value>]) {
     let (ns, name) = podutil::ns_name(sts);
     let want = sts
-        .pointer("/spec/replicas")
+        .ptr("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
-    let parallel = sts
-        .pointer("/spec/podManagementPolicy")
-        .and_then(Value::as_str)
-        == Some("Parallel");
-    let on_delete = sts
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        == Some("OnDelete");
+    let parallel = sts.ptr("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
+    let on_delete =
+        sts.ptr("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
     let partition = sts
-        .pointer("/spec/updateStrategy/rollingUpdate/partition")
+        .ptr("/spec/updateStrategy/rollingUpdate/partition")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let min_ready = sts
-        .pointer("/spec/minReadySeconds")
+        .ptr("/spec/minReadySeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let template = sts
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let template = sts.ptr("/spec/template").cloned().unwrap_or(Value::Null);
     let update_rev = revision_name(name, &template);
     ensure_revision(cluster, sts, &update_rev, &template, &ctx.now_str);
-    if sts.pointer("/spec/volumeClaimTemplates").is_some() {
+    if sts.ptr("/spec/volumeClaimTemplates").is_some() {
         ensure_pvcs(cluster, sts, &ctx.now_str);
     }
     let current_rev = sts
-        .pointer("/status/currentRevision")
+        .ptr("/status/currentRevision")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or(&update_rev)
@@ -163,7 +156,7 @@ fn sync(cluster: &mut Cluster, ctx: &mut Ctx, sts: &Value, owned: &[Arc<Value>])
                         "created pod"
                     ),
                     Err(e) => {
-                        tracing::warn!(namespace = ns, statefulset = name, error = %e, "cannot create pod")
+                        tracing::warn!(namespace = ns, statefulset = name, error = %e, "cannot create pod");
                     }
                 }
                 if !parallel {
@@ -235,15 +228,13 @@ fn sync(cluster: &mut Cluster, ctx: &mut Ctx, sts: &Value, owned: &[Arc<Value>])
         } else {
             (current_rev, current_count)
         };
-    let generation = sts
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
-    util::mutate(
+    let generation = sts.ptr("/metadata/generation").cloned().unwrap_or(json!(1));
+    util::mutate_parts(
         &mut cluster.store,
         well_known::statefulsets(),
         ns,
         name,
+        &["status"],
         |o| {
             o["status"] = json!({
                 "observedGeneration": generation,
@@ -282,17 +273,17 @@ pub(crate) fn sts_pod(
     }
     pod["metadata"]["generateName"] = json!(format!("{name}-"));
     pod["spec"]["hostname"] = json!(pod_name);
-    if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
+    if let Some(svc) = sts.ptr("/spec/serviceName").and_then(Value::as_str) {
         pod["spec"]["subdomain"] = json!(svc);
     }
     for vct in sts
-        .pointer("/spec/volumeClaimTemplates")
+        .ptr("/spec/volumeClaimTemplates")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
         let claim = vct
-            .pointer("/metadata/name")
+            .ptr("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("data");
         let claim_name = format!("{claim}-{pod_name}");
@@ -312,19 +303,19 @@ pub(crate) fn sts_pod(
 pub fn ensure_pvcs(cluster: &mut Cluster, sts: &Value, now: &str) {
     let (ns, name) = podutil::ns_name(sts);
     let want = sts
-        .pointer("/spec/replicas")
+        .ptr("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
     let res = crate::store::res("", "persistentvolumeclaims");
     for vct in sts
-        .pointer("/spec/volumeClaimTemplates")
+        .ptr("/spec/volumeClaimTemplates")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
         let claim = vct
-            .pointer("/metadata/name")
+            .ptr("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("data");
         for i in 0..want {
@@ -333,7 +324,7 @@ pub fn ensure_pvcs(cluster: &mut Cluster, sts: &Value, now: &str) {
                 continue;
             }
             let mut pvc = json!({"metadata": {"name": claim_name, "namespace": ns}, "spec": vct.get("spec").cloned().unwrap_or_else(|| json!({})), "status": {"phase": "Bound"}});
-            if let Some(l) = sts.pointer("/spec/selector/matchLabels") {
+            if let Some(l) = sts.ptr("/spec/selector/matchLabels") {
                 pvc["metadata"]["labels"] = l.clone();
             }
             let _ = cluster.store.create(res, pvc, now);

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::controllers::util::Ptr as _;
 use anyhow::Context as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::{Capacity, NodeGroupSpec, NodeSpec, Scenario, WorkloadKind, WorkloadSpec};
+use super::{Capacity, ClusterSpec, NodeGroupSpec, NodeSpec, Scenario, WorkloadKind, WorkloadSpec};
 use crate::clock::rfc3339;
 use crate::cluster::Cluster;
 use crate::controllers::scheduler::{Resources, allocatable, pod_requests};
@@ -275,20 +276,7 @@ impl Builder<'_> {
             };
             let age = dur(g.age.as_ref(), Duration::from_hours(30 * 24))?;
             for i in 0..g.count {
-                let prefix = g.name_prefix.as_deref().unwrap_or(&g.name);
-                let input = NodeInput {
-                    name: format!("{prefix}-{i}"),
-                    group: Some(&g.name),
-                    instance_type: g.instance_type.as_deref().unwrap_or("m5.xlarge"),
-                    capacity: &g.capacity,
-                    labels: &g.labels,
-                    taints: &g.taints,
-                    version: g.version.as_deref(),
-                    zone: zones[i as usize % zones.len()].clone(),
-                    capacity_type: g.capacity_type.as_deref().unwrap_or("ON_DEMAND"),
-                    unschedulable: g.unschedulable,
-                    age,
-                };
+                let input = group_input(g, i, zones, age);
                 self.add_node(&input)?;
             }
         }
@@ -322,89 +310,7 @@ impl Builder<'_> {
     }
 
     fn add_node(&mut self, n: &NodeInput<'_>) -> anyhow::Result<()> {
-        let s = self.scenario;
-        let (cap, alloc) = capacity(n.instance_type, n.capacity);
-        let ip = self.cluster.world.alloc_node_ip();
-        let version = n.version.map_or_else(
-            || {
-                format!(
-                    "v{}.0-eks-{:07x}",
-                    s.cluster.version,
-                    util::fnv(s.cluster.version.as_bytes()) & 0xfff_ffff
-                )
-            },
-            str::to_owned,
-        );
-        let mut labels = json!({
-            "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-            "beta.kubernetes.io/instance-type": n.instance_type,
-            "node.kubernetes.io/instance-type": n.instance_type,
-            "topology.kubernetes.io/region": s.cluster.region, "topology.kubernetes.io/zone": n.zone,
-            "failure-domain.beta.kubernetes.io/region": s.cluster.region, "failure-domain.beta.kubernetes.io/zone": n.zone,
-        });
-        if let Some(g) = n.group {
-            labels["eks.amazonaws.com/nodegroup"] = json!(g);
-            labels["eks.amazonaws.com/capacityType"] = json!(n.capacity_type);
-            labels["eks.amazonaws.com/nodegroup-image"] =
-                json!(format!("ami-{:016x}0", util::fnv(g.as_bytes())));
-        }
-        if alloc.get("nvidia.com/gpu").is_some() {
-            labels["nvidia.com/gpu.present"] = json!("true");
-        }
-        for (k, v) in n.labels {
-            labels[k] = json!(v);
-        }
-        let created = rfc3339(minus(self.start, n.age));
-        let mut node = json!({
-            "metadata": {"name": n.name, "labels": labels, "creationTimestamp": created,
-                "annotations": {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
-            "spec": {"providerID": format!("aws:///{}/i-{:016x}0", n.zone, util::fnv(n.name.as_bytes()))},
-            "status": {
-                "capacity": cap, "allocatable": alloc,
-                "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": n.name}, {"type": "InternalDNS", "address": n.name}],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux", "architecture": "amd64",
-                    "containerRuntimeVersion": "containerd://1.7.27", "osImage": "Amazon Linux 2023.7.20250512", "kernelVersion": "6.1.134-152.225.amzn2023.x86_64",
-                    "machineID": format!("{:032x}", util::fnv(n.name.as_bytes())), "systemUUID": format!("ec2{:029x}", util::fnv(n.name.as_bytes())), "bootID": format!("{:032x}", util::fnv(created.as_bytes()))},
-            },
-        });
-        if !n.taints.is_empty() {
-            node["spec"]["taints"] = Value::Array(n.taints.to_vec());
-        }
-        if n.unschedulable {
-            node["spec"]["unschedulable"] = json!(true);
-        }
-        for t in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
-            let reason = if t == "PIDPressure" {
-                "KubeletHasSufficientPID".to_owned()
-            } else {
-                format!("KubeletHasNo{t}")
-            };
-            util::set_condition(&mut node, t, "False", &reason, "", &created, false);
-        }
-        util::set_condition(
-            &mut node,
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status",
-            &created,
-            false,
-        );
-        for c in node["status"]["conditions"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            c["lastHeartbeatTime"] = c["lastTransitionTime"].clone();
-        }
-        let now = self.now();
-        let stored = self
-            .cluster
-            .store
-            .create(well_known::nodes(), node, &now)
-            .map_err(|e| anyhow::anyhow!("node {}: {e}", n.name))?;
+        let stored = create_node(self.cluster, &self.scenario.cluster, n, self.start)?;
         let a = allocatable(&stored);
         self.nodes.push(Slot {
             name: n.name.clone(),
@@ -680,7 +586,7 @@ impl Builder<'_> {
                 let mut rs_sel = selector.clone();
                 rs_sel["matchLabels"]["pod-template-hash"] = json!(hash);
                 let surge = util::int_or_percent(
-                    d.pointer("/spec/strategy/rollingUpdate/maxSurge")
+                    d.ptr("/spec/strategy/rollingUpdate/maxSurge")
                         .unwrap_or(&json!(0)),
                     replicas as i64,
                     true,
@@ -906,7 +812,7 @@ impl Builder<'_> {
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(0);
                     let revname = o
-                        .pointer("/status/updateRevision")
+                        .ptr("/status/updateRevision")
                         .and_then(Value::as_str)
                         .unwrap_or("");
                     statefulset::sts_pod(self.cluster, o, &o["spec"]["template"], i, revname)
@@ -949,7 +855,7 @@ impl Builder<'_> {
                 let node_name = self.nodes[i].name.clone();
                 let host_ip = self.nodes[i]
                     .node
-                    .pointer("/status/addresses/0/address")
+                    .ptr("/status/addresses/0/address")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned();
@@ -995,7 +901,7 @@ impl Builder<'_> {
                 }
                 match w.phase.as_deref() {
                     Some(phase @ ("Succeeded" | "Failed")) => {
-                        finish(&mut pod, phase, &rfc3339(ready_at))
+                        finish(&mut pod, phase, &rfc3339(ready_at));
                     }
                     Some("Running" | "Pending") | None => {}
                     Some(other) => anyhow::bail!(
@@ -1083,15 +989,14 @@ impl Builder<'_> {
             let res = crate::resources::find_kind(group, kind)
                 .with_context(|| format!("objects: kind {kind} in {api_version} is not served"))?;
             let mut obj = o.clone();
-            if res.namespaced && obj.pointer("/metadata/namespace").is_none() {
+            if res.namespaced && obj.ptr("/metadata/namespace").is_none() {
                 obj["metadata"]["namespace"] = json!("default");
             }
-            if res.key() == well_known::namespaces().key() && obj.pointer("/status/phase").is_none()
-            {
+            if res.key() == well_known::namespaces().key() && obj.ptr("/status/phase").is_none() {
                 obj["status"]["phase"] = json!("Active");
             }
             if let Some(ns) = obj
-                .pointer("/metadata/namespace")
+                .ptr("/metadata/namespace")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
             {
@@ -1103,6 +1008,147 @@ impl Builder<'_> {
                 .map_err(|e| anyhow::anyhow!("objects: {kind}: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// Creates a node as a scenario or an EKS node group describes it, `n.age` before `start`.
+fn create_node(
+    cluster: &mut Cluster,
+    spec: &ClusterSpec,
+    n: &NodeInput<'_>,
+    start: Timestamp,
+) -> anyhow::Result<Arc<Value>> {
+    let (cap, alloc) = capacity(n.instance_type, n.capacity);
+    let ip = cluster.world.alloc_node_ip();
+    let version = n.version.map_or_else(
+        || {
+            format!(
+                "v{}.0-eks-{:07x}",
+                spec.version,
+                util::fnv(spec.version.as_bytes()) & 0xfff_ffff
+            )
+        },
+        str::to_owned,
+    );
+    let mut labels = json!({
+        "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/instance-type": n.instance_type,
+        "node.kubernetes.io/instance-type": n.instance_type,
+        "topology.kubernetes.io/region": spec.region, "topology.kubernetes.io/zone": n.zone,
+        "failure-domain.beta.kubernetes.io/region": spec.region, "failure-domain.beta.kubernetes.io/zone": n.zone,
+    });
+    if let Some(g) = n.group {
+        labels["eks.amazonaws.com/nodegroup"] = json!(g);
+        labels["eks.amazonaws.com/capacityType"] = json!(n.capacity_type);
+        labels["eks.amazonaws.com/nodegroup-image"] =
+            json!(format!("ami-{:016x}0", util::fnv(g.as_bytes())));
+    }
+    if alloc.get("nvidia.com/gpu").is_some() {
+        labels["nvidia.com/gpu.present"] = json!("true");
+    }
+    for (k, v) in n.labels {
+        labels[k] = json!(v);
+    }
+    let created = rfc3339(minus(start, n.age));
+    let mut node = json!({
+        "metadata": {"name": n.name, "labels": labels, "creationTimestamp": created,
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+        "spec": {"providerID": format!("aws:///{}/i-{:016x}0", n.zone, util::fnv(n.name.as_bytes()))},
+        "status": {
+            "capacity": cap, "allocatable": alloc,
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": n.name}, {"type": "InternalDNS", "address": n.name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux", "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://1.7.27", "osImage": "Amazon Linux 2023.7.20250512", "kernelVersion": "6.1.134-152.225.amzn2023.x86_64",
+                "machineID": format!("{:032x}", util::fnv(n.name.as_bytes())), "systemUUID": format!("ec2{:029x}", util::fnv(n.name.as_bytes())), "bootID": format!("{:032x}", util::fnv(created.as_bytes()))},
+        },
+    });
+    if !n.taints.is_empty() {
+        node["spec"]["taints"] = Value::Array(n.taints.to_vec());
+    }
+    if n.unschedulable {
+        node["spec"]["unschedulable"] = json!(true);
+    }
+    for t in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
+        let reason = if t == "PIDPressure" {
+            "KubeletHasSufficientPID".to_owned()
+        } else {
+            format!("KubeletHasNo{t}")
+        };
+        util::set_condition(&mut node, t, "False", &reason, "", &created, false);
+    }
+    util::set_condition(
+        &mut node,
+        "Ready",
+        "True",
+        "KubeletReady",
+        "kubelet is posting ready status",
+        &created,
+        false,
+    );
+    for c in node["status"]["conditions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        c["lastHeartbeatTime"] = c["lastTransitionTime"].clone();
+    }
+    let now = cluster.now();
+    cluster
+        .store
+        .create(well_known::nodes(), node, &now)
+        .map_err(|e| anyhow::anyhow!("node {}: {e}", n.name))
+}
+
+/// The scenario's input for node `i` of group `g`.
+fn group_input<'g>(g: &'g NodeGroupSpec, i: u32, zones: &[String], age: Duration) -> NodeInput<'g> {
+    let prefix = g.name_prefix.as_deref().unwrap_or(&g.name);
+    NodeInput {
+        name: format!("{prefix}-{i}"),
+        group: Some(&g.name),
+        instance_type: g.instance_type.as_deref().unwrap_or("m5.xlarge"),
+        capacity: &g.capacity,
+        labels: &g.labels,
+        taints: &g.taints,
+        version: g.version.as_deref(),
+        zone: zones[i as usize % zones.len()].clone(),
+        capacity_type: g.capacity_type.as_deref().unwrap_or("ON_DEMAND"),
+        unschedulable: g.unschedulable,
+        age,
+    }
+}
+
+/// Creates nodes `indexes` of node group `group` at run time, as EKS scaling a managed node
+/// group does: named, labelled and sized exactly as a scenario's group nodes, Ready, with a
+/// loopback InternalIP. Their age is the group's `age` (now when absent). Returns the names.
+pub fn add_group_nodes(
+    cluster: &mut Cluster,
+    spec: &ClusterSpec,
+    group: &NodeGroupSpec,
+    indexes: std::ops::Range<u32>,
+) -> anyhow::Result<Vec<String>> {
+    let zones = zones_of(spec, group);
+    let age = dur(group.age.as_ref(), Duration::ZERO)?;
+    let start = cluster.clock.now();
+    let mut names = Vec::new();
+    for i in indexes {
+        let input = group_input(group, i, &zones, age);
+        create_node(cluster, spec, &input, start)?;
+        names.push(input.name);
+    }
+    cluster.world.wake();
+    Ok(names)
+}
+
+fn zones_of(spec: &ClusterSpec, g: &NodeGroupSpec) -> Vec<String> {
+    if g.zones.is_empty() {
+        ["a", "b", "c"]
+            .iter()
+            .map(|z| format!("{}{z}", spec.region))
+            .collect()
+    } else {
+        g.zones.clone()
     }
 }
 
@@ -1123,13 +1169,13 @@ fn finish(pod: &mut Value, phase: &str, at: &str) {
         "Completed"
     };
     for c in pod
-        .pointer_mut("/status/containerStatuses")
+        .ptr_mut("/status/containerStatuses")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
     {
         let started = c
-            .pointer("/state/running/startedAt")
+            .ptr("/state/running/startedAt")
             .cloned()
             .unwrap_or(json!(at));
         c["state"] = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": at}});

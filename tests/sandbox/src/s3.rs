@@ -1,0 +1,126 @@
+//! An S3 endpoint for tests and the demo: [`s3s`] with its file-system backend [`s3s_fs`],
+//! served on its own loopback port and backed by a directory (a temporary one by default). No
+//! S3 protocol code of ours: requests are SigV4-checked against [`ACCESS_KEY`]/[`SECRET_KEY`]
+//! and served by `s3s-fs`; buckets are top-level directories.
+//!
+//! Clients use path-style addressing (`force_path_style(true)`), region [`REGION`] and the
+//! static credentials.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let s3 = opsteps_sandbox::s3::start_temp().await?;
+//! s3.create_bucket("reports")?;
+//! let url = s3.url(); // http://127.0.0.1:PORT, for AWS_ENDPOINT_URL_S3
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use tokio::task::JoinHandle;
+
+/// Access key the endpoint accepts.
+pub const ACCESS_KEY: &str = "AKIASANDBOXS3EXAMPLE";
+/// Secret key the endpoint accepts.
+pub const SECRET_KEY: &str = "sandbox/s3/secret/key/for/tests/only0000";
+/// Region clients should sign for (any region is accepted for path-style requests).
+pub const REGION: &str = "us-east-1";
+
+/// A running S3 endpoint; stops on drop.
+pub struct S3Server {
+    addr: SocketAddr,
+    root: PathBuf,
+    task: JoinHandle<()>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Serves S3 from `dir` (created if missing) on a free loopback port.
+pub async fn start(dir: &Path) -> anyhow::Result<S3Server> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let fs = s3s_fs::FileSystem::new(dir)
+        .map_err(|e| anyhow::anyhow!("s3s-fs on {}: {e:?}", dir.display()))?;
+    let service = {
+        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        b.build()
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("binding the S3 endpoint")?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    tracing::info!(url = %format!("http://{addr}"), root = %dir.display(), "S3 endpoint started");
+    Ok(S3Server {
+        addr,
+        root: dir.to_owned(),
+        task,
+        _temp: None,
+    })
+}
+
+/// Serves S3 from a fresh temporary directory, removed on drop.
+pub async fn start_temp() -> anyhow::Result<S3Server> {
+    let temp = tempfile::Builder::new()
+        .prefix("opsteps-sandbox-s3-")
+        .tempdir()?;
+    let mut server = start(temp.path()).await?;
+    server._temp = Some(temp);
+    Ok(server)
+}
+
+impl S3Server {
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The directory behind the endpoint (one subdirectory per bucket).
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates bucket `name` (idempotent), as tests' fixtures need before a step writes to it.
+    pub fn create_bucket(&self, name: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
+            "invalid bucket name {name:?}"
+        );
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating bucket {name}"))
+    }
+
+    /// Stops serving (idempotent).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
