@@ -113,6 +113,10 @@ struct Run<'a> {
     counts: Counts,
     owners: HashMap<String, Option<Owner>>,
     restarted: HashSet<String>,
+    /// Owners that were not fully available when we looked (or waited) in this run.
+    unavailable: HashSet<String>,
+    /// Owners seen fully available (used in dry runs only, where nothing changes).
+    available: HashSet<String>,
     /// Server dry run: disruptions each PDB still allows after the evictions we simulated.
     pdb_allowance: HashMap<String, i32>,
     pdbs_with_budget: HashMap<String, i32>,
@@ -190,6 +194,8 @@ pub async fn run(client: &Client, cfg: &Config, ctx: &Context) -> Result<Report,
         counts: Counts::default(),
         owners: HashMap::new(),
         restarted: HashSet::new(),
+        unavailable: HashSet::new(),
+        available: HashSet::new(),
         pdb_allowance: HashMap::new(),
         pdbs_with_budget: HashMap::new(),
         report: RunReport {
@@ -612,24 +618,38 @@ impl Run<'_> {
                 .as_ref()
                 .is_some_and(|o| o.replicas.is_some() && o.selector.is_some());
         if gated && let Some(o) = &owner {
-            let wait = if cfg.dry_run.is_dry() {
-                // Nothing changes in a dry run: look once, never wait.
+            let key = o.key(&c.namespace);
+            // Only while the owner is fully available: before our first eviction of this owner
+            // it must already be (no wait); after one, we wait for that replacement. An owner
+            // that timed out once is not waited for again in this run.
+            let wait = if cfg.dry_run.is_dry() || !self.counts.owner.contains_key(&key) {
                 Duration::ZERO
             } else {
                 cfg.replacement_timeout
             };
-            if !self.wait_available(&c.namespace, o, wait).await {
+            // In a dry run nothing changes, so one look per owner is enough.
+            let known_ok = cfg.dry_run.is_dry() && self.available.contains(&key);
+            if !known_ok
+                && (self.unavailable.contains(&key)
+                    || !self.wait_available(&c.namespace, o, wait).await)
+            {
+                self.unavailable.insert(key);
                 return Attempt::Done {
                     verdict: Skip::OwnerUnavailable.verdict(),
                     message: Some(format!(
-                        "{} {} did not have all {} replicas Ready within {}s",
+                        "{} {} did not have all {} replicas available{}",
                         o.kind,
                         o.name,
                         o.replicas.unwrap_or(0),
-                        wait.as_secs()
+                        if wait.is_zero() {
+                            String::new()
+                        } else {
+                            format!(" within {}s", wait.as_secs())
+                        }
                     )),
                 };
             }
+            self.available.insert(key);
         }
         // Server dry run: the server does not remember our earlier dry-run evictions, so a
         // budget they would have used up is accounted for here. With gating the real run waits
@@ -858,7 +878,7 @@ impl Run<'_> {
                 return false;
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 

@@ -1175,3 +1175,38 @@ async fn spread_and_per_owner_cap() {
     assert_eq!(out.with_verdict("skipped-limit-owner").len(), 10);
     assert_clean(&sb);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owners_not_fully_available_are_skipped_without_waiting() {
+    let sb = start(
+        "workloads:
+  - {name: sick, namespace: a, replicas: 2, age: 10h, neverReady: true}
+  - {name: web, namespace: a, replicas: 2, age: 10h}
+",
+    )
+    .await;
+    let t = std::time::Instant::now();
+    let out = step(sb.kubeconfig_path(), &["--max-pod-lifetime", "8h"]).await;
+    assert!(t.elapsed() < Duration::from_secs(20), "no 5-minute wait");
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-owner-unavailable").len(),
+        2,
+        "{}",
+        out.result
+    );
+    assert_eq!(out.with_verdict("evicted").len(), 2);
+    // Without gating, the descheduler's behaviour: both go (no PDB).
+    let out = step(
+        sb.kubeconfig_path(),
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--wait-for-replacement=false",
+            "--selector",
+            "app=sick",
+        ],
+    )
+    .await;
+    assert_eq!(out.with_verdict("evicted").len(), 2, "{}", out.result);
+}

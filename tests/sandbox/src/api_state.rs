@@ -41,6 +41,9 @@ pub struct ApiState {
     pub anonymous: Option<Identity>,
     /// Real-time interval between watch bookmarks when a client asks for them.
     pub bookmark_interval: Duration,
+    /// Authorize requests with RBAC (`crate::rbac`); off by default, on per scenario
+    /// (`rbac: true`), so tests of other behaviour need no bindings.
+    pub rbac: bool,
     token_seq: u64,
 }
 
@@ -55,6 +58,7 @@ impl Default for ApiState {
             version_minor: 33,
             version_patch: 4,
             bookmark_interval: Duration::from_secs(5),
+            rbac: false,
             token_seq: 0,
         }
     }

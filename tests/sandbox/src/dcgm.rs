@@ -11,7 +11,8 @@
 //! ```no_run
 //! # async fn demo(shared: opsteps_sandbox::cluster::Shared) -> anyhow::Result<()> {
 //! use opsteps_sandbox::dcgm;
-//! let exporters = dcgm::spawn(shared, None, tokio_util::sync::CancellationToken::new())?;
+//! let config = dcgm::GpuConfig::from_value(None)?;
+//! let exporters = dcgm::spawn(shared, config, tokio_util::sync::CancellationToken::new());
 //! for (pod, addr) in exporters.listening() {
 //!     println!("{pod}: http://{addr}/metrics");
 //! }
@@ -73,18 +74,15 @@ pub fn render_for_pod(
     Some(render::render(&view, config, now))
 }
 
-/// Starts the exporter endpoints for a sandbox with the scenario's `gpu:` section (`None`:
-/// defaults). With `listen: false` nothing listens and the returned handle is idle.
-pub fn spawn(
-    shared: Shared,
-    gpu: Option<&Value>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Exporters> {
-    let config = GpuConfig::from_value(gpu)?;
-    if !config.listen {
+/// Starts the exporter endpoints of a sandbox: a task that serves every Running exporter pod
+/// until `shutdown` or drop. With `listen: false` nothing listens.
+#[must_use]
+pub fn spawn(shared: Shared, config: GpuConfig, shutdown: CancellationToken) -> Exporters {
+    if config.listen {
+        serve::spawn(shared, config, shutdown)
+    } else {
         let idle = CancellationToken::new();
         idle.cancel();
-        return Ok(serve::spawn(shared, config, idle));
+        serve::spawn(shared, config, idle)
     }
-    Ok(serve::spawn(shared, config, shutdown))
 }

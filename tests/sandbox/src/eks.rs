@@ -90,7 +90,7 @@ impl Behaviour {
             "InsufficientNumberOfReplicas" => "The add-on is unhealthy because it doesn't have the desired number of replicas.".to_owned(),
             "ConfigurationConflict" => "Conflicts found when trying to apply. Will not continue due to resolve conflicts mode.".to_owned(),
             "PodEvictionFailure" => "Reached max retries while trying to evict pods from nodes in node group".to_owned(),
-            other => format!("{other}"),
+            other => other.to_owned(),
         });
         Ok(Self {
             outcome,
@@ -178,6 +178,9 @@ pub struct Addon {
     pub on_update: Option<Behaviour>,
     /// End of a flap.
     pub degraded_until: Option<Timestamp>,
+    /// DEGRADED (InsufficientNumberOfReplicas) after a successful update until its workloads
+    /// finish rolling out.
+    pub awaiting_rollout: bool,
 }
 
 /// What an update is about.
@@ -269,6 +272,7 @@ pub struct AwsFault {
 
 impl AwsFault {
     /// From the scenario form.
+    #[must_use]
     pub fn from_spec(s: &AwsFaultSpec) -> Self {
         let status = s.status.unwrap_or(match s.error.as_str() {
             "ThrottlingException" | "TooManyRequestsException" => 429,
@@ -378,6 +382,9 @@ pub struct EksState {
     pub default_admin: bool,
     /// Requests served.
     pub requests: Vec<EksRequest>,
+    /// After a successful add-on update, report DEGRADED until the workloads have rolled out
+    /// (default true; turn off when no controllers run, or add-ons would stay DEGRADED).
+    pub track_rollouts: bool,
     /// Signature → virtual signing time, so tokens also age with clock jumps.
     token_seen: HashMap<String, Timestamp>,
     seq: u64,
@@ -405,6 +412,7 @@ impl Default for EksState {
             access: Vec::new(),
             default_admin: true,
             requests: Vec::new(),
+            track_rollouts: true,
             token_seen: HashMap::new(),
             seq: 0,
         }
@@ -598,6 +606,8 @@ fn default_insights(minor: u32) -> Vec<spec::InsightSpec> {
 
 /// Builds [`Cluster::eks`] from `scenario` (after the scenario's nodes exist) and sets the
 /// Kubernetes `/version` minor from `cluster.version`.
+// One pass over the `eks:` section, in the order of its fields.
+#[allow(clippy::too_many_lines)]
 pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
     let eks_spec = scenario.eks.clone().unwrap_or_default();
     let now = cluster.clock.now();
@@ -727,6 +737,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
                 conflict: a.conflict,
                 on_update,
                 degraded_until: None,
+                awaiting_rollout: false,
             },
         );
     }
@@ -777,13 +788,53 @@ pub fn tick(c: &mut Cluster) {
         ops::finish_nodegroup(c, &g, now);
     }
     for a in c.eks.addons.values_mut() {
-        if a.degraded_until.is_some_and(|d| d <= now) {
+        let flap_over = a.degraded_until.is_some_and(|d| d <= now);
+        let rolled_out = a.awaiting_rollout && unfinished_workloads(&c.store, &a.name).is_empty();
+        if flap_over || rolled_out {
             a.degraded_until = None;
+            a.awaiting_rollout = false;
             a.status = "ACTIVE".into();
             a.health_issues.clear();
             a.modified_at = now;
         }
     }
+}
+
+/// Workloads of `addon` (that exist) whose rollout has not finished: not observed at their
+/// generation, or fewer updated and available replicas than wanted.
+#[must_use]
+pub fn unfinished_workloads(store: &crate::store::Store, addon: &str) -> Vec<String> {
+    use crate::resources::well_known;
+    let n = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    catalog::workloads(addon)
+        .iter()
+        .filter(|w| {
+            let daemon = w.kind == "DaemonSet";
+            let res = if daemon {
+                well_known::daemonsets()
+            } else {
+                well_known::deployments()
+            };
+            let Some(o) = store.get(res, w.namespace, w.name) else {
+                return false;
+            };
+            let observed = n(&o, "/status/observedGeneration") >= n(&o, "/metadata/generation");
+            let done = if daemon {
+                let desired = n(&o, "/status/desiredNumberScheduled");
+                n(&o, "/status/updatedNumberScheduled") >= desired
+                    && n(&o, "/status/numberAvailable") >= desired
+            } else {
+                let want = o
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                n(&o, "/status/updatedReplicas") >= want
+                    && n(&o, "/status/availableReplicas") >= want
+            };
+            !(observed && done)
+        })
+        .map(|w| w.name.to_owned())
+        .collect()
 }
 
 /// Authenticates a bearer token on the Kubernetes API: `None` unless it is a valid EKS token
@@ -815,8 +866,14 @@ pub fn authenticate(c: &mut Cluster, bearer: &str) -> Option<Identity> {
         tracing::debug!(age = %now.duration_since(signed), "EKS token refused: expired (virtual time)");
         return None;
     }
-    let key = claims.access_key_id;
+    let key = claims.access_key_id.clone();
     if let Some(e) = eks.access.iter().find(|e| e.access_key_id == key) {
+        if let Some(secret) = &e.secret_access_key
+            && !token::signature_matches(&claims, &eks.name, &eks.region, secret)
+        {
+            tracing::debug!(key = %key, "EKS token refused: signature does not match this cluster and key");
+            return None;
+        }
         let arn = e
             .principal_arn
             .clone()
@@ -847,7 +904,9 @@ pub async fn start(
 ) -> anyhow::Result<EksServer> {
     {
         let mut c = shared.lock();
-        c.eks.endpoint = kube_url.trim_end_matches('/').to_owned();
+        kube_url
+            .trim_end_matches('/')
+            .clone_into(&mut c.eks.endpoint);
         c.eks.ca_pem = ca_pem.map(str::to_owned);
     }
     let ticker: JoinHandle<()> = {
@@ -880,4 +939,100 @@ fn update_json(u: &Update) -> Value {
 /// Epoch seconds with milliseconds, as EKS sends timestamps.
 fn epoch(t: Timestamp) -> f64 {
     t.as_millisecond() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use aws_credential_types::Credentials;
+    use opsteps::eks_token::presign;
+
+    use super::*;
+    use crate::scenario::cluster_from;
+
+    fn cluster(yaml: &str) -> Cluster {
+        let s = Scenario::from_yaml(yaml).unwrap();
+        let mut c = cluster_from(&s).unwrap();
+        load(&mut c, &s).unwrap();
+        c
+    }
+
+    fn token(key: &str, secret: &str, cluster: &str) -> String {
+        let creds = Credentials::new(key, secret, None, None, "test");
+        presign(cluster, "eu-west-1", creds, SystemTime::now()).unwrap()
+    }
+
+    #[test]
+    fn access_entries_map_keys_and_secrets_bind_the_cluster() {
+        let mut c = cluster(
+            r"
+cluster: {name: prod-a, region: eu-west-1}
+clock: {scale: 1}
+eks:
+  accessEntries:
+    - {accessKeyId: AKIDSIGNED, username: signed, groups: [ops], secretAccessKey: right-secret}
+    - {accessKeyId: AKIDROLE, principalArn: 'arn:aws:iam::111122223333:role/ops'}
+",
+        );
+        let who = |c: &mut Cluster, t: &str| authenticate(c, t).map(|i| i.user);
+        let signed = authenticate(&mut c, &token("AKIDSIGNED", "right-secret", "prod-a")).unwrap();
+        assert_eq!(signed.user, "signed");
+        assert_eq!(signed.groups, ["ops", "system:authenticated"]);
+        assert_eq!(
+            who(&mut c, &token("AKIDSIGNED", "right-secret", "prod-b")),
+            None
+        );
+        assert_eq!(who(&mut c, &token("AKIDSIGNED", "wrong", "prod-a")), None);
+        assert_eq!(
+            who(&mut c, &token("AKIDROLE", "any", "prod-a")).as_deref(),
+            Some("arn:aws:iam::111122223333:role/ops")
+        );
+        assert_eq!(
+            who(&mut c, &token("AKIDOTHER", "any", "prod-a")).as_deref(),
+            Some(DEFAULT_ADMIN_USER)
+        );
+        assert_eq!(who(&mut c, "sandbox-1-2"), None, "not an EKS token");
+        let t = token("AKIDOTHER", "any", "prod-a");
+        assert!(authenticate(&mut c, &t).is_some());
+        c.clock.advance(Duration::from_mins(16));
+        assert!(authenticate(&mut c, &t).is_none(), "aged by the clock jump");
+    }
+
+    #[test]
+    fn load_reads_the_eks_section_and_sets_version() {
+        let c = cluster(
+            r"
+cluster: {name: prod-a, region: eu-west-1, version: '1.32'}
+nodeGroups: [{name: gpu, count: 2, instanceType: p4d.24xlarge}]
+eks:
+  addons: [{name: coredns}, {name: vpc-cni, version: v1.19.2-eksbuild.1, onUpdate: {result: Degrade}}]
+  nodegroups: [{name: gpu, minSize: 1, maxSize: 4}]
+",
+        );
+        assert_eq!(c.api.version_minor, 32);
+        assert_eq!(c.eks.addons["coredns"].version, "v1.11.4-eksbuild.2");
+        assert_eq!(
+            c.eks.addons["vpc-cni"].on_update.as_ref().unwrap().outcome,
+            Outcome::Degrade
+        );
+        let g = &c.eks.nodegroups["gpu"];
+        assert_eq!((g.min_size, g.max_size, g.desired_size), (1, 4, 2));
+        assert_eq!(g.ami_type, "AL2023_x86_64_NVIDIA");
+        assert_eq!(c.eks.insights.len(), 4);
+        assert_eq!(
+            c.eks.insights[0].kubernetes_version.as_deref(),
+            Some("1.33")
+        );
+        for bad in [
+            "cluster: {version: '1.29'}",
+            "eks: {addons: [{name: coredns, version: v9}]}",
+            "eks: {nodegroups: [{name: missing}]}",
+            "eks: {addons: [{name: coredns, configurationValues: '{\"nope\": 1}'}]}",
+        ] {
+            let s = Scenario::from_yaml(bad).unwrap();
+            let mut c = cluster_from(&s).unwrap();
+            assert!(load(&mut c, &s).is_err(), "{bad}");
+        }
+    }
 }

@@ -18,6 +18,7 @@ pub mod faults;
 pub mod invariants;
 pub mod kubeconfig;
 pub mod patch;
+pub mod rbac;
 pub mod requestlog;
 pub mod sandbox;
 pub mod selectors;

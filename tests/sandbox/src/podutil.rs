@@ -26,12 +26,10 @@ pub fn is_ready(pod: &Value) -> bool {
 /// Whether a status condition of `type_` is "True".
 #[must_use]
 pub fn condition_true(obj: &Value, type_: &str) -> bool {
-    obj["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == type_ && c["status"] == "True")
-        })
+    obj["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == type_ && c["status"] == "True")
+    })
 }
 
 /// Healthy in the disruption controller's sense: Ready and not being deleted.

@@ -34,7 +34,8 @@ pub struct S3Server {
     addr: SocketAddr,
     root: PathBuf,
     task: JoinHandle<()>,
-    _temp: Option<tempfile::TempDir>,
+    /// Owns the temporary directory of [`start_temp`] (removed on drop).
+    temp: Option<tempfile::TempDir>,
 }
 
 /// Serves S3 from `dir` (created if missing) on a free loopback port.
@@ -70,7 +71,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<S3Server> {
         addr,
         root: dir.to_owned(),
         task,
-        _temp: None,
+        temp: None,
     })
 }
 
@@ -80,7 +81,7 @@ pub async fn start_temp() -> anyhow::Result<S3Server> {
         .prefix("opsteps-sandbox-s3-")
         .tempdir()?;
     let mut server = start(temp.path()).await?;
-    server._temp = Some(temp);
+    server.temp = Some(temp);
     Ok(server)
 }
 
@@ -105,10 +106,7 @@ impl S3Server {
 
     /// Creates bucket `name` (idempotent), as tests' fixtures need before a step writes to it.
     pub fn create_bucket(&self, name: &str) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
-            "invalid bucket name {name:?}"
-        );
+        anyhow::ensure!(valid_bucket_name(name), "invalid bucket name {name:?}");
         let dir = self.root.join(name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating bucket {name}"))
     }
@@ -117,6 +115,19 @@ impl S3Server {
     pub fn stop(&self) {
         self.task.abort();
     }
+}
+
+/// S3's bucket naming rules (3-63 characters: lower-case letters, digits, `.` and `-`, starting
+/// and ending with a letter or digit), which the endpoint enforces too.
+fn valid_bucket_name(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && !name.contains("..")
 }
 
 impl Drop for S3Server {

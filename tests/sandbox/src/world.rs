@@ -123,10 +123,15 @@ pub struct World {
     pub(crate) next_pod_ip: u32,
     pub(crate) next_node_ip: u32,
     pub(crate) name_seq: u64,
-    /// resourceVersion after the last controller pass.
+    /// resourceVersion after the last controller pass that wrote nothing.
     pub(crate) seen_rv: u64,
-    /// Earliest virtual time a controller has work to do without any object changing.
-    pub(crate) next_due: Option<Timestamp>,
+    /// Timers: at each time, the namespaces to reconcile (`None`: everything).
+    pub(crate) timers: BTreeMap<Timestamp, HashSet<Option<String>>>,
+    /// Store events since the last pass (subscribed at the first pass).
+    pub(crate) events:
+        Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::WatchEvent>>>,
+    /// The next pass reconciles everything.
+    pub(crate) force_full: bool,
 }
 
 impl World {
@@ -183,9 +188,10 @@ impl World {
         self.wake();
     }
 
-    /// Forces the next tick to run every controller even when nothing changed.
+    /// Forces the next tick to run every controller over everything, even when nothing changed.
     pub fn wake(&mut self) {
         self.seen_rv = 0;
+        self.force_full = true;
     }
 
     /// A fresh pod IP: 127.x.y.z with x in 1..=249, never reused within a run.

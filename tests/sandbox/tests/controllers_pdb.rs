@@ -113,7 +113,7 @@ fn unready_and_terminating_pods_are_not_healthy_and_generation_is_observed() {
     settle(&mut c, 30);
     assert_eq!(numbers(&status(&c, "web")), (3, 2, 3, 1));
     edit(&mut c, well_known::pdbs(), "shop", "web", |o| {
-        o["spec"]["minAvailable"] = json!(1)
+        o["spec"]["minAvailable"] = json!(1);
     });
     let pdb = c.store.get(well_known::pdbs(), "shop", "web").unwrap();
     assert_eq!(pdb["metadata"]["generation"], 2);

@@ -137,7 +137,7 @@ fn scheduler_respects_resources_selectors_taints_and_cordon() {
     // Cordon both cpu nodes: the controller adds the taint; new pods go nowhere.
     for n in ["cpu-0", "cpu-1"] {
         edit(&mut c, well_known::nodes(), "", n, |o| {
-            o["spec"]["unschedulable"] = json!(true)
+            o["spec"]["unschedulable"] = json!(true);
         });
     }
     controllers::tick(&mut c);
@@ -153,7 +153,7 @@ fn scheduler_respects_resources_selectors_taints_and_cordon() {
     assert_eq!(scheduled(&c, "after-cordon"), None);
     // Uncordon: the taint goes and the pending pod is scheduled.
     edit(&mut c, well_known::nodes(), "", "cpu-1", |o| {
-        o["spec"]["unschedulable"] = json!(false)
+        o["spec"]["unschedulable"] = json!(false);
     });
     controllers::tick(&mut c);
     let node = c.store.get(well_known::nodes(), "", "cpu-1").unwrap();
@@ -374,4 +374,57 @@ fn pods_on_a_down_node_stay_terminating_until_it_returns() {
         .set_node_ready("cpu-0", true, NodeDownReason::Unreachable);
     controllers::tick(&mut c);
     assert!(pod(&c, "default", "p").is_none());
+}
+
+#[test]
+fn taint_manager_evicts_after_toleration_seconds() {
+    let mut c = cluster(&format!(
+        "{NODES}\nworkloads:\n  - {{kind: Deployment, name: web, replicas: 2, placement: {{nodes: [cpu-0]}}}}\n  - {{kind: DaemonSet, name: agent}}\n  - {{kind: Pod, name: tolerant, placement: {{nodes: [cpu-0]}}, tolerations: [{{operator: Exists}}]}}\n"
+    ));
+    c.world
+        .set_node_ready("cpu-0", false, NodeDownReason::NotReady);
+    controllers::tick(&mut c);
+    let web = world::pods(&c, "default", "app", "web");
+    assert!(web.iter().all(|p| podutil::node_name(p) == Some("cpu-0")));
+    assert_eq!(
+        web[0]["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["tolerationSeconds"] == 300)
+            .count(),
+        2
+    );
+    settle(&mut c, 299);
+    assert!(
+        world::pods(&c, "default", "app", "web")
+            .iter()
+            .all(|p| !podutil::is_terminating(p))
+    );
+    settle(&mut c, 1);
+    let web = world::pods(&c, "default", "app", "web");
+    assert_eq!(
+        web.iter().filter(|p| podutil::is_terminating(p)).count(),
+        2,
+        "default tolerations ran out"
+    );
+    settle(&mut c, 10);
+    let web = world::pods(&c, "default", "app", "web");
+    let running: Vec<_> = web.iter().filter(|p| podutil::is_ready(p)).collect();
+    assert_eq!(running.len(), 2);
+    assert!(
+        running
+            .iter()
+            .all(|p| podutil::node_name(p) != Some("cpu-0")),
+        "replacements elsewhere"
+    );
+    // DaemonSet pods and pods tolerating everything stay.
+    assert!(
+        world::pods(&c, "default", "app", "agent")
+            .iter()
+            .any(|p| podutil::node_name(p) == Some("cpu-0") && !podutil::is_terminating(p))
+    );
+    assert!(!podutil::is_terminating(
+        &pod(&c, "default", "tolerant").unwrap()
+    ));
 }

@@ -24,7 +24,7 @@ fn replicaset_scales_up_and_down_preferring_unready_and_newest() {
     ));
     assert_eq!(pods(&c, "default", "app", "rs").len(), 2);
     edit(&mut c, well_known::replicasets(), "default", "rs", |o| {
-        o["spec"]["replicas"] = json!(5)
+        o["spec"]["replicas"] = json!(5);
     });
     controllers::tick(&mut c);
     let ps = pods(&c, "default", "app", "rs");
@@ -55,7 +55,7 @@ fn replicaset_scales_up_and_down_preferring_unready_and_newest() {
         .collect();
     assert_eq!(old.len(), 2);
     edit(&mut c, well_known::replicasets(), "default", "rs", |o| {
-        o["spec"]["replicas"] = json!(2)
+        o["spec"]["replicas"] = json!(2);
     });
     controllers::tick(&mut c);
     let ps = pods(&c, "default", "app", "rs");
@@ -199,7 +199,7 @@ fn deployment_recreate_and_scale() {
         "{NODES}\nworkloads:\n  - {{kind: Deployment, name: job, replicas: 3, strategy: {{type: Recreate}}}}\n"
     ));
     edit(&mut c, well_known::deployments(), "default", "job", |o| {
-        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("v2")
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("v2");
     });
     let mut overlap = false;
     run(&mut c, Duration::from_secs(1), 120, |c| {
@@ -219,7 +219,7 @@ fn deployment_recreate_and_scale() {
     );
     // Scaling a settled deployment.
     edit(&mut c, well_known::deployments(), "default", "job", |o| {
-        o["spec"]["replicas"] = json!(5)
+        o["spec"]["replicas"] = json!(5);
     });
     settle(&mut c, 10);
     let d = c
@@ -271,7 +271,7 @@ fn statefulset_ordered_creation_and_same_name_recreation() {
     // Scale up: OrderedReady creates db-3 only once it is Ready... then db-4.
     settle(&mut c, 10);
     edit(&mut c, well_known::statefulsets(), "default", "db", |o| {
-        o["spec"]["replicas"] = json!(5)
+        o["spec"]["replicas"] = json!(5);
     });
     controllers::tick(&mut c);
     assert!(pod(&c, "default", "db-3").is_some());
@@ -293,7 +293,7 @@ fn statefulset_ordered_creation_and_same_name_recreation() {
     assert_eq!(order, ["db-3", "db-4"]);
     // Rolling update from the highest ordinal.
     edit(&mut c, well_known::statefulsets(), "default", "db", |o| {
-        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("db:2")
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("db:2");
     });
     let mut deleted_order: Vec<String> = Vec::new();
     run(&mut c, Duration::from_secs(1), 200, |c| {
@@ -315,7 +315,7 @@ fn statefulset_ordered_creation_and_same_name_recreation() {
     );
     // Scale down from the top.
     edit(&mut c, well_known::statefulsets(), "default", "db", |o| {
-        o["spec"]["replicas"] = json!(3)
+        o["spec"]["replicas"] = json!(3);
     });
     settle(&mut c, 60);
     let names: Vec<String> = pods(&c, "default", "app", "db")
@@ -349,7 +349,7 @@ fn daemonset_one_pod_per_eligible_node_tolerating_cordon() {
     );
     // Cordon: daemon pods stay; a deleted one comes back on the cordoned node.
     edit(&mut c, well_known::nodes(), "", "n-0", |o| {
-        o["spec"]["unschedulable"] = json!(true)
+        o["spec"]["unschedulable"] = json!(true);
     });
     controllers::tick(&mut c);
     let on_n0 = pods(&c, "kube-system", "app", "agent")
@@ -419,4 +419,148 @@ fn namespace_deletion_empties_and_removes_it() {
     settle(&mut c, 40);
     assert!(c.store.get(well_known::namespaces(), "", "shop").is_none());
     assert_eq!(c.store.list(well_known::pods(), Some("shop")).count(), 0);
+}
+
+#[test]
+fn deployment_rollback_reuses_the_old_replicaset_and_scales_to_zero() {
+    let mut c = cluster(&format!(
+        "{NODES}\nworkloads:\n  - {{kind: Deployment, name: web, replicas: 3}}\n"
+    ));
+    let v1 = c
+        .store
+        .get(well_known::deployments(), "default", "web")
+        .unwrap()["spec"]["template"]
+        .clone();
+    edit(&mut c, well_known::deployments(), "default", "web", |o| {
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+    });
+    settle(&mut c, 60);
+    assert_eq!(c.store.count(well_known::replicasets()), 2);
+    // `kubectl rollout undo`: the template goes back to revision 1's.
+    edit(&mut c, well_known::deployments(), "default", "web", |o| {
+        o["spec"]["template"] = v1.clone();
+    });
+    settle(&mut c, 60);
+    assert_eq!(
+        c.store.count(well_known::replicasets()),
+        2,
+        "no third ReplicaSet"
+    );
+    let d = c
+        .store
+        .get(well_known::deployments(), "default", "web")
+        .unwrap();
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let ps = pods(&c, "default", "app", "web");
+    assert_eq!(ps.len(), 3);
+    assert!(
+        ps.iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == v1["spec"]["containers"][0]["image"])
+    );
+    // Scale to zero.
+    edit(&mut c, well_known::deployments(), "default", "web", |o| {
+        o["spec"]["replicas"] = json!(0);
+    });
+    settle(&mut c, 40);
+    assert!(pods(&c, "default", "app", "web").is_empty());
+    let d = c
+        .store
+        .get(well_known::deployments(), "default", "web")
+        .unwrap();
+    assert_eq!(d["status"]["replicas"], 0);
+    assert_eq!(
+        d["status"]["observedGeneration"],
+        d["metadata"]["generation"]
+    );
+}
+
+#[test]
+fn deployment_progress_deadline() {
+    let mut c = cluster(&format!(
+        "{NODES}\nworkloads:\n  - {{kind: Deployment, name: slow, replicas: 2, readyDelay: 10m, strategy: {{type: RollingUpdate, rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}}}\n"
+    ));
+    edit(&mut c, well_known::deployments(), "default", "slow", |o| {
+        o["spec"]["progressDeadlineSeconds"] = json!(60);
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("slow:2");
+    });
+    let progressing = |c: &opsteps_sandbox::cluster::Cluster| {
+        let d = c
+            .store
+            .get(well_known::deployments(), "default", "slow")
+            .unwrap();
+        let p = d["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Progressing")
+            .unwrap()
+            .clone();
+        (
+            p["status"].as_str().unwrap().to_owned(),
+            p["reason"].as_str().unwrap().to_owned(),
+        )
+    };
+    settle(&mut c, 30);
+    assert_eq!(progressing(&c), ("True".into(), "ReplicaSetUpdated".into()));
+    settle(&mut c, 40);
+    assert_eq!(
+        progressing(&c),
+        ("False".into(), "ProgressDeadlineExceeded".into())
+    );
+    // The rollout still goes on, and completes once the new pods are Ready.
+    settle(&mut c, 1300);
+    assert_eq!(
+        progressing(&c),
+        ("True".into(), "NewReplicaSetAvailable".into())
+    );
+}
+
+#[test]
+fn garbage_collector_orphan_and_foreground_deletion() {
+    let mut c = cluster(&format!(
+        "{NODES}\nworkloads:\n  - {{kind: Deployment, name: keep, replicas: 2}}\n  - {{kind: Deployment, name: fg, replicas: 2}}\n"
+    ));
+    // What the API's DELETE with propagationPolicy Orphan / Foreground leaves behind.
+    for (name, finalizer) in [("keep", "orphan"), ("fg", "foregroundDeletion")] {
+        let mut d = (*c
+            .store
+            .get(well_known::deployments(), "default", name)
+            .unwrap())
+        .clone();
+        d["metadata"]["deletionTimestamp"] = json!(c.now());
+        d["metadata"]["finalizers"] = json!([finalizer]);
+        c.store.put(well_known::deployments(), d);
+    }
+    controllers::tick(&mut c);
+    assert!(
+        c.store
+            .get(well_known::deployments(), "default", "keep")
+            .is_none()
+    );
+    let rs: Vec<_> = c
+        .store
+        .list(well_known::replicasets(), Some("default"))
+        .filter(|r| r["metadata"]["labels"]["app"] == "keep")
+        .cloned()
+        .collect();
+    assert_eq!(rs.len(), 1, "orphaned ReplicaSet kept");
+    assert!(podutil::controller_ref(&rs[0]).is_none());
+    assert_eq!(active(&pods(&c, "default", "app", "keep")), 2);
+    // Foreground: the ReplicaSet went first, then the Deployment.
+    assert!(
+        c.store
+            .get(well_known::deployments(), "default", "fg")
+            .is_none()
+    );
+    assert!(
+        c.store
+            .list(well_known::replicasets(), Some("default"))
+            .all(|r| r["metadata"]["labels"]["app"] != "fg")
+    );
+    settle(&mut c, 31);
+    assert!(pods(&c, "default", "app", "fg").is_empty());
+    assert_eq!(active(&pods(&c, "default", "app", "keep")), 2);
 }

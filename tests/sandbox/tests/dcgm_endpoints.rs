@@ -147,14 +147,29 @@ struct Gpu {
     /// Exporter pods: node → (namespace, name, address).
     pods: BTreeMap<String, (String, String, SocketAddr)>,
     /// Released last, after the sandbox and its listeners.
-    _serial: tokio::sync::MutexGuard<'static, ()>,
+    _serial: std::fs::File,
 }
 
-/// Exporter pods get the same loopback IPs in every sandbox of this binary: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Exporter pods get the same loopback IPs in every sandbox, in this process and in any other
+/// running these tests at the same time: one sandbox at a time, by a file lock.
+async fn serial() -> std::fs::File {
+    tokio::task::spawn_blocking(|| {
+        let path = std::env::temp_dir().join("opsteps-sandbox-dcgm-tests.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+        f.lock().expect("locking the dcgm test lock file");
+        f
+    })
+    .await
+    .unwrap()
+}
 
 async fn start() -> Gpu {
-    let serial = SERIAL.lock().await;
+    let serial = serial().await;
     let scenario = Scenario::from_yaml(SCENARIO).expect("scenario parses");
     let gpu = scenario.gpu.clone();
     let sb = Sandbox::start(Options::default().scenario(scenario))
@@ -162,10 +177,9 @@ async fn start() -> Gpu {
         .expect("sandbox starts");
     let exporters = dcgm::spawn(
         sb.shared(),
-        gpu.as_ref(),
+        dcgm::GpuConfig::from_value(gpu.as_ref()).expect("gpu section"),
         tokio_util::sync::CancellationToken::new(),
-    )
-    .expect("exporters start");
+    );
     let found: Vec<(String, String, String)> = sb.with(|c| {
         c.store
             .list(opsteps_sandbox::resources::well_known::pods(), None)
@@ -302,7 +316,7 @@ async fn direct_and_proxied_scrapes_are_identical_and_parse_like_the_fixtures() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_mapping_mig_and_xid_follow_the_scenario() {
+async fn gpus_held_by_pods_carry_pod_labels_and_workload_values() {
     let g = start().await;
     let client = client(&g.sb).await;
 
@@ -358,7 +372,12 @@ async fn pod_mapping_mig_and_xid_follow_the_scenario() {
     // UUIDs are distinct per GPU and stable across scrapes.
     let uuids: BTreeSet<&str> = util.iter().map(|x| x.labels.get("UUID").unwrap()).collect();
     assert_eq!(uuids.len(), 8);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_gpus_have_no_pod_labels_and_the_xid_is_reported() {
+    let g = start().await;
+    let client = client(&g.sb).await;
     // h100-1: idle, no pod labels at all, XID 79 on GPU 3 only.
     let text = scrape_both(&g, &client, "h100-1", true).await;
     let s = parse(&text);
@@ -389,7 +408,12 @@ async fn pod_mapping_mig_and_xid_follow_the_scenario() {
     assert_eq!(xids["3"], (79.0, "79", "GPU has fallen off the bus"));
     assert_eq!(xids["0"], (0.0, "0", "No Error"));
     assert!(text.contains(",err_code=\"79\",err_msg=\"GPU has fallen off the bus\"} 79\n"));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mig_instances_get_their_own_series() {
+    let g = start().await;
+    let client = client(&g.sb).await;
     // a100mig-0: whole-GPU series plus per-instance series for the two 1g.5gb instances.
     let text = scrape_both(&g, &client, "a100mig-0", true).await;
     let s = parse(&text);
@@ -449,23 +473,30 @@ async fn a_replaced_exporter_pod_is_served_on_its_new_ip() {
     let (ns, name, old) = g.pods["h100-1"].clone();
     let client = client(&g.sb).await;
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, &ns);
-    pods.delete(&name, &kube::api::DeleteParams::default().grace_period(0))
+    let deleted = pods
+        .delete(&name, &kube::api::DeleteParams::default().grace_period(0))
         .await
         .unwrap();
+    assert!(deleted.is_left(), "deleted");
     // The DaemonSet controller recreates the pod; the kubelet gives it a new IP and starts it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let (new_name, addr) = loop {
         let listening = g.exporters.listening();
         let found = listening
             .iter()
-            .find(|(k, a)| k.starts_with(&format!("{ns}/")) && *a != old && !k.ends_with(&name))
-            .filter(|(k, _)| {
-                let n = k.split_once('/').unwrap().1;
-                g.sb.with(|c| {
-                    c.store
-                        .get(opsteps_sandbox::resources::well_known::pods(), &ns, n)
-                        .is_some_and(|p| opsteps_sandbox::podutil::node_name(&p) == Some("h100-1"))
-                })
+            .find(|(k, a)| {
+                let Some(n) = k.strip_prefix(&format!("{ns}/")) else {
+                    return false;
+                };
+                *a != old
+                    && n != name
+                    && g.sb.with(|c| {
+                        c.store
+                            .get(opsteps_sandbox::resources::well_known::pods(), &ns, n)
+                            .is_some_and(|p| {
+                                opsteps_sandbox::podutil::node_name(&p) == Some("h100-1")
+                            })
+                    })
             })
             .cloned();
         if let Some((k, a)) = found {
@@ -473,7 +504,18 @@ async fn a_replaced_exporter_pod_is_served_on_its_new_ip() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no replacement exporter on h100-1: {listening:?}"
+            "no replacement exporter on h100-1: {listening:?}; pods: {:?}",
+            g.sb.with(|c| c
+                .store
+                .list(opsteps_sandbox::resources::well_known::pods(), Some(&ns))
+                .map(|p| format!(
+                    "{} {} {} {}",
+                    p["metadata"]["name"],
+                    p["status"]["phase"],
+                    p["status"]["podIP"],
+                    p["metadata"]["deletionTimestamp"]
+                ))
+                .collect::<Vec<_>>())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -490,4 +532,49 @@ async fn a_replaced_exporter_pod_is_served_on_its_new_ip() {
             .unwrap()
             .contains("Hostname=\"h100-1\"")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_errors_are_apiserver_statuses() {
+    let g = start().await;
+    let client = client(&g.sb).await;
+    let status = |path: String| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(path).body(Vec::new()).unwrap();
+            match client.request_text(req).await {
+                Err(kube::Error::Api(s)) => (s.code, s.reason),
+                other => panic!("expected a Status error, got {other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        status("/api/v1/namespaces/gpu-operator/pods/nope:9400/proxy/metrics".into()).await,
+        (404, "NotFound".to_owned())
+    );
+    // A pod that listens on nothing: the apiserver cannot reach it.
+    let trainer = g.sb.with(|c| {
+        c.store
+            .list(opsteps_sandbox::resources::well_known::pods(), Some("ml"))
+            .map(|p| opsteps_sandbox::podutil::ns_name(p).1.to_owned())
+            .next()
+            .unwrap()
+    });
+    assert_eq!(
+        status(format!(
+            "/api/v1/namespaces/ml/pods/{trainer}:9400/proxy/metrics"
+        ))
+        .await,
+        (503, "ServiceUnavailable".to_owned())
+    );
+    // Unknown paths on the exporter are its own 404, passed through.
+    let (_, name, _) = &g.pods["h100-0"];
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/gpu-operator/pods/{name}:9400/proxy/nope"
+    ))
+    .body(Vec::new())
+    .unwrap();
+    assert!(client.request_text(req).await.is_err());
+    let (_, _, addr) = &g.pods["h100-0"];
+    assert_eq!(get(*addr, "/health").await.0, 200);
 }

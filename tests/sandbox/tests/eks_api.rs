@@ -261,7 +261,7 @@ async fn nodegroup_scaling_adds_and_removes_kubernetes_nodes() {
     assert_eq!(ng.status(), Some(&NodegroupStatus::Active));
     assert_eq!(ng.version(), Some("1.33"));
     assert_eq!(ng.instance_types(), ["m5.xlarge"]);
-    assert_eq!(group_nodes(&sb, "general"), 2);
+    assert_eq!(group_nodes(sb, "general"), 2);
 
     let scale = |n: i32| {
         eks.update_nodegroup_config()
@@ -279,16 +279,16 @@ async fn nodegroup_scaling_adds_and_removes_kubernetes_nodes() {
         UpdateNodegroupConfigError::ResourceInUseException(_)
     ));
     assert_eq!(
-        group_nodes(&sb, "general"),
+        group_nodes(sb, "general"),
         2,
         "nothing changes before the update completes"
     );
-    advance(&sb, Duration::from_secs(90));
+    advance(sb, Duration::from_secs(90));
     assert_eq!(
         update_status(&eks, up.id().unwrap(), None, Some("general")).await,
         UpdateStatus::Successful
     );
-    assert_eq!(group_nodes(&sb, "general"), 4);
+    assert_eq!(group_nodes(sb, "general"), 4);
     let ids = eks
         .list_updates()
         .name("prod-a")
@@ -299,12 +299,12 @@ async fn nodegroup_scaling_adds_and_removes_kubernetes_nodes() {
     assert_eq!(ids.update_ids(), [up.id().unwrap()]);
 
     let down = scale(1).await.unwrap().update.unwrap();
-    advance(&sb, Duration::from_secs(90));
+    advance(sb, Duration::from_secs(90));
     assert_eq!(
         update_status(&eks, down.id().unwrap(), None, Some("general")).await,
         UpdateStatus::Successful
     );
-    assert_eq!(group_nodes(&sb, "general"), 1);
+    assert_eq!(group_nodes(sb, "general"), 1);
     let e = scale(9).await.unwrap_err();
     assert_eq!(
         e.code(),
@@ -349,7 +349,7 @@ async fn create_and_delete_nodegroup_create_and_remove_nodes() {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Some("ResourceInUseException"));
-    advance(&sb, Duration::from_secs(200));
+    advance(sb, Duration::from_secs(200));
     let ng = eks
         .describe_nodegroup()
         .cluster_name("prod-a")
@@ -360,7 +360,7 @@ async fn create_and_delete_nodegroup_create_and_remove_nodes() {
         .nodegroup
         .unwrap();
     assert_eq!(ng.status(), Some(&NodegroupStatus::Active));
-    assert_eq!(group_nodes(&sb, "green"), 3);
+    assert_eq!(group_nodes(sb, "green"), 3);
     let labelled = sb.with(|c| {
         c.store
             .list(well_known::nodes(), None)
@@ -390,7 +390,7 @@ async fn create_and_delete_nodegroup_create_and_remove_nodes() {
         del.nodegroup.unwrap().status(),
         Some(&NodegroupStatus::Deleting)
     );
-    advance(&sb, Duration::from_secs(200));
+    advance(sb, Duration::from_secs(200));
     let gone = eks
         .describe_nodegroup()
         .cluster_name("prod-a")
@@ -399,10 +399,12 @@ async fn create_and_delete_nodegroup_create_and_remove_nodes() {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Some("ResourceNotFoundException"));
-    assert_eq!(group_nodes(&sb, "green"), 0);
+    assert_eq!(group_nodes(sb, "green"), 0);
 }
 
 #[tokio::test]
+// One scenario told as a story: each step depends on the state the previous one left.
+#[allow(clippy::too_many_lines)]
 async fn cluster_upgrade_is_gated_by_insights_and_changes_version() {
     let env = start().await;
     let sb = &env.sb;
@@ -495,7 +497,7 @@ async fn cluster_upgrade_is_gated_by_insights_and_changes_version() {
     assert_eq!(c.status(), Some(&ClusterStatus::Updating));
     let minor = || sb.with(|c| c.api.version_json()["minor"].as_str().unwrap().to_owned());
     assert_eq!(minor(), "33");
-    advance(&sb, Duration::from_secs(9 * 60));
+    advance(sb, Duration::from_mins(9));
     assert_eq!(
         update_status(&eks, u.id().unwrap(), None, None).await,
         UpdateStatus::Successful
@@ -526,7 +528,7 @@ async fn cluster_upgrade_is_gated_by_insights_and_changes_version() {
         .unwrap()
         .update
         .unwrap();
-    advance(&sb, Duration::from_secs(6 * 60));
+    advance(sb, Duration::from_mins(6));
     assert_eq!(
         update_status(&eks, nu.id().unwrap(), None, Some("general")).await,
         UpdateStatus::Successful
@@ -564,7 +566,6 @@ async fn cluster_upgrade_is_gated_by_insights_and_changes_version() {
 #[tokio::test]
 async fn addon_catalogue_and_configuration_schema() {
     let env = start().await;
-    let sb = &env.sb;
     let eks = client(&env);
     let out = eks
         .describe_addon_versions()
@@ -588,7 +589,11 @@ async fn addon_catalogue_and_configuration_schema() {
     let defaults: Vec<&str> = info
         .addon_versions()
         .iter()
-        .filter(|v| v.compatibilities().iter().any(|c| c.default_version()))
+        .filter(|v| {
+            v.compatibilities()
+                .iter()
+                .any(aws_sdk_eks::types::Compatibility::default_version)
+        })
         .filter_map(|v| v.addon_version())
         .collect();
     assert_eq!(defaults, ["v1.33.0-eksbuild.2"]);
@@ -662,11 +667,13 @@ async fn addon_catalogue_and_configuration_schema() {
 }
 
 #[tokio::test]
+// One scenario told as a story: each step depends on the state the previous one left.
+#[allow(clippy::too_many_lines)]
 async fn addon_update_rolls_the_workload_image() {
     let env = start().await;
     let sb = &env.sb;
     let eks = client(&env);
-    let before = template_image(&sb, true, "aws-node");
+    let before = template_image(sb, true, "aws-node");
     let u = eks
         .update_addon()
         .cluster_name("prod-a")
@@ -703,11 +710,11 @@ async fn addon_update_rolls_the_workload_image() {
     assert_eq!(a.status(), Some(&AddonStatus::Updating));
     let want = "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.20.4-eksbuild.1";
     assert_ne!(before, want);
-    assert_eq!(template_image(&sb, true, "aws-node"), want);
+    assert_eq!(template_image(sb, true, "aws-node"), want);
     // The DaemonSet controller replaces the pods with the new image.
     let mut rolled = false;
     for _ in 0..200 {
-        advance(&sb, Duration::from_secs(5));
+        advance(sb, Duration::from_secs(5));
         let images: Vec<String> = sb.with(|c| {
             c.store
                 .list(well_known::pods(), Some("kube-system"))
@@ -732,21 +739,30 @@ async fn addon_update_rolls_the_workload_image() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(rolled, "aws-node pods run the new image");
-    advance(&sb, Duration::from_secs(60));
+    advance(sb, Duration::from_mins(1));
     assert_eq!(
         update_status(&eks, u.id().unwrap(), Some("vpc-cni"), None).await,
         UpdateStatus::Successful
     );
-    let a = eks
-        .describe_addon()
-        .cluster_name("prod-a")
-        .addon_name("vpc-cni")
-        .send()
-        .await
-        .unwrap()
-        .addon
-        .unwrap();
-    assert_eq!(a.status(), Some(&AddonStatus::Active));
+    // Health follows the DaemonSet's status (DEGRADED until it reports the rollout done).
+    let mut a = None;
+    for _ in 0..100 {
+        let now = eks
+            .describe_addon()
+            .cluster_name("prod-a")
+            .addon_name("vpc-cni")
+            .send()
+            .await
+            .unwrap()
+            .addon
+            .unwrap();
+        if now.status() == Some(&AddonStatus::Active) {
+            a = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = a.expect("vpc-cni turns ACTIVE");
     assert_eq!(a.addon_version(), Some("v1.20.4-eksbuild.1"));
     assert_eq!(
         a.configuration_values(),
@@ -763,11 +779,13 @@ async fn addon_update_rolls_the_workload_image() {
 }
 
 #[tokio::test]
+// One scenario told as a story: each step depends on the state the previous one left.
+#[allow(clippy::too_many_lines)]
 async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
     let env = start().await;
     let sb = &env.sb;
     let eks = client(&env);
-    let dns_before = template_image(&sb, false, "coredns");
+    let dns_before = template_image(sb, false, "coredns");
     let u = eks
         .update_addon()
         .cluster_name("prod-a")
@@ -779,7 +797,7 @@ async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
         .unwrap()
         .update
         .unwrap();
-    advance(&sb, Duration::from_secs(70));
+    advance(sb, Duration::from_secs(70));
     let d = eks
         .describe_update()
         .name("prod-a")
@@ -792,7 +810,9 @@ async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
         .unwrap();
     assert_eq!(d.status(), Some(&UpdateStatus::Failed));
     assert_eq!(
-        d.errors()[0].error_code().map(|c| c.as_str()),
+        d.errors()[0]
+            .error_code()
+            .map(aws_sdk_eks::types::ErrorCode::as_str),
         Some("ConfigurationConflict")
     );
     let a = eks
@@ -811,7 +831,7 @@ async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
     );
     assert_eq!(a.addon_version(), Some("v1.11.4-eksbuild.14"));
     assert_eq!(
-        template_image(&sb, false, "coredns"),
+        template_image(sb, false, "coredns"),
         dns_before,
         "nothing applied"
     );
@@ -827,12 +847,12 @@ async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
         .unwrap()
         .update
         .unwrap();
-    advance(&sb, Duration::from_secs(70));
+    advance(sb, Duration::from_secs(70));
     assert_eq!(
         update_status(&eks, u.id().unwrap(), Some("coredns"), None).await,
         UpdateStatus::Successful
     );
-    assert!(template_image(&sb, false, "coredns").ends_with("eks/coredns:v1.12.2-eksbuild.4"));
+    assert!(template_image(sb, false, "coredns").ends_with("eks/coredns:v1.12.2-eksbuild.4"));
     let replicas = sb.with(|c| {
         c.store
             .get(well_known::deployments(), "kube-system", "coredns")
@@ -852,7 +872,7 @@ async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
         .unwrap()
         .update
         .unwrap();
-    advance(&sb, Duration::from_secs(70));
+    advance(sb, Duration::from_secs(70));
     assert_eq!(
         update_status(&eks, u.id().unwrap(), Some("aws-ebs-csi-driver"), None).await,
         UpdateStatus::Successful
@@ -871,7 +891,7 @@ async fn addon_conflict_fails_without_overwrite_and_flap_recovers() {
         a.health().unwrap().issues()[0].code(),
         Some(&AddonIssueCode::InsufficientNumberOfReplicas)
     );
-    advance(&sb, Duration::from_secs(130));
+    advance(sb, Duration::from_secs(130));
     let a = eks
         .describe_addon()
         .cluster_name("prod-a")
@@ -961,4 +981,166 @@ async fn requests_without_sigv4_are_refused() {
     let r = send("Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261126/eu-west-1/eks/aws4_request, SignedHeaders=host, Signature=abc\r\n").await;
     assert!(r.starts_with("http/1.1 200"), "{r}");
     assert!(r.contains(r#""clusters":["prod-a"]"#), "{r}");
+}
+
+#[tokio::test]
+async fn lists_page_and_nodegroup_labels_reach_the_nodes() {
+    let env = start().await;
+    let sb = &env.sb;
+    let eks = client(&env);
+    let first = eks
+        .list_addons()
+        .cluster_name("prod-a")
+        .max_results(3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.addons().len(), 3);
+    let token = first.next_token().expect("a second page").to_owned();
+    let second = eks
+        .list_addons()
+        .cluster_name("prod-a")
+        .next_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.addons().len(), 1);
+    assert!(second.next_token().is_none());
+
+    let u = eks
+        .update_nodegroup_config()
+        .cluster_name("prod-a")
+        .nodegroup_name("general")
+        .labels(
+            aws_sdk_eks::types::UpdateLabelsPayload::builder()
+                .add_or_update_labels("team", "platform")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .update
+        .unwrap();
+    let params: Vec<(String, String)> = u
+        .params()
+        .iter()
+        .map(|p| {
+            (
+                p.r#type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                p.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        params,
+        [(
+            "LabelsToAdd".to_owned(),
+            r#"{"team":"platform"}"#.to_owned()
+        )]
+    );
+    advance(sb, Duration::from_mins(2));
+    let ng = eks
+        .describe_nodegroup()
+        .cluster_name("prod-a")
+        .nodegroup_name("general")
+        .send()
+        .await
+        .unwrap()
+        .nodegroup
+        .unwrap();
+    assert_eq!(
+        ng.labels().unwrap().get("team").map(String::as_str),
+        Some("platform")
+    );
+    let labelled = sb.with(|c| {
+        c.store
+            .list(well_known::nodes(), None)
+            .filter(|n| {
+                n.pointer("/metadata/labels/team").and_then(Value::as_str) == Some("platform")
+            })
+            .count()
+    });
+    assert_eq!(labelled, 2);
+}
+
+#[tokio::test]
+async fn addon_is_degraded_until_its_workload_has_rolled_out() {
+    let scenario = Scenario::from_yaml(
+        r"
+cluster: {name: prod-a, region: eu-west-1, version: '1.33'}
+clock: {start: 2026-11-26T10:00:00Z, scale: 1}
+kubelet: {startDelay: 0s, readyDelay: 0s}
+nodeGroups: [{name: general, count: 2}]
+workloads:
+  - {kind: DaemonSet, name: kube-proxy, namespace: kube-system, labels: {k8s-app: kube-proxy}, neverReady: true}
+eks:
+  addons: [{name: kube-proxy, version: v1.33.0-eksbuild.2}]
+",
+    )
+    .unwrap();
+    let sb = Sandbox::start(Options::default().scenario(scenario.clone()))
+        .await
+        .unwrap();
+    sb.with(|c| opsteps_sandbox::eks::load(c, &scenario))
+        .unwrap();
+    let server = opsteps_sandbox::eks::start(
+        sb.shared(),
+        &sb.url(),
+        sb.ca_pem(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let eks = client_for(&server.url(), "eu-west-1");
+    let u = eks
+        .update_addon()
+        .cluster_name("prod-a")
+        .addon_name("kube-proxy")
+        .addon_version("v1.33.3-eksbuild.4")
+        .send()
+        .await
+        .unwrap()
+        .update
+        .unwrap();
+    advance(&sb, Duration::from_mins(2));
+    assert_eq!(
+        update_status(&eks, u.id().unwrap(), Some("kube-proxy"), None).await,
+        UpdateStatus::Successful
+    );
+    let describe = || async {
+        eks.describe_addon()
+            .cluster_name("prod-a")
+            .addon_name("kube-proxy")
+            .send()
+            .await
+            .unwrap()
+            .addon
+            .unwrap()
+    };
+    let a = describe().await;
+    assert_eq!(a.status(), Some(&AddonStatus::Degraded));
+    let issue = &a.health().unwrap().issues()[0];
+    assert_eq!(
+        issue.code(),
+        Some(&AddonIssueCode::InsufficientNumberOfReplicas)
+    );
+    assert_eq!(issue.resource_ids(), ["kube-proxy"]);
+    assert_eq!(a.addon_version(), Some("v1.33.3-eksbuild.4"));
+    // The readiness probe starts passing: the rollout finishes and the add-on turns ACTIVE.
+    sb.with(|c| {
+        c.world.pod_rules.clear();
+        c.world.wake();
+    });
+    let mut active = false;
+    for _ in 0..200 {
+        advance(&sb, Duration::from_secs(5));
+        if describe().await.status() == Some(&AddonStatus::Active) {
+            active = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(active, "ACTIVE once kube-proxy has rolled out");
 }

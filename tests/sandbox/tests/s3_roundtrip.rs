@@ -125,12 +125,13 @@ async fn put_get_list_round_trip() {
 #[tokio::test]
 async fn missing_objects_and_wrong_credentials_fail_like_s3() {
     let server = s3::start_temp().await.expect("S3 endpoint starts");
-    server.create_bucket("b").expect("bucket helper");
+    server.create_bucket("reports").expect("bucket helper");
+    assert!(server.create_bucket("B").is_err(), "S3 naming rules");
     let c = client(&server.url(), ACCESS_KEY, SECRET_KEY).await;
 
     let err = c
         .get_object()
-        .bucket("b")
+        .bucket("reports")
         .key("nope")
         .send()
         .await
@@ -140,12 +141,12 @@ async fn missing_objects_and_wrong_credentials_fail_like_s3() {
             .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key),
         "{err:?}"
     );
-    assert!(keys(&c, "b", "").await.is_empty());
+    assert!(keys(&c, "reports", "").await.is_empty());
 
     let wrong = client(&server.url(), ACCESS_KEY, "not-the-secret").await;
     let err = wrong
         .list_objects_v2()
-        .bucket("b")
+        .bucket("reports")
         .send()
         .await
         .expect_err("a bad signature is refused");

@@ -267,9 +267,13 @@ pub async fn handle(
     let mutating = is_mutating(verb_name);
 
     let (identity, mut record) = {
-        let c = shared.lock();
+        let mut c = shared.lock();
         let identity = match token.as_deref() {
-            Some(t) => c.api.tokens.get(t).cloned(),
+            // Sandbox tokens first, then EKS (`k8s-aws-v1.`) tokens mapped by access entries.
+            Some(t) => match c.api.tokens.get(t).cloned() {
+                Some(i) => Some(i),
+                None => crate::eks::authenticate(&mut c, t),
+            },
             None => c.api.anonymous.clone(),
         };
         let record = RequestRecord {
@@ -339,6 +343,26 @@ pub async fn handle(
             identity.user
         ));
         return Ok(finish(&shared, &mut record, error_response(&e)));
+    }
+
+    // RBAC, when enabled: the verb of an eviction is `create` on `pods/eviction`.
+    if let Route::Resource(p) = &route {
+        let c = shared.lock();
+        if c.api.rbac {
+            let request = crate::rbac::Request {
+                verb: if verb_name == "evict" { "create" } else { verb_name },
+                group: p.res.group,
+                resource: p.res.plural,
+                subresource: p.sub.as_deref().unwrap_or(""),
+                namespace: &ns,
+                name: &name,
+            };
+            let subject = crate::rbac::Subject { user: &identity.user, groups: &identity.groups };
+            if let Err(e) = crate::rbac::authorize(&c.store, &subject, &request) {
+                drop(c);
+                return Ok(finish(&shared, &mut record, error_response(&e)));
+            }
+        }
     }
 
     // Faults apply to authenticated resource requests that passed the dry-run guard.
@@ -418,17 +442,17 @@ pub async fn handle(
                 // `pods/{name[:port]}/proxy/{path}`: forwarded to the pod (dcgm-exporter's
                 // endpoints are the pods that answer).
                 let name_port = p.name.clone().unwrap_or_default();
-                let rest = path
+                let tail = path
                     .split_once(&format!("/pods/{name_port}/proxy"))
                     .map_or("", |(_, r)| r);
                 let target = if raw_query.is_empty() {
-                    rest.to_owned()
+                    tail.to_owned()
                 } else {
-                    format!("{rest}?{raw_query}")
+                    format!("{tail}?{raw_query}")
                 };
                 let ns = p.namespace.clone().unwrap_or_default();
-                let resp = crate::dcgm::pod_proxy(&shared, &ns, &name_port, &target).await;
-                return Ok(finish(&shared, &mut record, resp));
+                let proxied = crate::dcgm::pod_proxy(&shared, &ns, &name_port, &target).await;
+                return Ok(finish(&shared, &mut record, proxied));
             }
             if verb_name == "watch" {
                 match watch::start(&shared, &p, &ctx, watch_close) {

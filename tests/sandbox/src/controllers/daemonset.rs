@@ -46,13 +46,11 @@ pub fn daemon_spec(template_spec: &Value, node: &str) -> Value {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // Upstream AddOrUpdates these: one with the same key and effect is replaced (so the
+    // admission default of 300 s does not limit a daemon pod on a NotReady node).
     for t in daemon_tolerations(host_network) {
-        if !tol
-            .iter()
-            .any(|x| x["key"] == t["key"] && x["effect"] == t["effect"])
-        {
-            tol.push(t);
-        }
+        tol.retain(|x| !(x["key"] == t["key"] && x["effect"] == t["effect"]));
+        tol.push(t);
     }
     spec["tolerations"] = Value::Array(tol);
     if !node.is_empty() {
@@ -86,6 +84,9 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         .collect();
     let index = ctx.pods_by_owner(&cluster.store);
     for ds in sets {
+        if !ctx.in_scope(podutil::ns_name(&ds).0) {
+            continue;
+        }
         if ds
             .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
@@ -182,7 +183,7 @@ fn sync(
         match pods::available(p, min_ready, ctx.now) {
             Ok(true) => available += 1,
             Ok(false) => {}
-            Err(at) => ctx.wake_at(at),
+            Err(at) => ctx.wake_ns(at, ns),
         }
         if p.ptr("/metadata/labels/controller-revision-hash")
             .and_then(Value::as_str)

@@ -41,6 +41,9 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     }
     let pod_index = ctx.pods_by_owner(&cluster.store);
     for d in deployments {
+        if !ctx.in_scope(podutil::ns_name(&d).0) {
+            continue;
+        }
         if d.ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
         {
@@ -210,7 +213,7 @@ fn sync(
                 match pods::available(p, min_ready, ctx.now) {
                     Ok(true) => s.available += 1,
                     Ok(false) => {}
-                    Err(at) => ctx.wake_at(at),
+                    Err(at) => ctx.wake_ns(at, ns),
                 }
             }
             s
@@ -298,6 +301,40 @@ fn sync(
             .get(well_known::replicasets(), ns, podutil::ns_name(rs).1)
             .map_or(0, |r| revision(&r))
     });
+    // Progress deadline: any change of the counters is progress (upstream bumps the Progressing
+    // condition's lastUpdateTime on progress); none for progressDeadlineSeconds is a timeout.
+    let st = &d["status"];
+    let count = |k: &str| st[k].as_i64().unwrap_or(0);
+    let progressed = (
+        count("replicas"),
+        count("updatedReplicas"),
+        count("readyReplicas"),
+        count("availableReplicas"),
+    ) != (active, updated, ready, available);
+    let progressing = st["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
+    let rolling_reason = progressing.is_some_and(|c| {
+        c["reason"] == "ReplicaSetUpdated" || c["reason"] == "ProgressDeadlineExceeded"
+    });
+    let deadline = d["spec"]["progressDeadlineSeconds"]
+        .as_i64()
+        .unwrap_or(600)
+        .max(0);
+    let deadline_at = progressing
+        .and_then(|c| c["lastUpdateTime"].as_str())
+        .and_then(crate::clock::parse)
+        .map(|t| util::plus(t, std::time::Duration::from_secs(deadline as u64)));
+    let already_timed_out = progressing.is_some_and(|c| c["reason"] == "ProgressDeadlineExceeded");
+    let timed_out = !paused
+        && !complete
+        && !created_new
+        && rolling_reason
+        && !progressed
+        && (already_timed_out || deadline_at.is_some_and(|t| t <= ctx.now));
+    if let Some(t) = deadline_at.filter(|_| !complete && !timed_out) {
+        ctx.wake_ns(t, ns);
+    }
     let now = ctx.now_str.clone();
     util::mutate_parts(
         &mut cluster.store,
@@ -380,6 +417,17 @@ fn sync(
                     &now,
                     true,
                 );
+            } else if timed_out {
+                let msg = format!("ReplicaSet \"{new_label}\" has timed out progressing.");
+                util::set_condition(
+                    o,
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    &msg,
+                    &now,
+                    true,
+                );
             } else {
                 let msg = format!("ReplicaSet \"{new_label}\" is progressing.");
                 util::set_condition(
@@ -391,6 +439,13 @@ fn sync(
                     &now,
                     true,
                 );
+                if (progressed || !rolling_reason)
+                    && let Some(c) = o["status"]["conditions"]
+                        .as_array_mut()
+                        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Progressing"))
+                {
+                    c["lastUpdateTime"] = json!(now);
+                }
             }
         },
     );

@@ -1,6 +1,8 @@
 //! The garbage collector and pod GC: dependents whose owners (by ownerReference UID) are all
 //! gone are deleted in the background (pods gracefully), and pods bound to a node that no longer
-//! exists are removed.
+//! exists are removed. Owners being deleted with the `orphan` finalizer (propagationPolicy
+//! Orphan) release their dependents; with `foregroundDeletion` they go once their dependents are
+//! gone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ fn dependent_tables() -> [&'static ResourceInfo; 4] {
 
 /// One pass.
 pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
+    deletion_finalizers(cluster, ctx);
     let mut live: HashSet<&str> = HashSet::new();
     let mut kinds: HashSet<&'static str> = HashSet::new();
     for (kind, res) in owner_tables() {
@@ -59,8 +62,12 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         .collect();
     let mut doomed: Vec<(&'static ResourceInfo, Arc<Value>)> = Vec::new();
     let mut orphaned_pods: Vec<Arc<Value>> = Vec::new();
+    let scope: Vec<Option<&str>> = match &ctx.dirty {
+        None => vec![None],
+        Some(d) => d.iter().map(|ns| Some(ns.as_str())).collect(),
+    };
     for res in dependent_tables() {
-        for o in cluster.store.list(res, None) {
+        for o in scope.iter().flat_map(|ns| cluster.store.list(res, *ns)) {
             if let Some(refs) = o
                 .ptr("/metadata/ownerReferences")
                 .and_then(Value::as_array)
@@ -102,5 +109,79 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
         let (ns, name) = podutil::ns_name(&p);
         tracing::debug!(namespace = ns, pod = name, "removing pod of a deleted node");
         cluster.store.remove(well_known::pods(), ns, name);
+    }
+}
+
+/// Handles owners being deleted with the `orphan` or `foregroundDeletion` finalizer, which the
+/// apiserver adds for `propagationPolicy` Orphan and Foreground.
+fn deletion_finalizers(cluster: &mut Cluster, ctx: &Ctx) {
+    let mut pending: Vec<(&'static ResourceInfo, Arc<Value>)> = Vec::new();
+    for (_, res) in owner_tables() {
+        for o in cluster.store.list(res, None) {
+            let deleting = !o["metadata"]["deletionTimestamp"].is_null();
+            let special = o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == "orphan" || x == "foregroundDeletion"));
+            if deleting && special {
+                pending.push((res, o.clone()));
+            }
+        }
+    }
+    for (res, owner) in pending {
+        let uid = owner["metadata"]["uid"].as_str().unwrap_or("").to_owned();
+        let dependents: Vec<(&'static ResourceInfo, Arc<Value>)> = dependent_tables()
+            .into_iter()
+            .flat_map(|r| {
+                cluster
+                    .store
+                    .list(r, None)
+                    .filter(|d| {
+                        d["metadata"]["ownerReferences"]
+                            .as_array()
+                            .is_some_and(|refs| refs.iter().any(|x| x["uid"] == uid.as_str()))
+                    })
+                    .map(move |d| (r, d.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let finalizers: Vec<Value> = owner["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let orphan = finalizers.iter().any(|x| x == "orphan");
+        if orphan {
+            for (r, d) in &dependents {
+                let mut d = (**d).clone();
+                if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|x| x["uid"] != uid.as_str());
+                }
+                cluster.store.put(r, d);
+            }
+        } else if !dependents.is_empty() {
+            for (r, d) in &dependents {
+                let (ns, name) = podutil::ns_name(d);
+                pods::delete(&mut cluster.store, r, ns, name, ctx.now);
+            }
+            continue;
+        }
+        let remaining: Vec<Value> = finalizers
+            .into_iter()
+            .filter(|x| x != "orphan" && x != "foregroundDeletion")
+            .collect();
+        let (ns, name) = podutil::ns_name(&owner);
+        if remaining.is_empty() {
+            tracing::debug!(
+                resource = res.plural,
+                namespace = ns,
+                name,
+                orphan,
+                "owner deleted"
+            );
+            cluster.store.remove(res, ns, name);
+        } else {
+            let mut o = (*owner).clone();
+            o["metadata"]["finalizers"] = Value::Array(remaining);
+            cluster.store.put(res, o);
+        }
     }
 }

@@ -166,12 +166,11 @@ fn periodic(world: &World) -> bool {
 
 /// One pass over all bound pods.
 pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
-    let pods_res = well_known::pods();
     let down = down_nodes(cluster);
     let periodic = periodic(&cluster.world);
-    let pods: Vec<Arc<Value>> = cluster
-        .store
-        .list(pods_res, None)
+    let pods: Vec<Arc<Value>> = ctx
+        .pods_in_scope(&cluster.store)
+        .into_iter()
         .filter(|p| podutil::node_name(p).is_some())
         .filter(|p| {
             // Settled pods (Running, Ready, on a Ready node, not terminating) need nothing.
@@ -181,7 +180,6 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
                 && !down.contains(podutil::node_name(p).unwrap_or(""));
             !settled || periodic
         })
-        .cloned()
         .collect();
     for pod in pods {
         step(cluster, ctx, &pod, &down);
@@ -217,7 +215,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
             tracing::debug!(namespace = ns, pod = name, node, "terminated");
             cluster.store.remove(pods_res, ns, name);
         } else {
-            ctx.wake_at(deadline);
+            ctx.wake_ns(deadline, ns);
         }
         return;
     }
@@ -243,7 +241,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
             .unwrap_or(now);
         let start = plus(scheduled, delay);
         if now < start {
-            ctx.wake_at(start);
+            ctx.wake_ns(start, ns);
             return;
         }
         let host = host_ip(cluster, node);
@@ -254,14 +252,20 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         };
         tracing::debug!(namespace = ns, pod = name, node, ip = %ip, "started");
         let restarts = b.restarts.clone();
+        // The containers started when the delay ran out, even if the clock jumped past it: a
+        // jump means that time passed, and the kubelet did its work meanwhile.
+        let started = crate::clock::rfc3339(start);
         util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
-            running_status(p, &now_str, &host, &ip, restarts.as_ref(), false);
+            running_status(p, &started, &host, &ip, restarts.as_ref(), false);
         });
         // Readiness is due after the delay; the next pass sees a Running pod.
-        ctx.wake_at(plus(
-            now,
-            b.ready_delay.unwrap_or(cluster.world.kubelet.ready_delay),
-        ));
+        ctx.wake_ns(
+            plus(
+                start,
+                b.ready_delay.unwrap_or(cluster.world.kubelet.ready_delay),
+            ),
+            ns,
+        );
         return;
     }
     // Running.
@@ -279,10 +283,10 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         let next = plus(started, every);
         if now >= next {
             restart(cluster, ns, name, &b, &now_str);
-            ctx.wake_at(plus(now, every));
+            ctx.wake_ns(plus(now, every), ns);
             return;
         }
-        ctx.wake_at(next);
+        ctx.wake_ns(next, ns);
     }
     if !podutil::is_ready(pod) && !b.never_ready {
         let started = ts(pod, "/status/containerStatuses/0/state/running/startedAt").unwrap_or(now);
@@ -295,7 +299,7 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
                 set_ready(p, true, &now_str);
             });
         } else {
-            ctx.wake_at(ready_at);
+            ctx.wake_ns(ready_at, ns);
         }
     }
 }

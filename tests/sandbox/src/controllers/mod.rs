@@ -37,31 +37,59 @@ const MAX_PASSES: usize = 12;
 /// Pods by the UID of their controller.
 pub type OwnerIndex = std::collections::HashMap<String, Vec<std::sync::Arc<serde_json::Value>>>;
 
-/// One controller pass's context: virtual now, the earliest timer any controller set, and
-/// indexes valid while the store's resourceVersion stays the same.
+/// One controller pass's context: virtual now, the namespaces whose objects changed (the
+/// pass's scope), timers the controllers set, and indexes valid while the store's
+/// resourceVersion stays the same.
 pub struct Ctx {
     /// Virtual now.
     pub now: Timestamp,
     /// Virtual now, RFC 3339 (whole seconds).
     pub now_str: String,
-    /// Earliest time some controller must run again even if nothing changes.
-    pub due: Option<Timestamp>,
+    /// Namespaces to reconcile; `None` means all (cluster-scoped changes, due global timers,
+    /// the first pass, or a watch lag).
+    pub dirty: Option<std::collections::HashSet<String>>,
+    /// Timers set in this pass: at the time, reconcile the namespace (`None`: everything).
+    pub timers: Vec<(Timestamp, Option<String>)>,
     owner_index: Option<(u64, std::sync::Arc<OwnerIndex>)>,
 }
 
 impl Ctx {
-    /// A context at `now`.
+    /// A context at `now` reconciling everything.
     #[must_use]
     pub fn new(now: Timestamp) -> Self {
         Self {
             now,
             now_str: crate::clock::rfc3339(now),
-            due: None,
+            dirty: None,
+            timers: Vec::new(),
             owner_index: None,
         }
     }
 
-    /// Pods by controller UID, rebuilt only when the store changed since the last call.
+    /// Whether objects of namespace `ns` are reconciled in this pass.
+    #[must_use]
+    pub fn in_scope(&self, ns: &str) -> bool {
+        self.dirty.as_ref().is_none_or(|d| d.contains(ns))
+    }
+
+    /// The pods of the namespaces in scope.
+    #[must_use]
+    pub fn pods_in_scope(
+        &self,
+        store: &crate::store::Store,
+    ) -> Vec<std::sync::Arc<serde_json::Value>> {
+        let pods = crate::resources::well_known::pods();
+        match &self.dirty {
+            None => store.list(pods, None).cloned().collect(),
+            Some(d) => d
+                .iter()
+                .flat_map(|ns| store.list(pods, Some(ns)).cloned())
+                .collect(),
+        }
+    }
+
+    /// Pods (of the namespaces in scope) by controller UID, rebuilt only when the store changed
+    /// since the last call.
     pub fn pods_by_owner(&mut self, store: &crate::store::Store) -> std::sync::Arc<OwnerIndex> {
         let rv = store.resource_version();
         if let Some((at, idx)) = &self.owner_index
@@ -69,14 +97,25 @@ impl Ctx {
         {
             return idx.clone();
         }
-        let idx = std::sync::Arc::new(pods::by_owner(store));
+        let mut idx = OwnerIndex::new();
+        for p in self.pods_in_scope(store) {
+            if let Some(uid) = crate::podutil::controller_ref(&p).and_then(|r| r["uid"].as_str()) {
+                idx.entry(uid.to_owned()).or_default().push(p.clone());
+            }
+        }
+        let idx = std::sync::Arc::new(idx);
         self.owner_index = Some((rv, idx.clone()));
         idx
     }
 
-    /// Asks for another pass at `t` (if it is the earliest so far).
+    /// Asks for a pass over everything at `t`.
     pub fn wake_at(&mut self, t: Timestamp) {
-        util::earliest(&mut self.due, t);
+        self.timers.push((t, None));
+    }
+
+    /// Asks for a pass over namespace `ns` at `t`.
+    pub fn wake_ns(&mut self, t: Timestamp, ns: &str) {
+        self.timers.push((t, Some(ns.to_owned())));
     }
 }
 
@@ -99,20 +138,84 @@ pub fn step(cluster: &mut Cluster) -> bool {
     }
     let now = cluster.clock.now();
     let before = cluster.store.resource_version();
-    if before == cluster.world.seen_rv && cluster.world.next_due.is_none_or(|d| now < d) {
+    let world = &mut cluster.world;
+    let due = world
+        .timers
+        .first_key_value()
+        .is_some_and(|(t, _)| *t <= now);
+    if before == world.seen_rv && !due && !world.force_full {
         return true;
     }
+    // The pass's scope: namespaces of the objects that changed since the last pass, and of the
+    // timers now due; everything after cluster-scoped changes or when events were missed.
+    let mut all = std::mem::take(&mut world.force_full);
+    let mut dirty = std::collections::HashSet::new();
+    match &mut world.events {
+        None => {
+            world.events = Some(cluster.store.subscribe());
+            all = true;
+        }
+        Some(rx) => loop {
+            match rx.try_recv() {
+                Ok(ev) => classify(&ev, &mut dirty, &mut all),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => all = true,
+                Err(_) => break,
+            }
+        },
+    }
+    while let Some(entry) = world.timers.first_entry() {
+        if *entry.key() > now {
+            break;
+        }
+        for ns in entry.remove() {
+            match ns {
+                None => all = true,
+                Some(ns) => {
+                    dirty.insert(ns);
+                }
+            }
+        }
+    }
     let mut ctx = Ctx::new(now);
+    ctx.dirty = if all { None } else { Some(dirty) };
     pass(cluster, &mut ctx);
+    for (t, ns) in ctx.timers {
+        cluster.world.timers.entry(t).or_default().insert(ns);
+    }
     let after = cluster.store.resource_version();
-    cluster.world.next_due = ctx.due;
     if after == before {
         cluster.world.seen_rv = after;
         true
     } else {
-        // Something changed: the next step must run even if nothing else does.
+        // Our own writes are events too: the next step reconciles what they touched.
         cluster.world.seen_rv = 0;
         false
+    }
+}
+
+/// Which namespaces (or everything) a store event makes dirty.
+fn classify(
+    ev: &crate::store::WatchEvent,
+    dirty: &mut std::collections::HashSet<String>,
+    all: &mut bool,
+) {
+    match ev.resource.key() {
+        "pods"
+        | "persistentvolumeclaims"
+        | "replicasets.apps"
+        | "deployments.apps"
+        | "statefulsets.apps"
+        | "daemonsets.apps"
+        | "controllerrevisions.apps"
+        | "poddisruptionbudgets.policy" => {
+            let ns = ev.object["metadata"]["namespace"].as_str().unwrap_or("");
+            if !dirty.contains(ns) {
+                dirty.insert(ns.to_owned());
+            }
+        }
+        "nodes" | "namespaces" | "priorityclasses.scheduling.k8s.io" => *all = true,
+        // Leases, events, config and RBAC objects do not affect the controllers.
+        _ => {}
     }
 }
 
@@ -144,7 +247,17 @@ pub fn spawn(shared: Shared, shutdown: CancellationToken) -> JoinHandle<()> {
                     let started = std::time::Instant::now();
                     {
                         let mut cluster = shared.lock();
-                        step(&mut cluster);
+                        // A controller bug on an odd object must not stop the world silently:
+                        // log it and keep ticking (the next pass retries).
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&mut cluster)));
+                        if let Err(panic) = result {
+                            let what = panic
+                                .downcast_ref::<String>()
+                                .map(String::as_str)
+                                .or_else(|| panic.downcast_ref::<&str>().copied())
+                                .unwrap_or("unknown panic");
+                            tracing::error!(panic = what, "controller pass panicked");
+                        }
                     }
                     // A full pass over a very large cluster holds the lock for a while; leave the
                     // API at least as much time as the pass took.

@@ -22,6 +22,11 @@ const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// One pass.
 pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     apply_schedule(cluster, ctx);
+    reconcile_nodes(cluster, ctx);
+    taint_eviction(cluster, ctx);
+}
+
+fn reconcile_nodes(cluster: &mut Cluster, ctx: &mut Ctx) {
     let nodes: Vec<Arc<Value>> = cluster
         .store
         .list(well_known::nodes(), None)
@@ -230,5 +235,82 @@ fn reconcile(n: &mut Value, down: Option<NodeDownReason>, ip: Option<&str>, now:
         }
     } else {
         n["spec"]["taints"] = Value::Array(taints);
+    }
+}
+
+/// The taint manager: pods on a node with a NoExecute taint they do not tolerate are deleted at
+/// once; pods tolerating it for `tolerationSeconds` (the default 300 s for not-ready and
+/// unreachable) are deleted when that time has passed since the taint's `timeAdded`.
+fn taint_eviction(cluster: &mut Cluster, ctx: &mut Ctx) {
+    let tainted: std::collections::HashMap<String, Vec<Value>> = cluster
+        .store
+        .list(well_known::nodes(), None)
+        .filter_map(|n| {
+            let ts: Vec<Value> = n["spec"]["taints"]
+                .as_array()?
+                .iter()
+                .filter(|t| t["effect"] == "NoExecute")
+                .cloned()
+                .collect();
+            (!ts.is_empty()).then(|| (crate::podutil::ns_name(n).1.to_owned(), ts))
+        })
+        .collect();
+    if tainted.is_empty() {
+        return;
+    }
+    let mut doomed = Vec::new();
+    for p in &ctx.pods_in_scope(&cluster.store) {
+        let Some(taints) = crate::podutil::node_name(p).and_then(|n| tainted.get(n)) else {
+            continue;
+        };
+        if crate::podutil::is_terminating(p) {
+            continue;
+        }
+        // The earliest time any taint's toleration runs out; now for an untolerated taint.
+        let mut evict_at = None;
+        for t in taints {
+            let tolerations = p["spec"]["tolerations"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice);
+            let matching: Vec<&Value> = tolerations
+                .iter()
+                .filter(|tol| util::tolerates(Some(&Value::Array(vec![(*tol).clone()])), t))
+                .collect();
+            let at = if matching.is_empty() {
+                Some(ctx.now)
+            } else if matching
+                .iter()
+                .any(|tol| tol.get("tolerationSeconds").is_none_or(Value::is_null))
+            {
+                None
+            } else {
+                let secs = matching
+                    .iter()
+                    .filter_map(|tol| tol["tolerationSeconds"].as_i64())
+                    .max()
+                    .unwrap_or(0);
+                let added = t["timeAdded"]
+                    .as_str()
+                    .and_then(crate::clock::parse)
+                    .unwrap_or(ctx.now);
+                Some(util::plus(
+                    added,
+                    std::time::Duration::from_secs(secs.max(0) as u64),
+                ))
+            };
+            if let Some(at) = at {
+                util::earliest(&mut evict_at, at);
+            }
+        }
+        match evict_at {
+            Some(at) if at <= ctx.now => doomed.push(p.clone()),
+            Some(at) => ctx.wake_ns(at, crate::podutil::ns_name(p).0),
+            None => {}
+        }
+    }
+    for p in doomed {
+        let (ns, name) = crate::podutil::ns_name(&p);
+        tracing::info!(namespace = ns, pod = name, "taint manager deleting pod");
+        super::pods::delete(&mut cluster.store, well_known::pods(), ns, name, ctx.now);
     }
 }

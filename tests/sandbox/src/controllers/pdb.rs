@@ -37,6 +37,10 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     if pdbs.is_empty() {
         return;
     }
+    let pdbs: Vec<Arc<Value>> = pdbs
+        .into_iter()
+        .filter(|p| ctx.in_scope(podutil::ns_name(p).0))
+        .collect();
     let namespaces: HashSet<&str> = pdbs.iter().map(|p| podutil::ns_name(p).0).collect();
     let mut all: Vec<Arc<Value>> = Vec::new();
     for ns in &namespaces {
@@ -211,7 +215,7 @@ fn sync(
         };
         let expires = util::plus(at, DELETION_TIMEOUT);
         if expires > now {
-            ctx.wake_at(expires);
+            ctx.wake_ns(expires, ns);
             disrupted.insert(pname.to_owned(), t.clone());
         } else {
             tracing::info!(
@@ -302,6 +306,10 @@ fn sync(
                 .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "DisruptionAllowed"))
             {
                 c["observedGeneration"] = generation.clone();
+                // metav1.Condition requires reason and message, even when empty.
+                if c.get("message").is_none() {
+                    c["message"] = json!("");
+                }
             }
         },
     );

@@ -24,6 +24,9 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     }
     let index = ctx.pods_by_owner(&cluster.store);
     for rs in sets {
+        if !ctx.in_scope(podutil::ns_name(&rs).0) {
+            continue;
+        }
         if rs
             .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
@@ -85,7 +88,7 @@ fn sync(cluster: &mut Cluster, ctx: &mut Ctx, rs: &Value, owned: &[Arc<Value>]) 
         match pods::available(p, min_ready, ctx.now) {
             Ok(true) => avail += 1,
             Ok(false) => {}
-            Err(at) => ctx.wake_at(at),
+            Err(at) => ctx.wake_ns(at, ns),
         }
     }
     let selector = rs.ptr("/spec/selector").cloned();

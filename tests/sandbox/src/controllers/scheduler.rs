@@ -131,13 +131,9 @@ impl NodeFit {
     }
 }
 
-fn misfit(
-    pod: &Value,
-    req: &Resources,
-    node: &Value,
-    alloc: &Resources,
-    used: Option<&Resources>,
-) -> Option<String> {
+/// Why `node` cannot take `pod` whatever its free resources: node name, cordon, node
+/// selector and affinity, taints.
+fn static_misfit(pod: &Value, node: &Value) -> Option<String> {
     let spec = &pod["spec"];
     let name = node
         .ptr("/metadata/name")
@@ -173,6 +169,11 @@ fn misfit(
         let value = t["value"].as_str().unwrap_or("");
         return Some(format!("node(s) had untolerated taint {{{key}: {value}}}"));
     }
+    None
+}
+
+/// Why a node with `alloc`, of which `used` is taken, has no room for `req`.
+fn resource_misfit(req: &Resources, alloc: &Resources, used: Option<&Resources>) -> Option<String> {
     let zero = Resources::default();
     let used = used.unwrap_or(&zero);
     if used.pods + req.pods > alloc.pods {
@@ -209,11 +210,20 @@ pub fn usage(pods: &[Arc<Value>]) -> HashMap<String, Resources> {
     used
 }
 
-/// Picks a node for `pod`: feasible, least allocated, fewest pods of the same owner; ties by
-/// name. `Err` carries the scheduler's "0/N nodes are available" message.
+/// For each node, why it cannot take `pod` whatever its free resources (`None`: it can).
+/// Pods with the same scheduling constraints share the result within a pass.
+#[must_use]
+pub fn static_fit(pod: &Value, nodes: &[NodeFit]) -> Vec<Option<String>> {
+    nodes.iter().map(|n| static_misfit(pod, &n.node)).collect()
+}
+
+/// Picks a node for `pod` among `nodes` (with `statics` from [`static_fit`]): feasible, least
+/// allocated, fewest pods of the same owner; ties by name. `Err` carries the scheduler's
+/// "0/N nodes are available" message.
 pub fn choose<'a, S: std::hash::BuildHasher>(
     pod: &Value,
     nodes: &'a [NodeFit],
+    statics: &[Option<String>],
     used: &HashMap<String, Resources, S>,
     owner_count: &HashMap<(String, String), u32, S>,
 ) -> Result<&'a Arc<Value>, String> {
@@ -224,12 +234,16 @@ pub fn choose<'a, S: std::hash::BuildHasher>(
         .to_owned();
     let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
     let mut best: Option<(i128, &Arc<Value>)> = None;
-    for fit in nodes {
+    for (fit, fixed) in nodes.iter().zip(statics) {
+        if let Some(why) = fixed {
+            *reasons.entry(why.clone()).or_default() += 1;
+            continue;
+        }
         let node = &fit.node;
         let alloc = &fit.alloc;
         let name = node["metadata"]["name"].as_str().unwrap_or("");
         let u = used.get(name);
-        if let Some(why) = misfit(pod, &req, node, alloc, u) {
+        if let Some(why) = resource_misfit(&req, alloc, u) {
             *reasons.entry(why).or_default() += 1;
             continue;
         }
@@ -320,9 +334,19 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
                 .or_default() += 1;
         }
     }
+    let mut statics_cache: HashMap<String, Arc<Vec<Option<String>>>> = HashMap::new();
     for pod in pending {
         let (ns, name) = podutil::ns_name(pod);
-        match choose(pod, &nodes, &used, &owner_count) {
+        let spec = &pod["spec"];
+        let signature = format!(
+            "{}|{}|{}|{}",
+            spec["nodeName"], spec["nodeSelector"], spec["affinity"], spec["tolerations"]
+        );
+        let statics = statics_cache
+            .entry(signature)
+            .or_insert_with(|| Arc::new(static_fit(pod, &nodes)))
+            .clone();
+        match choose(pod, &nodes, &statics, &used, &owner_count) {
             Ok(node) => {
                 let node_name = node
                     .ptr("/metadata/name")

@@ -29,6 +29,9 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
     }
     let index = ctx.pods_by_owner(&cluster.store);
     for sts in sets {
+        if !ctx.in_scope(podutil::ns_name(&sts).0) {
+            continue;
+        }
         if sts
             .ptr("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())
@@ -210,7 +213,7 @@ fn sync(cluster: &mut Cluster, ctx: &mut Ctx, sts: &Value, owned: &[Arc<Value>])
         match pods::available(p, min_ready, ctx.now) {
             Ok(true) => available += 1,
             Ok(false) => {}
-            Err(at) => ctx.wake_at(at),
+            Err(at) => ctx.wake_ns(at, ns),
         }
     }
     let updated = active

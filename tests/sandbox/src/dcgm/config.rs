@@ -338,7 +338,7 @@ mod tests {
                        "mig": [{"gpu": 0, "profile": "1g.5gb", "id": 13}], "xid": [{"gpu": 2, "code": 79}]}],
         });
         let c = GpuConfig::from_value(Some(&v)).unwrap();
-        assert_eq!(c.interval().unwrap(), Duration::from_secs(60));
+        assert_eq!(c.interval().unwrap(), Duration::from_mins(1));
         assert_eq!(c.workloads[0].load.util, Some(Num::Range([80.0, 99.0])));
         assert_eq!(c.nodes[0].xid[0].code, 79);
         assert!(GpuConfig::from_value(Some(&serde_json::json!({"bogus": 1}))).is_err());

@@ -23,7 +23,7 @@ fn status(
     code: StatusCode,
     reason: &str,
     message: &str,
-    details: serde_json::Value,
+    details: &serde_json::Value,
 ) -> Response<Body> {
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -38,19 +38,23 @@ fn status(
 }
 
 /// Where a `pods/proxy` request goes: the pod's IP and port, or the error response.
-fn target(shared: &Shared, namespace: &str, name_port: &str) -> Result<String, Response<Body>> {
+fn target(
+    shared: &Shared,
+    namespace: &str,
+    name_port: &str,
+) -> Result<String, Box<Response<Body>>> {
     let (name, port) = match name_port.rsplit_once(':') {
         Some((n, p)) => (n, Some(p)),
         None => (name_port, None),
     };
     let c = shared.lock();
     let Some(pod) = c.store.get(well_known::pods(), namespace, name) else {
-        return Err(status(
+        return Err(Box::new(status(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!("pods \"{name}\" not found"),
-            json!({"name": name, "kind": "pods"}),
-        ));
+            &json!({"name": name, "kind": "pods"}),
+        )));
     };
     // The apiserver's choice without a port: the first declared container port; sandbox pods
     // declare none, so exporter pods default to 9400 and anything else to 80.
@@ -58,30 +62,29 @@ fn target(shared: &Shared, namespace: &str, name_port: &str) -> Result<String, R
         Some(p) => match p.parse::<u16>() {
             Ok(p) => p,
             Err(_) => {
-                return Err(status(
+                return Err(Box::new(status(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
                     &format!("invalid port {p:?}"),
-                    json!({}),
-                ));
+                    &json!({}),
+                )));
             }
         },
         None => pod["spec"]["containers"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|c| c["ports"][0]["containerPort"].as_u64())
-            .next()
+            .find_map(|c| c["ports"][0]["containerPort"].as_u64())
             .map_or(if is_exporter(&pod) { PORT } else { 80 }, |p| p as u16),
     };
     let ip = pod["status"]["podIP"].as_str().unwrap_or("");
     if ip.is_empty() {
-        return Err(status(
+        return Err(Box::new(status(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             &format!("error trying to reach service: pod {name} has no IP address"),
-            json!({}),
-        ));
+            &json!({}),
+        )));
     }
     Ok(format!("{ip}:{port}"))
 }
@@ -96,7 +99,7 @@ pub async fn pod_proxy(
 ) -> Response<Body> {
     let addr = match target(shared, namespace, name_port) {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let path = if path_and_query.starts_with('/') {
         path_and_query.to_owned()
@@ -109,13 +112,13 @@ pub async fn pod_proxy(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             &format!("error trying to reach service: dial tcp {addr}: {e}"),
-            json!({}),
+            &json!({}),
         ),
         Err(_) => status(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             &format!("error trying to reach service: dial tcp {addr}: i/o timeout"),
-            json!({}),
+            &json!({}),
         ),
     }
 }

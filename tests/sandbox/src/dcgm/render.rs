@@ -351,8 +351,14 @@ fn fnv(s: &str) -> u64 {
 /// A stable GPU UUID for GPU `index` of `node`.
 #[must_use]
 pub fn gpu_uuid(node: &str, index: u32) -> String {
-    let a = fnv(&format!("{node}/gpu/{index}/a"));
-    let b = fnv(&format!("{node}/gpu/{index}/b"));
+    // splitmix64's finaliser spreads FNV's similar outputs for similar inputs.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let a = mix(fnv(&format!("{node}/gpu/{index}/a")));
+    let b = mix(fnv(&format!("{node}/gpu/{index}/b")));
     format!(
         "GPU-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
         a >> 32,
@@ -365,7 +371,10 @@ pub fn gpu_uuid(node: &str, index: u32) -> String {
 
 /// A deterministic point in `[0, 1)` for one field of one GPU in one interval.
 fn unit(node: &str, gpu: u32, field: &str, bucket: i64) -> f64 {
-    (fnv(&format!("{node}/{gpu}/{field}/{bucket}")) >> 11) as f64 / (1_u64 << 53) as f64
+    let mut z = fnv(&format!("{node}/{gpu}/{field}/{bucket}"));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1_u64 << 53) as f64
 }
 
 /// The node's GPU model name and figures.
@@ -430,7 +439,7 @@ fn sample(ctx: &SampleCtx<'_>, model: &Model, load: &Load, xid: Option<(u32, Str
     let gr = pick(load.gr_engine_active, "gr")
         .unwrap_or_else(|| f * (0.90 + 0.09 * u("gr")))
         .clamp(0.0, 1.0);
-    let mean_power = (idle_w + max_w) / 2.0;
+    let mean_power = f64::midpoint(idle_w, max_w);
     Sample {
         sm_clock: pick(load.sm_clock, "sm_clock")
             .unwrap_or(if busy {
@@ -573,6 +582,99 @@ fn mig_memory(profile: &str) -> i64 {
         .map_or(0, |g| g * 1024)
 }
 
+/// One GPU's identity and values for the interval.
+struct Gpu {
+    uuid: String,
+    pci: String,
+    sample: Sample,
+    mig: Vec<(MigInstance, Sample)>,
+}
+
+/// Everything [`gpu_state`] needs besides the GPU index.
+struct NodeCtx<'a> {
+    view: &'a NodeView,
+    config: &'a GpuConfig,
+    model: &'a Model,
+    entries: &'a [&'a super::config::NodeGpus],
+    bucket: i64,
+    uptime: f64,
+}
+
+fn gpu_state(n: &NodeCtx<'_>, i: u32) -> Gpu {
+    let NodeCtx {
+        view,
+        config,
+        model,
+        entries,
+        bucket,
+        uptime,
+    } = *n;
+    let holder = view.holders.get(i as usize).and_then(Option::as_ref);
+    let mut load = match holder {
+        Some(h) => {
+            let mut l = builtin_busy(model).overlay(&config.busy);
+            if let Some(rule) = config.workloads.iter().find(|w| w.matches(&h.object)) {
+                l = l.overlay(&rule.load);
+            }
+            l
+        }
+        None => config.idle.clone(),
+    };
+    for e in entries {
+        if let Some(l) = &e.load
+            && e.gpus.as_ref().is_none_or(|g| g.contains(&i))
+        {
+            load = load.overlay(l);
+        }
+    }
+    let xid = entries
+        .iter()
+        .flat_map(|e| e.xid.iter())
+        .filter(|x| x.gpu == i)
+        .map(|x| {
+            (
+                x.code,
+                x.message
+                    .clone()
+                    .unwrap_or_else(|| model::xid_message(x.code).to_owned()),
+            )
+        })
+        .next_back();
+    let ctx = SampleCtx {
+        node: &view.node,
+        gpu: i,
+        bucket,
+        uptime,
+    };
+    let sample = sample(&ctx, model, &load, xid.clone());
+    let mig = entries
+        .iter()
+        .flat_map(|e| e.mig.iter())
+        .filter(|m| m.gpu == i)
+        .map(|m| {
+            let total = mig_memory(&m.profile);
+            let usable = (model.fb_total - model.fb_reserved).max(1);
+            let used = (sample.fb_used * total / i64::from(usable)).clamp(0, total);
+            let s = Sample {
+                fb_used: used,
+                fb_free: total - used,
+                ..sample.clone()
+            };
+            (m.clone(), s)
+        })
+        .collect();
+    let pci = model.pci_buses.get(i as usize).map_or_else(
+        || format!("00000000:{:02X}:00.0", 0x10 + i),
+        |b| format!("00000000:{b:02X}:00.0"),
+    );
+    Gpu {
+        uuid: gpu_uuid(&view.node, i),
+        pci,
+        sample,
+        mig,
+    }
+}
+
 /// Renders the `/metrics` body for the exporter on `view`'s node at virtual time `now`.
 #[must_use]
 pub fn render(view: &NodeView, config: &GpuConfig, now: Timestamp) -> String {
@@ -589,80 +691,15 @@ pub fn render(view: &NodeView, config: &GpuConfig, now: Timestamp) -> String {
         .filter(|n| n.matches(&view.node, &view.labels))
         .collect();
 
-    struct Gpu {
-        uuid: String,
-        pci: String,
-        sample: Sample,
-        mig: Vec<(MigInstance, Sample)>,
-    }
-    let gpus: Vec<Gpu> = (0..view.gpu_count)
-        .map(|i| {
-            let holder = view.holders.get(i as usize).and_then(Option::as_ref);
-            let mut load = match holder {
-                Some(h) => {
-                    let mut l = builtin_busy(&model).overlay(&config.busy);
-                    if let Some(rule) = config.workloads.iter().find(|w| w.matches(&h.object)) {
-                        l = l.overlay(&rule.load);
-                    }
-                    l
-                }
-                None => config.idle.clone(),
-            };
-            for e in &entries {
-                if let Some(l) = &e.load
-                    && e.gpus.as_ref().is_none_or(|g| g.contains(&i))
-                {
-                    load = load.overlay(l);
-                }
-            }
-            let xid = entries
-                .iter()
-                .flat_map(|e| e.xid.iter())
-                .filter(|x| x.gpu == i)
-                .map(|x| {
-                    (
-                        x.code,
-                        x.message
-                            .clone()
-                            .unwrap_or_else(|| model::xid_message(x.code).to_owned()),
-                    )
-                })
-                .next_back();
-            let ctx = SampleCtx {
-                node: &view.node,
-                gpu: i,
-                bucket,
-                uptime,
-            };
-            let sample = sample(&ctx, &model, &load, xid.clone());
-            let mig = entries
-                .iter()
-                .flat_map(|e| e.mig.iter())
-                .filter(|m| m.gpu == i)
-                .map(|m| {
-                    let total = mig_memory(&m.profile);
-                    let usable = (model.fb_total - model.fb_reserved).max(1);
-                    let used = (sample.fb_used * total / i64::from(usable)).clamp(0, total);
-                    let s = Sample {
-                        fb_used: used,
-                        fb_free: total - used,
-                        ..sample.clone()
-                    };
-                    (m.clone(), s)
-                })
-                .collect();
-            let pci = model.pci_buses.get(i as usize).map_or_else(
-                || format!("00000000:{:02X}:00.0", 0x10 + i),
-                |b| format!("00000000:{b:02X}:00.0"),
-            );
-            Gpu {
-                uuid: gpu_uuid(&view.node, i),
-                pci,
-                sample,
-                mig,
-            }
-        })
-        .collect();
+    let ctx = NodeCtx {
+        view,
+        config,
+        model: &model,
+        entries: &entries,
+        bucket,
+        uptime,
+    };
+    let gpus: Vec<Gpu> = (0..view.gpu_count).map(|i| gpu_state(&ctx, i)).collect();
 
     let mut out = String::with_capacity(4096 * (gpus.len() + 1));
     for family in FAMILIES {

@@ -22,7 +22,7 @@ use crate::resources::well_known;
 
 /// How long to wait before retrying a pod address that could not be bound (another sandbox in
 /// this machine may hold the same loopback address for a while).
-const BIND_RETRY: Duration = Duration::from_secs(1);
+const BIND_RETRY: Duration = Duration::from_secs(2);
 
 /// One exporter pod's listener.
 struct Listener {
@@ -34,6 +34,8 @@ struct Listener {
 struct Inner {
     /// `namespace/name` → listener.
     listeners: BTreeMap<String, Listener>,
+    /// Pods whose address could not be bound yet (warned about once each).
+    unbound: std::collections::BTreeSet<String>,
 }
 
 /// The running exporter endpoints of one sandbox; stops them on drop.
@@ -89,6 +91,7 @@ async fn reconcile(shared: &Shared, config: &Arc<GpuConfig>, inner: &Arc<Mutex<I
             }
             keep
         });
+        g.unbound.retain(|k| want.contains_key(k));
         for (key, addr) in &want {
             if !g.listeners.contains_key(key) {
                 to_start.push((key.clone(), *addr));
@@ -100,7 +103,14 @@ async fn reconcile(shared: &Shared, config: &Arc<GpuConfig>, inner: &Arc<Mutex<I
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(pod = %key, %addr, error = %e, "dcgm-exporter: cannot listen yet");
+                if inner
+                    .lock()
+                    .expect("dcgm listeners lock")
+                    .unbound
+                    .insert(key.clone())
+                {
+                    tracing::warn!(pod = %key, %addr, error = %e, "dcgm-exporter: cannot listen yet, retrying");
+                }
                 pending = true;
                 continue;
             }
@@ -120,11 +130,9 @@ async fn reconcile(shared: &Shared, config: &Arc<GpuConfig>, inner: &Arc<Mutex<I
             let _ = axum::serve(listener, app).await;
         });
         tracing::debug!(pod = %key, %addr, "dcgm-exporter listening");
-        inner
-            .lock()
-            .expect("dcgm listeners lock")
-            .listeners
-            .insert(key, Listener { addr, task });
+        let mut g = inner.lock().expect("dcgm listeners lock");
+        g.unbound.remove(&key);
+        g.listeners.insert(key, Listener { addr, task });
     }
     pending
 }
@@ -147,7 +155,7 @@ pub fn spawn(shared: Shared, config: GpuConfig, shutdown: CancellationToken) -> 
                 let retry = tokio::time::sleep(if pending {
                     BIND_RETRY
                 } else {
-                    Duration::from_secs(3600)
+                    Duration::from_hours(1)
                 });
                 tokio::pin!(retry);
                 loop {

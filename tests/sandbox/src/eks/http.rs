@@ -68,10 +68,9 @@ type Op = fn(&mut Cluster, &Req) -> Result<Value, EksError>;
 
 /// (operation name, handler, path labels) for a method and decoded path segments.
 fn route(method: &Method, segs: &[String]) -> Option<(&'static str, Op, Vec<String>)> {
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = method.as_str();
+    let path: Vec<&str> = segs.iter().map(String::as_str).collect();
     let l = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    Some(match (m, s.as_slice()) {
+    Some(match (method.as_str(), path.as_slice()) {
         ("GET", ["clusters"]) => ("ListClusters", ops::list_clusters, vec![]),
         ("GET", ["clusters", c]) => ("DescribeCluster", ops::describe_cluster, l(&[c])),
         ("POST", ["clusters", c, "updates"]) => {

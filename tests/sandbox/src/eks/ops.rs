@@ -96,9 +96,10 @@ fn page(
             .ok_or_else(|| EksError::invalid_param("maxResults must be between 1 and 100"))?,
         None => 100,
     };
-    let end = (start + max).min(items.len());
-    let next = (end < items.len()).then(|| end.to_string());
-    Ok((items.get(start..end).unwrap_or(&[]).to_vec(), next))
+    let total = items.len();
+    let end = (start + max).min(total);
+    let next = (end < total).then(|| end.to_string());
+    Ok((items.into_iter().skip(start).take(max).collect(), next))
 }
 
 fn with_next(mut v: Value, next: Option<String>) -> Value {
@@ -414,10 +415,10 @@ pub(super) fn create_nodegroup(c: &mut Cluster, r: &Req) -> R {
     ng.subnets = subnets;
     ng.node_role = node_role;
     if let Some(rv) = r.b("releaseVersion") {
-        ng.release_version = rv.to_owned();
+        rv.clone_into(&mut ng.release_version);
     }
     if let Some(t) = r.b("amiType") {
-        ng.ami_type = t.to_owned();
+        t.clone_into(&mut ng.ami_type);
     }
     let out = nodegroup_json(c, &ng);
     c.eks.nodegroups.insert(name, ng);
@@ -500,7 +501,7 @@ pub(super) fn update_nodegroup_config(c: &mut Cluster, r: &Req) -> R {
             ("DesiredSize", desired, ng.desired_size),
         ] {
             if sc
-                .get(&format!("{}{}", k[..1].to_lowercase(), &k[1..]))
+                .get(format!("{}{}", k[..1].to_lowercase(), &k[1..]))
                 .is_some()
                 || v != old
             {
@@ -765,6 +766,7 @@ pub(super) fn update_addon(c: &mut Cluster, r: &Req) -> R {
         a.status = "UPDATING".into();
         a.modified_at = now;
         a.degraded_until = None;
+        a.awaiting_rollout = false;
     }
     let took = c.eks.timings.addon_update;
     Ok(new_update(
@@ -1004,8 +1006,10 @@ pub(super) fn describe_insight(c: &mut Cluster, r: &Req) -> R {
 }
 
 /// Completes update `i` at `now`.
-pub(super) fn complete(c: &mut Cluster, i: usize, now: Timestamp) {
-    let u = c.eks.updates[i].clone();
+// One arm per kind of update, each short; splitting them would only move the match.
+#[allow(clippy::too_many_lines)]
+pub(super) fn complete(c: &mut Cluster, idx: usize, now: Timestamp) {
+    let u = c.eks.updates[idx].clone();
     let mut status = "Successful";
     let mut errors = Vec::new();
     match (&u.target, &u.action) {
@@ -1100,6 +1104,11 @@ pub(super) fn complete(c: &mut Cluster, i: usize, now: Timestamp) {
                     .get_mut(a)
                     .and_then(|x| x.on_update.as_mut().and_then(Behaviour::take))
             };
+            let unfinished = if c.eks.track_rollouts {
+                super::unfinished_workloads(&c.store, a)
+            } else {
+                Vec::new()
+            };
             let resources: Vec<String> = catalog::workloads(a)
                 .iter()
                 .map(|w| w.name.to_owned())
@@ -1122,6 +1131,16 @@ pub(super) fn complete(c: &mut Cluster, i: usize, now: Timestamp) {
                         addon.service_account_role_arn = Some(r.clone());
                     }
                     match b.outcome {
+                        Outcome::Succeed | Outcome::Fail if !unfinished.is_empty() => {
+                            // EKS applied the manifests; health waits for the replicas.
+                            addon.status = "DEGRADED".into();
+                            addon.awaiting_rollout = true;
+                            addon.health_issues = vec![json!({
+                                "code": "InsufficientNumberOfReplicas",
+                                "message": "The add-on is unhealthy because it doesn't have the desired number of replicas.",
+                                "resourceIds": unfinished,
+                            })];
+                        }
                         Outcome::Succeed | Outcome::Fail => {
                             addon.status = "ACTIVE".into();
                             addon.health_issues.clear();
@@ -1141,7 +1160,7 @@ pub(super) fn complete(c: &mut Cluster, i: usize, now: Timestamp) {
         }
         _ => {}
     }
-    let u = &mut c.eks.updates[i];
+    let u = &mut c.eks.updates[idx];
     u.status = status.into();
     u.errors = errors;
 }

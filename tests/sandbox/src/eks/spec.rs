@@ -232,4 +232,8 @@ pub struct AccessEntrySpec {
     /// Kubernetes groups (`system:authenticated` is always added).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The key's secret: when given, the token's signature is verified, which also checks that
+    /// the signed `x-k8s-aws-id` is this cluster's name.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
 }

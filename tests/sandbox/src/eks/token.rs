@@ -2,15 +2,16 @@
 //! as far as possible without AWS.
 //!
 //! What is checked: the prefix, base64url and URL syntax, the 4 KiB limit, the regional STS host,
+//! only the query parameters aws-iam-authenticator allows,
 //! `Action=GetCallerIdentity`, SigV4 query parameters (`X-Amz-Algorithm`, `X-Amz-Credential`
 //! scoped to `<region>/sts`, `X-Amz-Signature`), `x-k8s-aws-id` among `X-Amz-SignedHeaders`, and
 //! `X-Amz-Date` less than 15 minutes old on the virtual clock.
 //!
-//! What cannot be checked: the signature (the sandbox has no secret keys), and therefore the
-//! value of `x-k8s-aws-id`. The presigned URL carries only the header's *name*; its value (the
-//! cluster name) is bound by the signature alone. A token made for another cluster of the same
-//! region is accepted. `cluster` is still taken so that a future check (with scenario-provided
-//! secrets) can use it.
+//! The signature, and with it the value of `x-k8s-aws-id`, can only be checked with the key's
+//! secret: the presigned URL carries the header's *name*, and its value (the cluster name) is
+//! bound by the signature alone. [`signature_matches`] re-signs the request for this cluster when
+//! a scenario access entry gives the secret; without one, a token made for another cluster of
+//! the same region is accepted.
 
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +24,18 @@ use crate::clock::Clock;
 pub const PREFIX: &str = "k8s-aws-v1.";
 /// Largest token accepted (aws-iam-authenticator's limit).
 pub const MAX_LEN: usize = 4096;
+/// Query parameters a presigned GetCallerIdentity URL may carry (aws-iam-authenticator's list).
+const ALLOWED_PARAMS: &[&str] = &[
+    "action",
+    "version",
+    "x-amz-algorithm",
+    "x-amz-credential",
+    "x-amz-date",
+    "x-amz-expires",
+    "x-amz-security-token",
+    "x-amz-signature",
+    "x-amz-signedheaders",
+];
 /// How long after `X-Amz-Date` a token is accepted.
 pub const VALIDITY: Duration = Duration::from_mins(15);
 
@@ -37,6 +50,10 @@ pub struct TokenClaims {
     pub signature: String,
     /// Age in virtual time: (real now − signed_at) × clock scale.
     pub virtual_age: SignedDuration,
+    /// Host of the presigned URL.
+    pub host: String,
+    /// Every query parameter, in order.
+    pub query: Vec<(String, String)>,
 }
 
 /// Why a token was refused (logged; the client only sees 401).
@@ -91,7 +108,8 @@ pub fn sts_host(region: &str) -> String {
     }
 }
 
-/// Checks `token` for `cluster` in `region` at the clock's virtual now. The virtual age maps the
+/// Checks `token` for `cluster` in `region` at the clock's virtual now (`cluster` is bound by
+/// the signature only: see [`signature_matches`]). The virtual age maps the
 /// real signing time onto the virtual clock: (real now − `X-Amz-Date`) × scale.
 pub fn authenticate_eks_token(
     token: &str,
@@ -99,7 +117,6 @@ pub fn authenticate_eks_token(
     region: &str,
     clock: &Clock,
 ) -> Result<TokenClaims, TokenRejection> {
-    let _ = cluster; // bound by the signature only; see the module docs.
     if token.len() > MAX_LEN {
         return Err(TokenRejection::TooLong(token.len()));
     }
@@ -142,6 +159,14 @@ pub fn authenticate_eks_token(
             .map(|(_, v)| v.as_str())
     };
     let wrong = |m: &str| Err(TokenRejection::WrongRequest(m.to_owned()));
+    if let Some((k, _)) = query
+        .iter()
+        .find(|(k, _)| !ALLOWED_PARAMS.contains(&k.to_ascii_lowercase().as_str()))
+    {
+        return Err(TokenRejection::WrongRequest(format!(
+            "query parameter {k:?} is not allowed"
+        )));
+    }
     if param("Action") != Some("GetCallerIdentity") {
         return wrong("Action is not GetCallerIdentity");
     }
@@ -176,12 +201,73 @@ pub fn authenticate_eks_token(
     if virtual_age > limit {
         return Err(TokenRejection::Expired(format!("{virtual_age:#}")));
     }
+    let _ = cluster;
     Ok(TokenClaims {
         access_key_id: parts[0].to_owned(),
         signed_at,
         signature: signature.to_owned(),
         virtual_age,
+        host: host.to_owned(),
+        query,
     })
+}
+
+/// Whether `claims`' signature is the SigV4 signature of the same presigned GetCallerIdentity
+/// request with header `x-k8s-aws-id: <cluster>`, made with `secret`: proves both the key and
+/// the cluster the token was made for.
+#[must_use]
+pub fn signature_matches(claims: &TokenClaims, cluster: &str, region: &str, secret: &str) -> bool {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let param = |key: &str| {
+        claims
+            .query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let expires = param("X-Amz-Expires")
+        .and_then(|e| e.parse().ok())
+        .map_or(Duration::from_mins(1), Duration::from_secs);
+    let session = param("X-Amz-Security-Token").map(str::to_owned);
+    let creds = aws_credential_types::Credentials::new(
+        &claims.access_key_id,
+        secret,
+        session,
+        None,
+        "sandbox-scenario",
+    );
+    let identity = creds.into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let Ok(params) = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("sts")
+        .time(SystemTime::from(claims.signed_at))
+        .settings(settings)
+        .build()
+    else {
+        return false;
+    };
+    let mut url = form_urlencoded::Serializer::new(format!("https://{}/?", claims.host));
+    for (k, v) in claims
+        .query
+        .iter()
+        .filter(|(k, _)| !k.starts_with("X-Amz-"))
+    {
+        url.append_pair(k, v);
+    }
+    let url = url.finish();
+    let headers = [("x-k8s-aws-id", cluster)];
+    let Ok(request) =
+        SignableRequest::new("GET", &url, headers.into_iter(), SignableBody::Bytes(&[]))
+    else {
+        return false;
+    };
+    sign(request, &params.into()).is_ok_and(|out| out.into_parts().1 == claims.signature)
 }
 
 /// Base64url of `url` with the token prefix, for tests of malformed tokens.
@@ -269,6 +355,19 @@ mod tests {
                 "20200101T000000Z"
             ))),
             TokenRejection::Expired(_)
+        ));
+        let extra = format!(
+            "{}&X-Amz-Extra=1",
+            url(
+                "sts.us-east-1.amazonaws.com",
+                "GetCallerIdentity",
+                "host%3Bx-k8s-aws-id",
+                &d
+            )
+        );
+        assert!(matches!(
+            check(&encode(&extra)),
+            TokenRejection::WrongRequest(_)
         ));
         assert!(matches!(
             check(&format!("{PREFIX}{}", "A".repeat(5000))),

@@ -714,6 +714,14 @@ impl Builder<'_> {
                 let mut tpl = template.clone();
                 tpl["metadata"]["name"] = json!(w.name);
                 tpl["metadata"]["namespace"] = json!(ns);
+                // Static pods of system components tolerate every NoExecute taint, so the taint
+                // manager leaves them on a NotReady node.
+                let mut tol = tpl["spec"]["tolerations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                tol.push(json!({"operator": "Exists", "effect": "NoExecute"}));
+                tpl["spec"]["tolerations"] = Value::Array(tol);
                 pods::default_spec(&self.cluster.store, &mut tpl["spec"]);
                 let node_names: Vec<String> =
                     cands.iter().map(|i| self.nodes[*i].name.clone()).collect();
