@@ -40,12 +40,12 @@ audit:
     command -v cargo-audit >/dev/null || cargo install --locked cargo-audit
     cargo audit --db {{shared}}/rustsec/advisory-db --no-fetch
 
-# Benchmarks side by side with peers (kubectl, prometheus_client); filled in by the step issues.
+# Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
+# memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A.
 bench:
-    @echo "bench: not there yet. It will load the 18,000-pod scenario (sandbox start-up, memory, paged list),"
-    @echo "time evict-old-pods and drain-node against kubectl on the same sandbox, and collect-gpu-stats"
-    @echo "against Python's prometheus_client, and print the ratios."
-    @exit 1
+    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods --bins --examples
+    ./target/release/opsteps-bench all
+    ./target/release/examples/bench
 
 # Build the step images (one static binary per image, non-root, on scratch).
 images:

@@ -1,4 +1,4 @@
-//! Benchmark of evict-old-pods on the 18,000-pod scenario (`tests/sandbox/tests/scenarios/
+//! Benchmark of evict-old-pods on the 18,000-pod scenario (`tests/scenarios/
 //! large.yaml`: 2,000 nodes; the `rails/storefront` Deployment has 1,000 replicas aged 0–16 h,
 //! so 500 are past 8 h; PDB maxUnavailable 10%).
 //!
@@ -94,7 +94,7 @@ async fn measure(sb: &Sandbox, label: &str, bin: &Path, args: Vec<String>) -> Me
 async fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let scenario_path = std::env::var_os("BENCH_SCENARIO").map_or_else(
-        || root.join("tests/sandbox/tests/scenarios/large.yaml"),
+        || root.join("tests/scenarios/large.yaml"),
         PathBuf::from,
     );
     let scale: f64 = std::env::var("BENCH_SCALE")

@@ -477,29 +477,47 @@ impl Run<'_> {
         let mut blocked: Vec<Candidate> = Vec::new();
         let mut stopped = false;
         let mut retry_after: Option<Duration> = None;
-        for c in candidates {
-            if stopped {
-                self.set(&c, Skip::LimitTotal.verdict(), None);
-                continue;
-            }
-            match self.attempt(&c).await {
-                Attempt::StopTotal => {
-                    stopped = true;
+        // Gating waits per owner, not for the whole run: a pod whose owner is still replacing
+        // the pod we evicted before is deferred, the other owners go on, and the deferred pods
+        // are taken (oldest first, waiting as needed) after the first pass.
+        let mut deferred: Vec<Candidate> = Vec::new();
+        let mut waiting: HashSet<String> = HashSet::new();
+        let mut first_pass = true;
+        let mut queue = candidates;
+        loop {
+            for c in std::mem::take(&mut queue) {
+                if stopped {
                     self.set(&c, Skip::LimitTotal.verdict(), None);
+                    continue;
                 }
-                Attempt::Done { verdict, message } => self.set(&c, verdict, message),
-                Attempt::Blocked {
-                    verdict,
-                    message,
-                    retry_after: ra,
-                } => {
-                    self.set(&c, verdict, Some(message));
-                    retry_after = retry_after.max(ra);
-                    blocked.push(c);
+                if first_pass && self.should_defer(&c, &mut waiting).await {
+                    deferred.push(c);
+                    continue;
                 }
+                match self.attempt(&c).await {
+                    Attempt::StopTotal => {
+                        stopped = true;
+                        self.set(&c, Skip::LimitTotal.verdict(), None);
+                    }
+                    Attempt::Done { verdict, message } => self.set(&c, verdict, message),
+                    Attempt::Blocked {
+                        verdict,
+                        message,
+                        retry_after: ra,
+                    } => {
+                        self.set(&c, verdict, Some(message));
+                        retry_after = retry_after.max(ra);
+                        blocked.push(c);
+                    }
+                }
+                done += 1;
+                self.ctx.output.progress(done, total);
             }
-            done += 1;
-            self.ctx.output.progress(done, total);
+            if !first_pass || deferred.is_empty() {
+                break;
+            }
+            first_pass = false;
+            queue = std::mem::take(&mut deferred);
         }
         if stopped || blocked.is_empty() || self.cfg.pdb_retry_budget.is_zero() {
             return;
@@ -580,6 +598,76 @@ impl Run<'_> {
         }
     }
 
+    /// Whether to defer `c` to after the first pass: gating is on, we already evicted a pod
+    /// of its owner in this run, and the owner is not fully available yet (looked at once per
+    /// owner and pass; `waiting` remembers the owners found still replacing).
+    async fn should_defer(&mut self, c: &Candidate, waiting: &mut HashSet<String>) -> bool {
+        if !self.cfg.wait_for_replacement || self.cfg.dry_run.is_dry() {
+            return false;
+        }
+        let Some((kind, name)) = &c.controller else {
+            return false;
+        };
+        let Some(Some(o)) = self
+            .owners
+            .get(&format!("{}/{kind}/{name}", c.namespace))
+            .cloned()
+        else {
+            return false;
+        };
+        let key = o.key(&c.namespace);
+        if !self.counts.owner.contains_key(&key) {
+            return false;
+        }
+        if waiting.contains(&key) {
+            return true;
+        }
+        if self.wait_available(&c.namespace, &o, Duration::ZERO).await {
+            return false;
+        }
+        waiting.insert(key);
+        true
+    }
+
+    /// Replacement gating: `Some(skip)` when the owner is not fully available (now, or within
+    /// the replacement timeout after one of our evictions of it).
+    async fn gate(&mut self, c: &Candidate, o: &Owner) -> Option<Attempt> {
+        let cfg = self.cfg;
+        let key = o.key(&c.namespace);
+        // Only while the owner is fully available: before our first eviction of this owner
+        // it must already be (no wait); after one, we wait for that replacement. An owner
+        // that timed out once is not waited for again in this run.
+        let wait = if cfg.dry_run.is_dry() || !self.counts.owner.contains_key(&key) {
+            Duration::ZERO
+        } else {
+            cfg.replacement_timeout
+        };
+        // In a dry run nothing changes, so one look per owner is enough.
+        let known_ok = cfg.dry_run.is_dry() && self.available.contains(&key);
+        if !known_ok
+            && (self.unavailable.contains(&key)
+                || !self.wait_available(&c.namespace, o, wait).await)
+        {
+            self.unavailable.insert(key);
+            return Some(Attempt::Done {
+                verdict: Skip::OwnerUnavailable.verdict(),
+                message: Some(format!(
+                    "{} {} did not have all {} replicas available{}",
+                    o.kind,
+                    o.name,
+                    o.replicas.unwrap_or(0),
+                    if wait.is_zero() {
+                        String::new()
+                    } else {
+                        format!(" within {}s", wait.as_secs())
+                    }
+                )),
+            });
+        }
+        self.available.insert(key);
+        None
+    }
+
     async fn attempt(&mut self, c: &Candidate) -> Attempt {
         if self.ctx.shutdown.is_requested() {
             self.worst = self.worst.worst(ExitStatus::interrupted());
@@ -617,39 +705,11 @@ impl Run<'_> {
             && owner
                 .as_ref()
                 .is_some_and(|o| o.replicas.is_some() && o.selector.is_some());
-        if gated && let Some(o) = &owner {
-            let key = o.key(&c.namespace);
-            // Only while the owner is fully available: before our first eviction of this owner
-            // it must already be (no wait); after one, we wait for that replacement. An owner
-            // that timed out once is not waited for again in this run.
-            let wait = if cfg.dry_run.is_dry() || !self.counts.owner.contains_key(&key) {
-                Duration::ZERO
-            } else {
-                cfg.replacement_timeout
-            };
-            // In a dry run nothing changes, so one look per owner is enough.
-            let known_ok = cfg.dry_run.is_dry() && self.available.contains(&key);
-            if !known_ok
-                && (self.unavailable.contains(&key)
-                    || !self.wait_available(&c.namespace, o, wait).await)
-            {
-                self.unavailable.insert(key);
-                return Attempt::Done {
-                    verdict: Skip::OwnerUnavailable.verdict(),
-                    message: Some(format!(
-                        "{} {} did not have all {} replicas available{}",
-                        o.kind,
-                        o.name,
-                        o.replicas.unwrap_or(0),
-                        if wait.is_zero() {
-                            String::new()
-                        } else {
-                            format!(" within {}s", wait.as_secs())
-                        }
-                    )),
-                };
-            }
-            self.available.insert(key);
+        if gated
+            && let Some(o) = &owner
+            && let Some(skipped) = self.gate(c, o).await
+        {
+            return skipped;
         }
         // Server dry run: the server does not remember our earlier dry-run evictions, so a
         // budget they would have used up is accounted for here. With gating the real run waits

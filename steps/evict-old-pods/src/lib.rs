@@ -150,9 +150,10 @@ pub struct Args {
     #[arg(long, env = env::POLICY, value_name = "FILE")]
     pub policy: Option<std::path::PathBuf>,
 
-    /// Before evicting a pod of a Deployment/StatefulSet/ReplicaSet, wait until the owner has
-    /// all its replicas Ready (so the replacement of the previous pod is up), within
-    /// --replacement-timeout; skip the pod otherwise.
+    /// Evict a pod of a Deployment/StatefulSet/ReplicaSet only while the owner has all its
+    /// replicas available; after evicting one, wait (up to --replacement-timeout) for its
+    /// replacement before the next pod of the same owner, while other owners go on. Pods of
+    /// owners that stay short are skipped (skipped-owner-unavailable).
     #[arg(long, env = env::WAIT_FOR_REPLACEMENT, action = ArgAction::Set, default_value_t = true, value_name = "BOOL")]
     pub wait_for_replacement: bool,
 

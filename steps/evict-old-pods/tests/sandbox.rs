@@ -826,6 +826,11 @@ async fn seed_policy_evicts_exactly_the_app_pods_older_than_8h() {
     assert_eq!(summary["totals"]["evicted"], 2);
     let report: Value = serde_json::from_str(&out.output("report")).unwrap();
     assert_eq!(report["pods"].as_array().unwrap().len(), 2);
+    for p in report["pods"].as_array().unwrap() {
+        assert_eq!(p["ownerKind"], "Deployment", "{p}");
+        assert_eq!(p["ownerName"], "web", "{p}");
+        assert!(p["ageSeconds"].as_i64().unwrap() > 28800, "{p}");
+    }
     let events: Vec<Value> = sb.with(|c| {
         c.store
             .list(well_known::events(), Some("shop"))
@@ -1209,4 +1214,251 @@ async fn owners_not_fully_available_are_skipped_without_waiting() {
     )
     .await;
     assert_eq!(out.with_verdict("evicted").len(), 2, "{}", out.result);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_do_not_count_and_exit_3_lists_are_retried() {
+    use opsteps_sandbox::faults::{FaultAction, FaultRule};
+    let sb =
+        start("workloads:\n  - {name: web, namespace: a, replicas: 3, ageRange: [10h, 12h]}\n")
+            .await;
+    // The first list of pods fails once (retried); the first eviction fails with a 503.
+    sb.add_fault(
+        FaultRule::new(
+            "list",
+            "pods",
+            FaultAction::Status {
+                code: 503,
+                retry_after: None,
+                message: None,
+            },
+        )
+        .times(1),
+    );
+    sb.add_fault(
+        FaultRule::new(
+            "evict",
+            "pods",
+            FaultAction::Status {
+                code: 503,
+                retry_after: None,
+                message: None,
+            },
+        )
+        .times(1),
+    );
+    let out = step(
+        sb.kubeconfig_path(),
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--wait-for-replacement=false",
+            "--max-total",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Transient, "{}", out.result);
+    assert_eq!(out.with_verdict("failed").len(), 1, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("evicted").len(),
+        1,
+        "a failure does not use the limit"
+    );
+    assert_eq!(out.with_verdict("skipped-limit-total").len(), 1);
+    assert_clean(&sb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_and_shutdown_start_no_eviction_and_exit_3() {
+    let sb = start("workloads:\n  - {name: web, namespace: a, replicas: 2, age: 10h}\n").await;
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--timeout", "0s"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Transient, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-deadline").len(),
+        2,
+        "{}",
+        out.result
+    );
+    // SIGTERM before the first eviction.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = sb.kubeconfig_path().display().to_string();
+    let tl = dir.path().join("tl").display().to_string();
+    let a = Args::try_parse_from([
+        STEP,
+        "--kubeconfig",
+        &kc,
+        "--termination-log",
+        &tl,
+        "--now",
+        START,
+        "--max-pod-lifetime",
+        "8h",
+    ])
+    .unwrap();
+    let ctx = Context::new(STEP, &a.common).unwrap();
+    ctx.shutdown.trigger();
+    let r = evict_old_pods::run(a, ctx).await.unwrap();
+    assert_eq!(r.status, ExitStatus::Transient);
+    assert!(
+        r.result["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["verdict"] == "skipped-shutdown")
+    );
+    assert!(evictions(&sb).is_empty());
+    assert_eq!(original_pods(&sb, "a").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_mode_server_dry_run_patches_nothing() {
+    let sb = start("workloads:\n  - {name: single, namespace: a, replicas: 1, age: 10h}\n").await;
+    let kc = sb.kubeconfig_for("dry-runner", true);
+    let out = step(
+        &kc,
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--mode",
+            "restart",
+            "--dry-run",
+            "server",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("restarted-owner").len(),
+        1,
+        "{}",
+        out.result
+    );
+    assert!(sb.mutations().is_empty(), "{:?}", sb.mutations());
+    assert!(sb.requests().iter().any(|r| r.verb == "patch" && r.dry_run));
+    let annotated = sb.with(|c| {
+        c.store.get(well_known::deployments(), "a", "single").unwrap()["spec"]["template"]["metadata"]["annotations"]
+            ["kubectl.kubernetes.io/restartedAt"]
+            .is_null()
+    });
+    assert!(annotated, "nothing persisted");
+    assert_clean(&sb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rule4_optional_protections_mirror_the_default_evictor_switches() {
+    let sb = start_yaml(&format!(
+        "{HEAD}priorityClasses:
+  - {{name: high, value: 1000}}
+workloads:
+  - {{name: hi, namespace: a, replicas: 1, age: 10h, priorityClassName: high}}
+  - {{name: lo, namespace: a, replicas: 1, age: 10h}}
+  - {{name: pvc, namespace: a, replicas: 1, age: 10h, volumes: [{{name: d, persistentVolumeClaim: {{claimName: data}}}}]}}
+  - {{name: guarded, namespace: a, replicas: 2, age: 10h, pdb: {{maxUnavailable: 1}}}}
+"
+    ))
+    .await;
+    let verdicts = |out: &Out| -> BTreeMap<String, String> {
+        out.verdicts()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.trim_start_matches("a/")
+                        .split('-')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                    v,
+                )
+            })
+            .collect()
+    };
+    let run = |extra: &'static [&'static str]| {
+        let kc = sb.kubeconfig_path().to_path_buf();
+        async move {
+            let mut args = vec!["--max-pod-lifetime", "8h", "--dry-run", "client"];
+            args.extend_from_slice(extra);
+            step(&kc, &args).await
+        }
+    };
+    let v = verdicts(&run(&["--priority-threshold-class", "high"]).await);
+    assert_eq!(v["hi"], "skipped-priority", "{v:?}");
+    assert_eq!(v["lo"], "evicted");
+    let v = verdicts(&run(&["--priority-threshold", "1001"]).await);
+    assert_eq!(v["hi"], "evicted", "{v:?}");
+    let v = verdicts(&run(&["--ignore-pvc-pods"]).await);
+    assert_eq!(v["pvc"], "skipped-pvc", "{v:?}");
+    assert_eq!(v["lo"], "evicted");
+    let out = run(&["--ignore-pods-without-pdb"]).await;
+    assert_eq!(out.with_verdict("evicted").len(), 2, "{}", out.result);
+    assert!(
+        out.with_verdict("evicted")
+            .iter()
+            .all(|p| p.starts_with("a/guarded-"))
+    );
+    let out = run(&["--min-replicas", "2"]).await;
+    assert_eq!(
+        out.with_verdict("skipped-min-replicas").len(),
+        3,
+        "{}",
+        out.result
+    );
+    assert_eq!(out.with_verdict("evicted").len(), 2);
+    let out = run(&["--min-pod-age", "11h"]).await;
+    assert_eq!(
+        out.with_verdict("skipped-min-pod-age").len(),
+        5,
+        "{}",
+        out.result
+    );
+    let out = run(&["--min-pod-age", "9h"]).await;
+    assert_eq!(out.with_verdict("evicted").len(), 5, "{}", out.result);
+    let out = run(&["--priority-threshold-class", "nope"]).await;
+    assert_eq!(out.status, ExitStatus::BadInput, "{}", out.result);
+    assert!(sb.mutations().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gating_waits_per_owner_while_other_owners_proceed() {
+    // The slow owner's replacements take 10 min (10 s real at 60x) to become Ready.
+    let sb = start(
+        "workloads:
+  - {name: slow, namespace: a, replicas: 2, ageRange: [12h, 13h], readyDelay: 10m}
+  - {name: fast, namespace: b, replicas: 3, ageRange: [9h, 11h]}
+",
+    )
+    .await;
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--replacement-timeout", "2s"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(out.with_verdict("evicted").len(), 4, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-owner-unavailable").len(),
+        1,
+        "{}",
+        out.result
+    );
+    let reqs: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.subresource == "eviction")
+        .collect();
+    assert!(
+        reqs[0].namespace == "a" && reqs[1].namespace == "b",
+        "{reqs:?}"
+    );
+    let t = |i: usize| reqs[i].real_time.parse::<jiff::Timestamp>().unwrap();
+    let gap = t(1).duration_since(t(0));
+    assert!(
+        gap < jiff::SignedDuration::from_secs(1),
+        "the fast owner did not wait for the slow one's replacement: {gap:?}"
+    );
+    assert_clean(&sb);
 }

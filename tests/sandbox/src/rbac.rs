@@ -46,7 +46,10 @@ fn subject_matches(subj: &Value, binding_ns: &str, s: &Subject<'_>) -> bool {
         "User" => name == s.user,
         "Group" => name == "system:authenticated" || s.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = subj["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(binding_ns);
+            let ns = subj["namespace"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(binding_ns);
             s.user == format!("system:serviceaccount:{ns}:{name}")
         }
         _ => false,
@@ -54,14 +57,19 @@ fn subject_matches(subj: &Value, binding_ns: &str, s: &Subject<'_>) -> bool {
 }
 
 fn list_has(list: &Value, want: &str) -> bool {
-    list.as_array().is_some_and(|a| a.iter().any(|v| v == "*" || v == want))
+    list.as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "*" || v == want))
 }
 
 fn rule_allows(rule: &Value, r: &Request<'_>) -> bool {
     if !list_has(&rule["verbs"], r.verb) || !list_has(&rule["apiGroups"], r.group) {
         return false;
     }
-    let full = if r.subresource.is_empty() { r.resource.to_owned() } else { format!("{}/{}", r.resource, r.subresource) };
+    let full = if r.subresource.is_empty() {
+        r.resource.to_owned()
+    } else {
+        format!("{}/{}", r.resource, r.subresource)
+    };
     let resource_ok = rule["resources"].as_array().is_some_and(|a| {
         a.iter().filter_map(Value::as_str).any(|x| {
             x == "*"
@@ -80,14 +88,15 @@ fn rule_allows(rule: &Value, r: &Request<'_>) -> bool {
     }
 }
 
-fn role_rules<'a>(store: &'a Store, role_ref: &Value, binding_ns: &str) -> Vec<Value> {
+fn role_rules(store: &Store, role_ref: &Value, binding_ns: &str) -> Vec<Value> {
     let name = role_ref["name"].as_str().unwrap_or("");
     let role = match role_ref["kind"].as_str().unwrap_or("") {
         "ClusterRole" => store.get(res("rbac.authorization.k8s.io", "clusterroles"), "", name),
         "Role" => store.get(res("rbac.authorization.k8s.io", "roles"), binding_ns, name),
         _ => None,
     };
-    role.and_then(|r| r["rules"].as_array().cloned()).unwrap_or_default()
+    role.and_then(|r| r["rules"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// Allows or denies `r` for `s`. Non-resource requests (discovery, `/version`) are allowed, as
@@ -96,18 +105,32 @@ pub fn authorize(store: &Store, s: &Subject<'_>, r: &Request<'_>) -> Result<(), 
     if is_superuser(s) || r.resource.is_empty() {
         return Ok(());
     }
-    let crbs = store.list(res("rbac.authorization.k8s.io", "clusterrolebindings"), None);
+    let crbs = store.list(
+        res("rbac.authorization.k8s.io", "clusterrolebindings"),
+        None,
+    );
     for b in crbs {
-        if b["subjects"].as_array().is_some_and(|subs| subs.iter().any(|x| subject_matches(x, "", s)))
-            && role_rules(store, &b["roleRef"], "").iter().any(|rule| rule_allows(rule, r))
+        if b["subjects"]
+            .as_array()
+            .is_some_and(|subs| subs.iter().any(|x| subject_matches(x, "", s)))
+            && role_rules(store, &b["roleRef"], "")
+                .iter()
+                .any(|rule| rule_allows(rule, r))
         {
             return Ok(());
         }
     }
     if !r.namespace.is_empty() {
-        for b in store.list(res("rbac.authorization.k8s.io", "rolebindings"), Some(r.namespace)) {
-            if b["subjects"].as_array().is_some_and(|subs| subs.iter().any(|x| subject_matches(x, r.namespace, s)))
-                && role_rules(store, &b["roleRef"], r.namespace).iter().any(|rule| rule_allows(rule, r))
+        for b in store.list(
+            res("rbac.authorization.k8s.io", "rolebindings"),
+            Some(r.namespace),
+        ) {
+            if b["subjects"]
+                .as_array()
+                .is_some_and(|subs| subs.iter().any(|x| subject_matches(x, r.namespace, s)))
+                && role_rules(store, &b["roleRef"], r.namespace)
+                    .iter()
+                    .any(|rule| rule_allows(rule, r))
             {
                 return Ok(());
             }
@@ -120,10 +143,26 @@ pub fn authorize(store: &Store, s: &Subject<'_>, r: &Request<'_>) -> Result<(), 
 /// "pods/eviction" in API group "" in the namespace "shop"`.
 #[must_use]
 pub fn forbidden(s: &Subject<'_>, r: &Request<'_>) -> ApiError {
-    let full = if r.subresource.is_empty() { r.resource.to_owned() } else { format!("{}/{}", r.resource, r.subresource) };
-    let what = if r.name.is_empty() { r.resource.to_owned() } else { format!("{} \"{}\"", qualified(r), r.name) };
-    let what = if r.name.is_empty() { qualified(r) } else { what };
-    let scope = if r.namespace.is_empty() { "at the cluster scope".to_owned() } else { format!("in the namespace \"{}\"", r.namespace) };
+    let full = if r.subresource.is_empty() {
+        r.resource.to_owned()
+    } else {
+        format!("{}/{}", r.resource, r.subresource)
+    };
+    let what = if r.name.is_empty() {
+        r.resource.to_owned()
+    } else {
+        format!("{} \"{}\"", qualified(r), r.name)
+    };
+    let what = if r.name.is_empty() {
+        qualified(r)
+    } else {
+        what
+    };
+    let scope = if r.namespace.is_empty() {
+        "at the cluster scope".to_owned()
+    } else {
+        format!("in the namespace \"{}\"", r.namespace)
+    };
     let message = format!(
         "{what} is forbidden: User \"{}\" cannot {} resource \"{full}\" in API group \"{}\" {scope}",
         s.user, r.verb, r.group
@@ -139,7 +178,11 @@ pub fn forbidden(s: &Subject<'_>, r: &Request<'_>) -> ApiError {
 }
 
 fn qualified(r: &Request<'_>) -> String {
-    if r.group.is_empty() { r.resource.to_owned() } else { format!("{}.{}", r.resource, r.group) }
+    if r.group.is_empty() {
+        r.resource.to_owned()
+    } else {
+        format!("{}.{}", r.resource, r.group)
+    }
 }
 
 #[cfg(test)]
@@ -150,33 +193,67 @@ mod tests {
         let mut s = Store::default();
         let now = "2026-11-26T00:00:00Z";
         let rbac = |p| res("rbac.authorization.k8s.io", p);
-        s.create(rbac("clusterroles"), json!({"metadata": {"name": "drainer"}, "rules": [
-            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]}
-        ]}), now).unwrap();
+        s.create(
+            rbac("clusterroles"),
+            json!({"metadata": {"name": "drainer"}, "rules": [
+                {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]}
+            ]}),
+            now,
+        )
+        .unwrap();
         s.create(rbac("clusterrolebindings"), json!({"metadata": {"name": "drainer"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "drainer"},
             "subjects": [{"kind": "ServiceAccount", "name": "drain-node", "namespace": "ops"}]}), now).unwrap();
         s.create(rbac("roles"), json!({"metadata": {"name": "leases", "namespace": "kube-system"}, "rules": [
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"], "resourceNames": ["opsteps-drain-a"]}
         ]}), now).unwrap();
-        s.create(rbac("rolebindings"), json!({"metadata": {"name": "leases", "namespace": "kube-system"},
+        s.create(
+            rbac("rolebindings"),
+            json!({"metadata": {"name": "leases", "namespace": "kube-system"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "leases"},
-            "subjects": [{"kind": "Group", "name": "drainers"}]}), now).unwrap();
+            "subjects": [{"kind": "Group", "name": "drainers"}]}),
+            now,
+        )
+        .unwrap();
         s
     }
 
-    fn req<'a>(verb: &'a str, group: &'a str, resource: &'a str, sub: &'a str, ns: &'a str, name: &'a str) -> Request<'a> {
-        Request { verb, group, resource, subresource: sub, namespace: ns, name }
+    fn req<'a>(
+        verb: &'a str,
+        group: &'a str,
+        resource: &'a str,
+        sub: &'a str,
+        ns: &'a str,
+        name: &'a str,
+    ) -> Request<'a> {
+        Request {
+            verb,
+            group,
+            resource,
+            subresource: sub,
+            namespace: ns,
+            name,
+        }
     }
 
     #[test]
     fn service_account_bound_by_cluster_role() {
         let s = store();
         let groups = vec![];
-        let sa = Subject { user: "system:serviceaccount:ops:drain-node", groups: &groups };
-        assert!(authorize(&s, &sa, &req("create", "", "pods", "eviction", "shop", "web-1")).is_ok());
+        let sa = Subject {
+            user: "system:serviceaccount:ops:drain-node",
+            groups: &groups,
+        };
+        assert!(
+            authorize(
+                &s,
+                &sa,
+                &req("create", "", "pods", "eviction", "shop", "web-1")
+            )
+            .is_ok()
+        );
         assert!(authorize(&s, &sa, &req("patch", "", "nodes", "", "", "a")).is_ok());
         let e = authorize(&s, &sa, &req("delete", "", "pods", "", "shop", "web-1")).unwrap_err();
         assert_eq!(e.code, 403);
@@ -185,31 +262,122 @@ mod tests {
             "pods \"web-1\" is forbidden: User \"system:serviceaccount:ops:drain-node\" cannot delete resource \"pods\" in API group \"\" in the namespace \"shop\""
         );
         assert_eq!(e.body["reason"], "Forbidden");
-        let other = Subject { user: "system:serviceaccount:ops:other", groups: &groups };
-        let e = authorize(&s, &other, &req("create", "", "pods", "eviction", "shop", "web-1")).unwrap_err();
-        assert!(e.body["message"].as_str().unwrap().contains("cannot create resource \"pods/eviction\""));
+        let other = Subject {
+            user: "system:serviceaccount:ops:other",
+            groups: &groups,
+        };
+        let e = authorize(
+            &s,
+            &other,
+            &req("create", "", "pods", "eviction", "shop", "web-1"),
+        )
+        .unwrap_err();
+        assert!(
+            e.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot create resource \"pods/eviction\"")
+        );
         let e = authorize(&s, &other, &req("list", "", "nodes", "", "", "")).unwrap_err();
-        assert_eq!(e.body["message"], "nodes is forbidden: User \"system:serviceaccount:ops:other\" cannot list resource \"nodes\" in API group \"\" at the cluster scope");
+        assert_eq!(
+            e.body["message"],
+            "nodes is forbidden: User \"system:serviceaccount:ops:other\" cannot list resource \"nodes\" in API group \"\" at the cluster scope"
+        );
     }
 
     #[test]
     fn role_bindings_are_namespaced_and_resource_names_restrict() {
         let s = store();
         let groups = vec!["drainers".to_owned()];
-        let u = Subject { user: "bob", groups: &groups };
-        assert!(authorize(&s, &u, &req("update", "coordination.k8s.io", "leases", "", "kube-system", "opsteps-drain-a")).is_ok());
-        assert!(authorize(&s, &u, &req("update", "coordination.k8s.io", "leases", "", "kube-system", "opsteps-drain-b")).is_err());
-        assert!(authorize(&s, &u, &req("update", "coordination.k8s.io", "leases", "", "default", "opsteps-drain-a")).is_err());
-        let e = authorize(&s, &u, &req("create", "coordination.k8s.io", "leases", "", "default", "")).unwrap_err();
-        assert!(e.body["message"].as_str().unwrap().contains("in API group \"coordination.k8s.io\" in the namespace \"default\""));
+        let u = Subject {
+            user: "bob",
+            groups: &groups,
+        };
+        assert!(
+            authorize(
+                &s,
+                &u,
+                &req(
+                    "update",
+                    "coordination.k8s.io",
+                    "leases",
+                    "",
+                    "kube-system",
+                    "opsteps-drain-a"
+                )
+            )
+            .is_ok()
+        );
+        assert!(
+            authorize(
+                &s,
+                &u,
+                &req(
+                    "update",
+                    "coordination.k8s.io",
+                    "leases",
+                    "",
+                    "kube-system",
+                    "opsteps-drain-b"
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &s,
+                &u,
+                &req(
+                    "update",
+                    "coordination.k8s.io",
+                    "leases",
+                    "",
+                    "default",
+                    "opsteps-drain-a"
+                )
+            )
+            .is_err()
+        );
+        let e = authorize(
+            &s,
+            &u,
+            &req("create", "coordination.k8s.io", "leases", "", "default", ""),
+        )
+        .unwrap_err();
+        assert!(
+            e.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("in API group \"coordination.k8s.io\" in the namespace \"default\"")
+        );
     }
 
     #[test]
     fn masters_and_discovery_are_allowed() {
         let s = store();
         let groups = vec!["system:masters".to_owned()];
-        assert!(authorize(&s, &Subject { user: "root", groups: &groups }, &req("delete", "", "nodes", "", "", "a")).is_ok());
+        assert!(
+            authorize(
+                &s,
+                &Subject {
+                    user: "root",
+                    groups: &groups
+                },
+                &req("delete", "", "nodes", "", "", "a")
+            )
+            .is_ok()
+        );
         let none = vec![];
-        assert!(authorize(&s, &Subject { user: "anyone", groups: &none }, &req("get", "", "", "", "", "")).is_ok());
+        assert!(
+            authorize(
+                &s,
+                &Subject {
+                    user: "anyone",
+                    groups: &none
+                },
+                &req("get", "", "", "", "", "")
+            )
+            .is_ok()
+        );
     }
 }

@@ -140,6 +140,7 @@ impl Sandbox {
                 .faults
                 .add(FaultRule::from_value(raw).with_context(|| format!("scenario fault {raw}"))?);
         }
+        cluster.api.rbac = scenario.rbac;
         for (token, identity) in parse_users(&scenario.users)? {
             match token {
                 Some(t) => {

@@ -73,6 +73,10 @@ pub struct Scenario {
     /// [`crate::eks`].
     #[serde(default)]
     pub eks: Option<crate::eks::EksSpec>,
+    /// Authorize every request with RBAC from the Roles, ClusterRoles and bindings in the
+    /// cluster (`objects` can load them); the admin and `system:masters` bypass it.
+    #[serde(default)]
+    pub rbac: bool,
 }
 
 /// The simulated EKS cluster.

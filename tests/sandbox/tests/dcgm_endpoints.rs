@@ -537,7 +537,15 @@ async fn a_replaced_exporter_pod_is_served_on_its_new_ip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_errors_are_apiserver_statuses() {
     let g = start().await;
-    let client = client(&g.sb).await;
+    // kube-rs retries 503 up to 15 times with backoff to 1000 s (as it would against a real
+    // apiserver whose proxy cannot reach the pod): see the Status at once instead.
+    let kc = kube::config::Kubeconfig::read_from(g.sb.kubeconfig_path()).unwrap();
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
     let status = |path: String| {
         let client = client.clone();
         async move {

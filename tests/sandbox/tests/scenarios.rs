@@ -11,7 +11,7 @@ use serde_json::Value;
 
 fn path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios")
+        .join("../scenarios")
         .join(name)
 }
 

@@ -255,7 +255,6 @@ fn delete(
             "status": "True",
             "reason": "EvictionByEvictionAPI",
             "message": "Eviction API: evicting",
-            "lastProbeTime": null,
             "lastTransitionTime": now,
         }),
     );

@@ -350,14 +350,21 @@ pub async fn handle(
         let c = shared.lock();
         if c.api.rbac {
             let request = crate::rbac::Request {
-                verb: if verb_name == "evict" { "create" } else { verb_name },
+                verb: if verb_name == "evict" {
+                    "create"
+                } else {
+                    verb_name
+                },
                 group: p.res.group,
                 resource: p.res.plural,
                 subresource: p.sub.as_deref().unwrap_or(""),
                 namespace: &ns,
                 name: &name,
             };
-            let subject = crate::rbac::Subject { user: &identity.user, groups: &identity.groups };
+            let subject = crate::rbac::Subject {
+                user: &identity.user,
+                groups: &identity.groups,
+            };
             if let Err(e) = crate::rbac::authorize(&c.store, &subject, &request) {
                 drop(c);
                 return Ok(finish(&shared, &mut record, error_response(&e)));
