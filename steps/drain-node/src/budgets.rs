@@ -47,6 +47,7 @@ pub enum NoRoom {
 
 impl Budgets {
     /// Starts watching every PodDisruptionBudget.
+    #[must_use]
     pub fn start(client: Client) -> std::sync::Arc<Self> {
         let (tx, _) = watch::channel(0u64);
         std::sync::Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {

@@ -363,6 +363,8 @@ async fn remove_pod(
 /// Sends the eviction (or deletion) until the server accepts it: `Ok(())` means "now wait for
 /// the pod to go"; `Err` is the pod's final outcome (gone already, refused until the deadline,
 /// a dry run's verdict, ...).
+// One match arm per answer class, in the order of the README's table.
+#[allow(clippy::too_many_lines)]
 async fn evict_until_accepted(
     shared: &Arc<Shared>,
     watch: &PodWatch,
@@ -400,7 +402,7 @@ async fn evict_until_accepted(
                     node,
                     Some(pdb.to_owned()),
                     &format!("waiting for PodDisruptionBudget {pdb} to allow a disruption"),
-                )
+                );
             };
             match shared
                 .budgets

@@ -352,13 +352,13 @@ fn log_plan(plans: &[NodePlan]) {
         for p in &n.pods {
             match &p.verdict {
                 Verdict::Block { reason } => {
-                    tracing::warn!(node = %n.node, pod = %p.pod, reason = %reason, "blocking")
+                    tracing::warn!(node = %n.node, pod = %p.pod, reason = %reason, "blocking");
                 }
                 Verdict::Skip { reason } => {
-                    tracing::info!(node = %n.node, pod = %p.pod, reason = %reason, "skip")
+                    tracing::info!(node = %n.node, pod = %p.pod, reason = %reason, "skip");
                 }
                 Verdict::Evict { warning: Some(w) } => {
-                    tracing::warn!(node = %n.node, pod = %p.pod, warning = %w, "evict")
+                    tracing::warn!(node = %n.node, pod = %p.pod, warning = %w, "evict");
                 }
                 _ => {}
             }

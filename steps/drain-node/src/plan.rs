@@ -197,7 +197,7 @@ async fn kubectl_filters(pod: &Pod, f: &Filters, lookups: &mut Lookups) -> Verdi
             Ok(false) if f.force => {
                 warning = Some(
                     "orphaned DaemonSet Pod (DaemonSet is gone), deleted with --force".to_owned(),
-                )
+                );
             }
             Ok(false) => {
                 return Verdict::Block {
@@ -349,6 +349,8 @@ struct Room {
 /// schedulable (Ready, not cordoned, not a target): first fit, largest first, honouring
 /// nodeSelector and NoSchedule/NoExecute taints. Returns a blocking reason per pod that fits
 /// nowhere.
+// One algorithm (free room per node, then first fit), clearer in one piece.
+#[allow(clippy::too_many_lines)]
 pub async fn capacity_check(
     client: &Client,
     targets: &[String],

@@ -78,9 +78,9 @@ workloads:
         ("ARGO_WORKFLOW_NAME", "upgrade-x"),
         ("ARGO_WORKFLOW_UID", "uid-1"),
     ];
-    let argv = env.argv(env.sb.kubeconfig_path(), &["--node", "a"]);
+    let flags = env.argv(env.sb.kubeconfig_path(), &["--node", "a"]);
     let mut child = Command::new(BIN)
-        .args(&argv[1..])
+        .args(&flags[1..])
         .envs(argo)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -153,13 +153,13 @@ workloads:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_run_writes_the_termination_log_and_exits_4() {
-    let yaml = r#"
+    let yaml = r"
 nodes:
   - {name: a}
   - {name: b}
 workloads:
   - {name: db, replicas: 2, placement: {nodes: [a]}, pdb: {minAvailable: 2}}
-"#;
+";
     let env = Env::new(yaml).await;
     let out = run(&env, &["--node", "a"], &[]);
     assert_eq!(

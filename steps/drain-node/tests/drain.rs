@@ -425,14 +425,16 @@ async fn already_terminating_pods_are_waited_for_not_evicted_again() {
     let client = kube::Client::try_from(
         kube::Config::from_custom_kubeconfig(
             kube::config::Kubeconfig::read_from(env.sb.kubeconfig_path()).unwrap(),
-            &Default::default(),
+            &kube::config::KubeConfigOptions::default(),
         )
         .await
         .unwrap(),
     )
     .unwrap();
     let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, "default");
-    api.delete(&name, &Default::default()).await.unwrap();
+    api.delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
     let out = env.run(&["--node", "a"]).await;
     assert_eq!(out.status, ExitStatus::Done, "{}", out.summary);
     assert!(

@@ -93,10 +93,8 @@ async fn measure(sb: &Sandbox, label: &str, bin: &Path, args: Vec<String>) -> Me
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let scenario_path = std::env::var_os("BENCH_SCENARIO").map_or_else(
-        || root.join("tests/scenarios/large.yaml"),
-        PathBuf::from,
-    );
+    let scenario_path = std::env::var_os("BENCH_SCENARIO")
+        .map_or_else(|| root.join("tests/scenarios/large.yaml"), PathBuf::from);
     let scale: f64 = std::env::var("BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())

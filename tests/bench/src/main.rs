@@ -6,6 +6,10 @@
 //! - `drain`: `drain-node` against `kubectl drain` on (a) one node with 110 pods and (b) a node
 //!   group of 50 nodes with 30 pods each (drain-node at several `--parallel-nodes`).
 
+// The report on stdout is this program's output.
+#![allow(clippy::print_stdout)]
+
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -143,10 +147,7 @@ async fn sandbox() -> Result<()> {
                 "500",
             ])
             .output();
-        (
-            t.elapsed(),
-            out.map(|o| o.status.success()).unwrap_or(false),
-        )
+        (t.elapsed(), out.is_ok_and(|o| o.status.success()))
     });
     println!("## sandbox: large scenario ({nodes} nodes, {pods} pods)\n");
     println!("| measure | value | target |\n|---|---|---|");
@@ -155,8 +156,7 @@ async fn sandbox() -> Result<()> {
         startup.as_secs_f64()
     );
     println!(
-        "| resident memory after load | {rss:.0} MiB (peak {hwm:.0} MiB, {:.0} MiB before load) | < 1024 MiB |",
-        rss0
+        "| resident memory after load | {rss:.0} MiB (peak {hwm:.0} MiB, {rss0:.0} MiB before load) | < 1024 MiB |",
     );
     println!(
         "| kube-rs list of all pods, pages of 500 | {:.2} s ({listed} pods, {pages} pages) | < 2 s |",
@@ -180,7 +180,10 @@ fn one_node_110() -> String {
     );
     y.push_str("nodeGroups:\n  - {name: spare, count: 4, capacity: {cpu: \"32\", memory: 128Gi, pods: 110}}\nworkloads:\n");
     for i in 0..11 {
-        y.push_str(&format!("  - {{name: app{i}, replicas: 10, requests: {{cpu: 100m, memory: 128Mi}}, terminationGracePeriodSeconds: 30, placement: {{nodes: [a]}}, pdb: {{maxUnavailable: \"25%\"}}}}\n"));
+        let _ = writeln!(
+            y,
+            "  - {{name: app{i}, replicas: 10, requests: {{cpu: 100m, memory: 128Mi}}, terminationGracePeriodSeconds: 30, placement: {{nodes: [a]}}, pdb: {{maxUnavailable: \"25%\"}}}}"
+        );
     }
     y
 }
@@ -192,7 +195,10 @@ fn group_50x30() -> String {
     );
     y.push_str("  - {name: blue, count: 50, capacity: {cpu: \"16\", memory: 64Gi, pods: 40}}\n  - {name: green, count: 50, capacity: {cpu: \"16\", memory: 64Gi, pods: 40}}\nworkloads:\n");
     for i in 0..30 {
-        y.push_str(&format!("  - {{name: svc{i}, replicas: 50, requests: {{cpu: 100m, memory: 128Mi}}, terminationGracePeriodSeconds: 30, placement: {{nodeGroup: blue}}, pdb: {{maxUnavailable: 5}}}}\n"));
+        let _ = writeln!(
+            y,
+            "  - {{name: svc{i}, replicas: 50, requests: {{cpu: 100m, memory: 128Mi}}, terminationGracePeriodSeconds: 30, placement: {{nodeGroup: blue}}, pdb: {{maxUnavailable: 5}}}}"
+        );
     }
     y
 }
