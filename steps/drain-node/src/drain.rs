@@ -347,7 +347,10 @@ async fn remove_pod(
     }
     let wanted = HashSet::from([uid]);
     let remaining = tokio::select! {
-        r = watch.wait_gone(&wanted, shared.settings.skip_wait, deadline) => r,
+        r = watch.wait_gone(&wanted, shared.settings.skip_wait, deadline) => match r {
+            Ok(r) => r,
+            Err(e) => return PodOutcome::Failed(format!("cannot watch the pods of node {node}: {e}")),
+        },
         () = shared.shutdown.requested() => return PodOutcome::Interrupted,
     };
     if remaining.is_empty() {
@@ -391,6 +394,7 @@ async fn evict_until_accepted(
         }
         // A healthy pod under a budget waits for room instead of collecting 429s. Unhealthy
         // pods may be evictable without room (unhealthyPodEvictionPolicy), so they just try.
+        let mut reservation = None;
         if let Some(pdb) = p
             .pdb
             .as_deref()
@@ -409,8 +413,13 @@ async fn evict_until_accepted(
                 .reserve(pdb, deadline, &shared.shutdown, waiting)
                 .await
             {
-                Ok(()) => {}
+                Ok(r) => reservation = Some(r),
                 Err(crate::budgets::NoRoom::Shutdown) => return Err(PodOutcome::Interrupted),
+                Err(crate::budgets::NoRoom::Failed(e)) => {
+                    return Err(PodOutcome::Failed(format!(
+                        "cannot watch PodDisruptionBudgets: {e}"
+                    )));
+                }
                 Err(crate::budgets::NoRoom::Deadline) => {
                     let last = shared.last_message(&p.pod).unwrap_or_else(|| {
                         format!("PodDisruptionBudget {pdb} allowed no disruption")
@@ -441,6 +450,10 @@ async fn evict_until_accepted(
         match r {
             EvictResult::Evicted => {
                 shared.unblocked(&p.pod);
+                // Only an accepted eviction spends the room; any other answer gives it back.
+                if let Some(r) = reservation {
+                    r.spend();
+                }
                 return Ok(());
             }
             EvictResult::Gone | EvictResult::Replaced => {
@@ -480,18 +493,15 @@ async fn evict_until_accepted(
                     () = shared.shutdown.requested() => return Err(PodOutcome::Interrupted),
                 }
                 // Gone meanwhile (deleted by someone else, or its node lost it)?
-                if !watch
-                    .present(&HashSet::from([uid.to_owned()]), None)
-                    .await
-                    .contains(uid)
-                {
+                let present = watch.present(&HashSet::from([uid.to_owned()]), None).await;
+                if present.as_ref().is_ok_and(|p| !p.contains(uid)) {
                     shared.unblocked(&p.pod);
                     return Err(PodOutcome::Removed);
                 }
             }
             EvictResult::NamespaceTerminating => {
                 // kubectl: wait if the pod is already being deleted, else retry in 5 s.
-                let snap = watch.snapshot().await;
+                let snap = watch.snapshot().await.unwrap_or_default();
                 if snap
                     .get(&p.pod)
                     .is_some_and(|(u, del)| u == uid && del.is_some())

@@ -179,3 +179,68 @@ workloads:
     assert_eq!(result["blocked"][0]["pdb"], "default/db");
     assert!(env.mutations().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eks_token_drain_longer_than_the_token_lifetime_keeps_working() {
+    // At scale 60 an EKS token is accepted for 15 real seconds. Slow readiness (90 s virtual =
+    // 1.5 s real per replacement) and a budget of one make this drain take longer than that.
+    let yaml = r#"
+clock: {scale: 60}
+kubelet: {startDelay: 1s, readyDelay: 90s}
+nodes:
+  - {name: a, capacity: {cpu: "8", memory: 32Gi, pods: 50}}
+  - {name: b, capacity: {cpu: "8", memory: 32Gi, pods: 50}}
+workloads:
+  - {name: web, replicas: 12, terminationGracePeriodSeconds: 5, placement: {nodes: [a]}, pdb: {maxUnavailable: 1}}
+eks:
+  accessEntries:
+    - {accessKeyId: AKIDSANDBOXTEST, username: ops-runner, groups: ["system:masters"]}
+"#;
+    let env = Env::new(yaml).await;
+    let mut argv = env.argv(
+        env.sb.kubeconfig_path(),
+        &[
+            "--node",
+            "a",
+            "--eks-cluster",
+            "sandbox",
+            "--eks-token-lifetime",
+            "5s",
+        ],
+    );
+    // No kubeconfig: the cluster is found by name through the EKS API.
+    let at = argv.iter().position(|a| a == "--kubeconfig").unwrap();
+    argv.drain(at..at + 2);
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(&argv[1..])
+        .env_remove("KUBECONFIG")
+        .envs(opsteps_sandbox::eks::client_env(
+            &env.sb.eks_url(),
+            "us-east-1",
+        ))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took > Duration::from_secs(16),
+        "the drain must outlive one token to test anything ({took:?})"
+    );
+    assert!(env.pods_on("a").is_empty());
+    let unauthorized = env.sb.requests().iter().filter(|r| r.status == 401).count();
+    assert_eq!(unauthorized, 0, "every request carried a live token");
+    let evictions = env
+        .sb
+        .requests()
+        .iter()
+        .filter(|r| r.subresource == "eviction" && r.status == 201)
+        .count();
+    assert_eq!(evictions, 12);
+    env.sb.assert_invariants();
+}

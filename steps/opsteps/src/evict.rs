@@ -516,8 +516,32 @@ pub type PodSet = HashMap<String, (String, Option<jiff::Timestamp>)>;
 /// without polling each pod. Stops when dropped.
 #[derive(Debug)]
 pub struct PodWatch {
-    rx: watch::Receiver<Option<Arc<PodSet>>>,
+    rx: watch::Receiver<WatchState>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What a [`PodWatch`] knows.
+#[derive(Clone, Debug)]
+enum WatchState {
+    /// The first list has not arrived.
+    Pending,
+    /// The pods seen now.
+    Ready(Arc<PodSet>),
+    /// The API server refuses the watch for good (401/403): waiting would only hang.
+    Failed(String),
+}
+
+/// A watcher error that retrying will not fix: the credentials or RBAC are wrong.
+#[must_use]
+pub fn fatal_watch_error(e: &watcher::Error) -> Option<String> {
+    let code = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s))
+        | watcher::Error::WatchError(s) => s.code,
+        _ => return None,
+    };
+    matches!(code, 401 | 403).then(|| e.to_string())
 }
 
 impl Drop for PodWatch {
@@ -530,16 +554,20 @@ impl PodWatch {
     /// Starts watching the pods `api` and `config` select (re-listing on 410 with backoff).
     #[must_use]
     pub fn start(api: Api<Pod>, config: watcher::Config) -> Self {
-        let (tx, rx) = watch::channel(None);
+        let (tx, rx) = watch::channel(WatchState::Pending);
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(watcher(api, config).default_backoff());
             let mut current = PodSet::new();
             let mut relist: Option<PodSet> = None;
+            let mut refusals = 0;
             let entry = |p: &Pod| {
                 let ts = p.metadata.deletion_timestamp.as_ref().map(|t| t.0);
                 (key(p), (p.uid().unwrap_or_default(), ts))
             };
             while let Some(ev) = stream.next().await {
+                let publish = |set: &PodSet| {
+                    let _ = tx.send(WatchState::Ready(Arc::new(set.clone())));
+                };
                 match ev {
                     Ok(watcher::Event::Init) => relist = Some(PodSet::new()),
                     Ok(watcher::Event::InitApply(p)) => {
@@ -548,12 +576,13 @@ impl PodWatch {
                     }
                     Ok(watcher::Event::InitDone) => {
                         current = relist.take().unwrap_or_default();
-                        let _ = tx.send(Some(Arc::new(current.clone())));
+                        refusals = 0;
+                        publish(&current);
                     }
                     Ok(watcher::Event::Apply(p)) => {
                         let (k, v) = entry(&p);
                         current.insert(k, v);
-                        let _ = tx.send(Some(Arc::new(current.clone())));
+                        publish(&current);
                     }
                     Ok(watcher::Event::Delete(p)) => {
                         // Only the deleted UID goes: a same-name replacement may already be there.
@@ -561,48 +590,59 @@ impl PodWatch {
                         if current.get(&k).is_some_and(|(u, _)| *u == uid) {
                             current.remove(&k);
                         }
-                        let _ = tx.send(Some(Arc::new(current.clone())));
+                        publish(&current);
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "pod watch error; re-listing with backoff");
-                    }
+                    Err(e) => match fatal_watch_error(&e) {
+                        // A refreshed token may race one refusal; three in a row are for real.
+                        Some(msg) if refusals >= 2 => {
+                            let _ = tx.send(WatchState::Failed(msg));
+                            return;
+                        }
+                        Some(_) => refusals += 1,
+                        None => {
+                            tracing::debug!(error = %e, "pod watch error; re-listing with backoff");
+                        }
+                    },
                 }
             }
         });
         Self { rx, task }
     }
 
-    /// The pods seen now, once the first list has arrived.
-    pub async fn snapshot(&self) -> Arc<PodSet> {
+    /// The pods seen now, once the first list has arrived; `Err` when the API server refuses
+    /// the watch (401/403).
+    pub async fn snapshot(&self) -> Result<Arc<PodSet>, String> {
         let mut rx = self.rx.clone();
         loop {
-            if let Some(s) = rx.borrow_and_update().clone() {
-                return s;
+            match rx.borrow_and_update().clone() {
+                WatchState::Ready(s) => return Ok(s),
+                WatchState::Failed(e) => return Err(e),
+                WatchState::Pending => {}
             }
             if rx.changed().await.is_err() {
-                return Arc::new(PodSet::new());
+                return Err("pod watch ended".into());
             }
         }
     }
 
     /// Waits until none of `uids` is present (a pod whose deletion started more than `skip_after`
     /// ago counts as gone, like kubectl's `--skip-wait-for-delete-timeout`), or until `deadline`.
-    /// Returns the UIDs still present.
+    /// Returns the UIDs still present, or `Err` when the API server refuses the watch.
     pub async fn wait_gone(
         &self,
         uids: &HashSet<String>,
         skip_after: Option<Duration>,
         deadline: tokio::time::Instant,
-    ) -> HashSet<String> {
+    ) -> Result<HashSet<String>, String> {
         let mut rx = self.rx.clone();
         loop {
             rx.mark_unchanged();
-            let remaining = self.present(uids, skip_after).await;
+            let remaining = self.present(uids, skip_after).await?;
             if remaining.is_empty() {
-                return remaining;
+                return Ok(remaining);
             }
             tokio::select! {
-                changed = rx.changed() => if changed.is_err() { return remaining },
+                changed = rx.changed() => if changed.is_err() { return Ok(remaining) },
                 () = tokio::time::sleep_until(deadline) => return self.present(uids, skip_after).await,
                 // Re-check now and then: skip-after depends on time passing, not on events.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -615,16 +655,17 @@ impl PodWatch {
         &self,
         uids: &HashSet<String>,
         skip_after: Option<Duration>,
-    ) -> HashSet<String> {
-        let snap = self.snapshot().await;
+    ) -> Result<HashSet<String>, String> {
+        let snap = self.snapshot().await?;
         let now = jiff::Timestamp::now();
-        snap.values()
+        Ok(snap
+            .values()
             .filter(|(uid, deleting)| {
                 uids.contains(uid)
                     && !matches!((deleting, skip_after), (Some(t), Some(skip)) if now.duration_since(*t) > jiff::SignedDuration::try_from(skip).unwrap_or_default())
             })
             .map(|(uid, _)| uid.clone())
-            .collect()
+            .collect())
     }
 }
 

@@ -7,6 +7,7 @@
 //!   scenario (its `cluster`, `nodeGroups` and optional `eks:` section, see [`spec::EksSpec`]).
 //! - [`start`] serves the API on its own loopback port (plain HTTP); [`tick`] moves updates along
 //!   on the virtual clock (a background task calls it, and so does every EKS request).
+//!   `Sandbox::start` does both and exposes the URL as `Sandbox::eks_url()`.
 //! - Linked behaviour: scaling a node group adds or removes Kubernetes nodes labelled
 //!   `eks.amazonaws.com/nodegroup`; an add-on update sets the image of its workload (vpc-cni →
 //!   DaemonSet `aws-node`, kube-proxy → DaemonSet `kube-proxy`, coredns → Deployment `coredns`,
@@ -922,6 +923,30 @@ pub async fn start(
         })
     };
     http::serve(Arc::new(shared), shutdown, ticker).await
+}
+
+/// Access key id of [`client_env`].
+pub const TEST_ACCESS_KEY_ID: &str = "AKIDSANDBOXTEST";
+
+/// Environment for a step process (or child test process) that should reach the EKS API at
+/// `eks_url` in `region` with static test credentials and nothing from the host's AWS setup:
+/// `AWS_ENDPOINT_URL_EKS`, `AWS_REGION`, `AWS_ACCESS_KEY_ID` ([`TEST_ACCESS_KEY_ID`]),
+/// `AWS_SECRET_ACCESS_KEY`, and no config files or IMDS. Unset `AWS_PROFILE`,
+/// `AWS_SESSION_TOKEN` and `AWS_ENDPOINT_URL` in the child as well.
+#[must_use]
+pub fn client_env(eks_url: &str, region: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_EKS", eks_url.to_owned()),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "sandbox-test-secret".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials".to_owned(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
 }
 
 /// An EKS `update` object.

@@ -105,6 +105,12 @@ pub struct Sandbox {
     kubeconfig: PathBuf,
     admin_token: String,
     seq: std::sync::atomic::AtomicU64,
+    /// dcgm-exporter endpoints of the scenario's exporter pods.
+    dcgm: crate::dcgm::Exporters,
+    /// The S3 endpoint, started on first use.
+    s3: tokio::sync::OnceCell<crate::s3::S3Server>,
+    /// The EKS API.
+    eks: crate::eks::EksServer,
 }
 
 /// Namespaces every apiserver has.
@@ -134,6 +140,9 @@ impl Sandbox {
         let mut cluster = Cluster::new(clock);
         ensure_system_namespaces(&mut cluster);
         crate::scenario::load(&mut cluster, &scenario).context("loading the scenario")?;
+        let gpu = crate::dcgm::GpuConfig::from_value(scenario.gpu.as_ref())?;
+        crate::eks::load(&mut cluster, &scenario).context("loading the scenario's eks section")?;
+        cluster.eks.track_rollouts = options.controllers;
         for raw in &scenario.faults {
             cluster
                 .api
@@ -167,6 +176,14 @@ impl Sandbox {
         let controllers = options
             .controllers
             .then(|| crate::controllers::spawn(shared.clone(), shutdown.clone()));
+        let dcgm = crate::dcgm::spawn(shared.clone(), gpu, shutdown.clone());
+        let eks = crate::eks::start(
+            shared.clone(),
+            &server.url(),
+            server.ca_pem.as_deref(),
+            shutdown.clone(),
+        )
+        .await?;
         let dir = tempfile::Builder::new()
             .prefix("opsteps-sandbox-")
             .tempdir()?;
@@ -188,6 +205,9 @@ impl Sandbox {
             kubeconfig,
             admin_token,
             seq: 0.into(),
+            dcgm,
+            s3: tokio::sync::OnceCell::new(),
+            eks,
         })
     }
 
@@ -296,9 +316,44 @@ impl Sandbox {
         self.shared.lock().api.faults.clear();
     }
 
+    /// The dcgm-exporter endpoints: one listener on `<podIP>:9400` per Running exporter pod.
+    #[must_use]
+    pub fn dcgm(&self) -> &crate::dcgm::Exporters {
+        &self.dcgm
+    }
+
+    /// The S3 endpoint (s3s-fs in a temporary directory), started on first use.
+    pub async fn s3(&self) -> anyhow::Result<&crate::s3::S3Server> {
+        self.s3.get_or_try_init(crate::s3::start_temp).await
+    }
+
+    /// The S3 endpoint's URL (for `AWS_ENDPOINT_URL_S3`), starting it on first use.
+    pub async fn s3_url(&self) -> anyhow::Result<String> {
+        Ok(self.s3().await?.url())
+    }
+
+    /// Creates `bucket` on the S3 endpoint (idempotent); returns the endpoint's URL.
+    pub async fn s3_bucket(&self, bucket: &str) -> anyhow::Result<String> {
+        let s3 = self.s3().await?;
+        s3.create_bucket(bucket)?;
+        Ok(s3.url())
+    }
+
+    /// The EKS API's URL (plain HTTP), for `AWS_ENDPOINT_URL_EKS` or aws-sdk-eks's
+    /// `endpoint_url`.
+    #[must_use]
+    pub fn eks_url(&self) -> String {
+        self.eks.url()
+    }
+
     /// Stops the server and controllers (idempotent).
     pub fn stop(&self) {
         self.shutdown.cancel();
+        self.eks.abort();
+        self.dcgm.stop();
+        if let Some(s3) = self.s3.get() {
+            s3.stop();
+        }
         self.server.abort();
         if let Some(c) = &self.controllers {
             c.abort();

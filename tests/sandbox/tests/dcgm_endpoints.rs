@@ -143,7 +143,6 @@ async fn proxy(client: &kube::Client, ns: &str, name_port: &str) -> String {
 
 struct Gpu {
     sb: Sandbox,
-    exporters: dcgm::Exporters,
     /// Exporter pods: node → (namespace, name, address).
     pods: BTreeMap<String, (String, String, SocketAddr)>,
     /// Released last, after the sandbox and its listeners.
@@ -171,15 +170,9 @@ async fn serial() -> std::fs::File {
 async fn start() -> Gpu {
     let serial = serial().await;
     let scenario = Scenario::from_yaml(SCENARIO).expect("scenario parses");
-    let gpu = scenario.gpu.clone();
     let sb = Sandbox::start(Options::default().scenario(scenario))
         .await
         .expect("sandbox starts");
-    let exporters = dcgm::spawn(
-        sb.shared(),
-        dcgm::GpuConfig::from_value(gpu.as_ref()).expect("gpu section"),
-        tokio_util::sync::CancellationToken::new(),
-    );
     let found: Vec<(String, String, String)> = sb.with(|c| {
         c.store
             .list(opsteps_sandbox::resources::well_known::pods(), None)
@@ -193,7 +186,8 @@ async fn start() -> Gpu {
     });
     let mut pods = BTreeMap::new();
     for (node, ns, name) in found {
-        let addr = exporters
+        let addr = sb
+            .dcgm()
             .wait_listening(&ns, &name, Duration::from_secs(20))
             .await
             .unwrap_or_else(|| panic!("exporter {ns}/{name} is not listening"));
@@ -201,7 +195,6 @@ async fn start() -> Gpu {
     }
     Gpu {
         sb,
-        exporters,
         pods,
         _serial: serial,
     }
@@ -242,7 +235,7 @@ async fn direct_and_proxied_scrapes_are_identical_and_parse_like_the_fixtures() 
         namespaces,
         BTreeSet::from(["gpu-monitoring", "gpu-operator"])
     );
-    assert_eq!(g.exporters.listening().len(), 3);
+    assert_eq!(g.sb.dcgm().listening().len(), 3);
     for (node, (_, _, addr)) in &g.pods {
         assert!(
             addr.ip().is_loopback() && addr.port() == 9400,
@@ -481,7 +474,7 @@ async fn a_replaced_exporter_pod_is_served_on_its_new_ip() {
     // The DaemonSet controller recreates the pod; the kubelet gives it a new IP and starts it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let (new_name, addr) = loop {
-        let listening = g.exporters.listening();
+        let listening = g.sb.dcgm().listening();
         let found = listening
             .iter()
             .find(|(k, a)| {
@@ -520,7 +513,8 @@ async fn a_replaced_exporter_pod_is_served_on_its_new_ip() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(
-        !g.exporters
+        !g.sb
+            .dcgm()
             .listening()
             .iter()
             .any(|(k, _)| k == &format!("{ns}/{name}"))

@@ -51,32 +51,20 @@ eks:
     - {name: Kubelet version skew, status: PASSING}
 "#;
 
-/// A sandbox and its EKS API.
+/// A sandbox and its EKS API's URL.
 struct Env {
     sb: Sandbox,
     url: String,
-    _server: Option<opsteps_sandbox::eks::EksServer>,
 }
 
 async fn start() -> Env {
     let scenario = Scenario::from_yaml(SCENARIO).expect("scenario parses");
-    let sb = Sandbox::start(Options::default().scenario(scenario.clone()))
+    let sb = Sandbox::start(Options::default().scenario(scenario))
         .await
         .expect("sandbox starts");
-    sb.with(|c| opsteps_sandbox::eks::load(c, &scenario))
-        .expect("EKS state loads");
-    let server = opsteps_sandbox::eks::start(
-        sb.shared(),
-        &sb.url(),
-        sb.ca_pem(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .expect("EKS API starts");
     Env {
-        url: server.url(),
+        url: sb.eks_url(),
         sb,
-        _server: Some(server),
     }
 }
 
@@ -1080,20 +1068,10 @@ eks:
 ",
     )
     .unwrap();
-    let sb = Sandbox::start(Options::default().scenario(scenario.clone()))
+    let sb = Sandbox::start(Options::default().scenario(scenario))
         .await
         .unwrap();
-    sb.with(|c| opsteps_sandbox::eks::load(c, &scenario))
-        .unwrap();
-    let server = opsteps_sandbox::eks::start(
-        sb.shared(),
-        &sb.url(),
-        sb.ca_pem(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let eks = client_for(&server.url(), "eu-west-1");
+    let eks = client_for(&sb.eks_url(), "eu-west-1");
     let u = eks
         .update_addon()
         .cluster_name("prod-a")

@@ -21,26 +21,15 @@ nodeGroups:
   - {name: general, count: 3}
 eks:
   accessEntries:
-    - {accessKeyId: AKIDCONNECTTEST, username: ops-runner, groups: ["system:masters"]}
+    - {accessKeyId: AKIDSANDBOXTEST, username: ops-runner, groups: ["system:masters"]}
 "#;
 
 #[tokio::test]
 async fn connect_by_eks_cluster_lists_nodes() {
     let scenario = Scenario::from_yaml(SCENARIO).unwrap();
-    let sb = Sandbox::start(Options::default().scenario(scenario.clone()))
+    let sb = Sandbox::start(Options::default().scenario(scenario))
         .await
         .unwrap();
-    // Until Sandbox::start serves the EKS API itself, start it here.
-    sb.with(|c| opsteps_sandbox::eks::load(c, &scenario))
-        .unwrap();
-    let server = opsteps_sandbox::eks::start(
-        sb.shared(),
-        &sb.url(),
-        sb.ca_pem(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap());
     child
         .args([
@@ -50,16 +39,7 @@ async fn connect_by_eks_cluster_lists_nodes() {
             "--nocapture",
         ])
         .env(CHILD, "1")
-        .env("AWS_ENDPOINT_URL_EKS", server.url())
-        .env("AWS_ACCESS_KEY_ID", "AKIDCONNECTTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "connect-test-secret")
-        .env("AWS_REGION", "eu-west-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(opsteps_sandbox::eks::client_env(&sb.eks_url(), "eu-west-1"))
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_ENDPOINT_URL")
@@ -94,21 +74,11 @@ async fn connect_by_eks_cluster_lists_nodes() {
 #[tokio::test]
 async fn token_source_client_gets_401_after_fifteen_virtual_minutes() {
     let scenario = Scenario::from_yaml(SCENARIO).unwrap();
-    let sb = Sandbox::start(Options::default().scenario(scenario.clone()))
+    let sb = Sandbox::start(Options::default().scenario(scenario))
         .await
         .unwrap();
-    sb.with(|c| opsteps_sandbox::eks::load(c, &scenario))
-        .unwrap();
-    let server = opsteps_sandbox::eks::start(
-        sb.shared(),
-        &sb.url(),
-        sb.ca_pem(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
     let creds = aws_credential_types::Credentials::new(
-        "AKIDCONNECTTEST",
+        "AKIDSANDBOXTEST",
         "connect-test-secret",
         None,
         None,
@@ -118,7 +88,7 @@ async fn token_source_client_gets_401_after_fifteen_virtual_minutes() {
         .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
         .region(aws_sdk_eks::config::Region::new("eu-west-1"))
         .credentials_provider(creds.clone())
-        .endpoint_url(server.url())
+        .endpoint_url(sb.eks_url())
         .build();
     let eks = aws_sdk_eks::Client::from_conf(conf);
     let described = opsteps::eks::describe_cluster(&eks, "prod-a")

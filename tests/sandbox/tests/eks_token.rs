@@ -28,18 +28,14 @@ eks:
 
 async fn start() -> Sandbox {
     let scenario = Scenario::from_yaml(SCENARIO).unwrap();
-    let sb = Sandbox::start(
+    Sandbox::start(
         Options::default()
-            .scenario(scenario.clone())
+            .scenario(scenario)
             .tls(false)
             .controllers(false),
     )
     .await
-    .unwrap();
-    // Until Sandbox::start loads the EKS state itself.
-    sb.with(|c| opsteps_sandbox::eks::load(c, &scenario))
-        .unwrap();
-    sb
+    .unwrap()
 }
 
 fn token(key: &str, cluster: &str, region: &str) -> String {

@@ -5,6 +5,7 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use opsteps_sandbox::s3::{self, ACCESS_KEY, REGION, SECRET_KEY};
+use opsteps_sandbox::sandbox::{Options, Sandbox};
 
 async fn client(url: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
@@ -155,4 +156,33 @@ async fn missing_objects_and_wrong_credentials_fail_like_s3() {
         .and_then(aws_sdk_s3::error::ProvideErrorMetadata::code)
         .map(str::to_owned);
     assert_eq!(code.as_deref(), Some("SignatureDoesNotMatch"), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_sandbox_serves_s3_on_demand() {
+    let sb = Sandbox::start(Options::default().tls(false).controllers(false))
+        .await
+        .expect("sandbox starts");
+    let url = sb.s3_bucket("opsteps-reports").await.expect("bucket");
+    assert_eq!(url, sb.s3_url().await.unwrap(), "one endpoint per sandbox");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let c = client(&url, ACCESS_KEY, SECRET_KEY).await;
+    c.put_object()
+        .bucket("opsteps-reports")
+        .key("gpu/2026-11-26.json")
+        .body(ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .expect("PutObject");
+    assert_eq!(
+        keys(&c, "opsteps-reports", "gpu/").await,
+        ["gpu/2026-11-26.json"]
+    );
+    let root = sb.s3().await.unwrap().root().to_owned();
+    assert!(root.join("opsteps-reports/gpu/2026-11-26.json").is_file());
+    drop(sb);
+    assert!(
+        !root.exists(),
+        "the temporary directory goes with the sandbox"
+    );
 }
