@@ -294,6 +294,9 @@ pub async fn drain_node(shared: &Arc<Shared>, plan: &NodePlan) -> NodeResult {
     result
 }
 
+/// How often a wait for a deletion double-checks with a GET.
+const RECHECK: Duration = Duration::from_secs(10);
+
 /// kubectl's `--timeout 0`: no deadline (a century is as good as none, and keeps `Instant` math
 /// simple).
 fn far_future() -> Instant {
@@ -345,13 +348,30 @@ async fn remove_pod(
         }
         return outcome;
     }
-    let wanted = HashSet::from([uid]);
-    let remaining = tokio::select! {
-        r = watch.wait_gone(&wanted, shared.settings.skip_wait, deadline) => match r {
-            Ok(r) => r,
-            Err(e) => return PodOutcome::Failed(format!("cannot watch the pods of node {node}: {e}")),
-        },
-        () = shared.shutdown.requested() => return PodOutcome::Interrupted,
+    let wanted = HashSet::from([uid.clone()]);
+    let (ns, name) = p.pod.split_once('/').unwrap_or(("", &p.pod));
+    let pods: kube::Api<Pod> = kube::Api::namespaced(shared.client.clone(), ns);
+    let remaining = loop {
+        // The watch is the signal; a GET every 10 s is the safety net, so a missed DELETED
+        // event (a watch resumed across a gap) costs seconds, not the whole --timeout.
+        let slice = deadline.min(Instant::now() + RECHECK);
+        let remaining = tokio::select! {
+            r = watch.wait_gone(&wanted, shared.settings.skip_wait, slice) => match r {
+                Ok(r) => r,
+                Err(e) => return PodOutcome::Failed(format!("cannot watch the pods of node {node}: {e}")),
+            },
+            () = shared.shutdown.requested() => return PodOutcome::Interrupted,
+        };
+        if remaining.is_empty() || Instant::now() >= deadline {
+            break remaining;
+        }
+        match pods.get_opt(name).await {
+            Ok(None) => break HashSet::new(),
+            Ok(Some(current)) if current.uid().as_deref() != Some(uid.as_str()) => {
+                break HashSet::new();
+            }
+            _ => {}
+        }
     };
     if remaining.is_empty() {
         shared.done.fetch_add(1, Ordering::Relaxed);
