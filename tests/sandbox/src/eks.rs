@@ -386,7 +386,10 @@ pub struct EksState {
     /// After a successful add-on update, report DEGRADED until the workloads have rolled out
     /// (default true; turn off when no controllers run, or add-ons would stay DEGRADED).
     pub track_rollouts: bool,
-    /// Signature → virtual signing time, so tokens also age with clock jumps.
+    /// Which clock ages EKS tokens (`eks.tokenClock`).
+    pub token_clock: spec::TokenClock,
+    /// Signature → virtual signing time, so tokens also age with clock jumps (virtual token
+    /// clock only).
     token_seen: HashMap<String, Timestamp>,
     seq: u64,
 }
@@ -414,6 +417,7 @@ impl Default for EksState {
             default_admin: true,
             requests: Vec::new(),
             track_rollouts: true,
+            token_clock: spec::TokenClock::Real,
             token_seen: HashMap::new(),
             seq: 0,
         }
@@ -624,6 +628,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         created_at: now - SignedDuration::from_hours(24 * 200),
         health_issues: eks_spec.health_issues.clone(),
         default_admin: eks_spec.default_admin,
+        token_clock: eks_spec.token_clock,
         access: eks_spec.access_entries.clone(),
         ..EksState::default()
     };
@@ -839,14 +844,17 @@ pub fn unfinished_workloads(store: &crate::store::Store, addon: &str) -> Vec<Str
 }
 
 /// Authenticates a bearer token on the Kubernetes API: `None` unless it is a valid EKS token
-/// for this cluster whose access key maps to an identity. Tokens age on the virtual clock:
+/// for this cluster whose access key maps to an identity. Tokens live 15 real minutes, as on
+/// EKS, unless the scenario ages them on the virtual clock (`eks.tokenClock: virtual`): then
 /// the first time a token is seen its virtual signing time is fixed (virtual now − virtual
 /// age), so later clock jumps age it too.
 pub fn authenticate(c: &mut Cluster, bearer: &str) -> Option<Identity> {
     if !bearer.starts_with(token::PREFIX) {
         return None;
     }
-    let claims = match token::authenticate_eks_token(bearer, &c.eks.name, &c.eks.region, &c.clock) {
+    let virtual_clock = c.eks.token_clock == spec::TokenClock::Virtual;
+    let scale = if virtual_clock { c.clock.scale() } else { 1.0 };
+    let claims = match token::authenticate_eks_token(bearer, &c.eks.name, &c.eks.region, scale) {
         Ok(claims) => claims,
         Err(e) => {
             tracing::debug!(reason = %e, "EKS token refused");
@@ -855,17 +863,19 @@ pub fn authenticate(c: &mut Cluster, bearer: &str) -> Option<Identity> {
     };
     let now = c.clock.now();
     let eks = &mut c.eks;
-    if eks.token_seen.len() > 10_000 {
-        eks.token_seen.clear();
-    }
-    let signed = *eks
-        .token_seen
-        .entry(claims.signature.clone())
-        .or_insert(now - claims.virtual_age);
-    let limit = SignedDuration::try_from(token::VALIDITY).unwrap_or(SignedDuration::MAX);
-    if now.duration_since(signed) > limit {
-        tracing::debug!(age = %now.duration_since(signed), "EKS token refused: expired (virtual time)");
-        return None;
+    if virtual_clock {
+        if eks.token_seen.len() > 10_000 {
+            eks.token_seen.clear();
+        }
+        let signed = *eks
+            .token_seen
+            .entry(claims.signature.clone())
+            .or_insert(now - claims.age);
+        let limit = SignedDuration::try_from(token::VALIDITY).unwrap_or(SignedDuration::MAX);
+        if now.duration_since(signed) > limit {
+            tracing::debug!(age = %now.duration_since(signed), "EKS token refused: expired (virtual time)");
+            return None;
+        }
     }
     let key = claims.access_key_id.clone();
     if let Some(e) = eks.access.iter().find(|e| e.access_key_id == key) {
@@ -995,6 +1005,7 @@ mod tests {
 cluster: {name: prod-a, region: eu-west-1}
 clock: {scale: 1}
 eks:
+  tokenClock: virtual
   accessEntries:
     - {accessKeyId: AKIDSIGNED, username: signed, groups: [ops], secretAccessKey: right-secret}
     - {accessKeyId: AKIDROLE, principalArn: 'arn:aws:iam::111122223333:role/ops'}
@@ -1022,6 +1033,25 @@ eks:
         assert!(authenticate(&mut c, &t).is_some());
         c.clock.advance(Duration::from_mins(16));
         assert!(authenticate(&mut c, &t).is_none(), "aged by the clock jump");
+    }
+
+    #[test]
+    fn tokens_age_in_real_time_by_default() {
+        let mut c = cluster("cluster: {name: prod-a, region: eu-west-1}\nclock: {scale: 60}");
+        assert_eq!(c.eks.token_clock, spec::TokenClock::Real);
+        let creds = Credentials::new("AKIDANY", "any", None, None, "test");
+        // Ten real minutes old: 600 virtual minutes at scale 60, still fresh in real time.
+        let ten_minutes = SystemTime::now() - Duration::from_mins(10);
+        let t = presign("prod-a", "eu-west-1", creds.clone(), ten_minutes).unwrap();
+        assert!(authenticate(&mut c, &t).is_some());
+        c.clock.advance(Duration::from_hours(2));
+        assert!(
+            authenticate(&mut c, &t).is_some(),
+            "clock jumps do not age it"
+        );
+        let old = SystemTime::now() - Duration::from_mins(16);
+        let t = presign("prod-a", "eu-west-1", creds, old).unwrap();
+        assert!(authenticate(&mut c, &t).is_none(), "16 real minutes");
     }
 
     #[test]

@@ -20,6 +20,7 @@ clock: {scale: 1}
 nodeGroups:
   - {name: general, count: 3}
 eks:
+  tokenClock: virtual
   accessEntries:
     - {accessKeyId: AKIDSANDBOXTEST, username: ops-runner, groups: ["system:masters"]}
 "#;

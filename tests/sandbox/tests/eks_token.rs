@@ -1,6 +1,7 @@
 //! EKS tokens on the sandbox's Kubernetes API: a token signed like `aws eks get-token` (by
-//! opsteps' own signer) is accepted; an expired one (virtual clock), a malformed one, one for
-//! another region or without the bound `x-k8s-aws-id` header gets 401 with a Status body.
+//! opsteps' own signer) is accepted; an expired one (virtual token clock), a malformed one, one
+//! for another region or without the bound `x-k8s-aws-id` header gets 401 with a Status body.
+//! Every shipped scenario accepts tokens, judged in real time.
 
 mod common;
 
@@ -19,6 +20,7 @@ clock: {scale: 1}
 nodeGroups:
   - {name: general, count: 2}
 eks:
+  tokenClock: virtual
   defaultAdmin: false
   accessEntries:
     - {accessKeyId: AKIDADMIN, groups: ["system:masters"]}
@@ -45,6 +47,52 @@ fn token(key: &str, cluster: &str, region: &str) -> String {
 fn signed_token(key: &str, secret: &str, cluster: &str, region: &str) -> String {
     let creds = Credentials::new(key, secret, None, None, "test");
     presign(cluster, region, creds, SystemTime::now()).unwrap()
+}
+
+/// The shipped scenario files.
+fn shipped_scenarios() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+/// On every shipped scenario (none has an `eks:` block), a token for its cluster signed ten
+/// real minutes ago (like one the kubectl exec plugin has cached) is accepted: keys without an
+/// access entry are admins by default, and age is judged in real time whatever the clock scale.
+#[tokio::test]
+async fn shipped_scenarios_accept_tokens_in_real_time() {
+    for file in shipped_scenarios() {
+        let scenario = Scenario::from_file(&file).unwrap();
+        let (cluster, region) = (
+            scenario.cluster.name.clone(),
+            scenario.cluster.region.clone(),
+        );
+        let sb = Sandbox::start(
+            Options::default()
+                .scenario(scenario)
+                .tls(false)
+                .controllers(false),
+        )
+        .await
+        .unwrap();
+        let creds = Credentials::new("AKIDSTRANGER", "secret", None, None, "test");
+        let cached = SystemTime::now() - Duration::from_mins(10);
+        let t = presign(&cluster, &region, creds, cached).unwrap();
+        let r = get_nodes(&sb, &t).await;
+        assert_eq!(r.status, 200, "{}: {:?}", file.display(), r.body);
+        assert_eq!(
+            sb.requests().pop().unwrap().user,
+            opsteps_sandbox::eks::DEFAULT_ADMIN_USER,
+            "{}",
+            file.display()
+        );
+    }
 }
 
 async fn get_nodes(sb: &Sandbox, token: &str) -> common::Resp {

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The `eks:` section.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The `eks:` section. A scenario without one gets [`EksSpec::default`], which is what an empty
+/// `eks: {}` gives (in particular `defaultAdmin: true`).
+#[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EksSpec {
     /// AWS account id in ARNs (default `111122223333`).
@@ -40,6 +41,39 @@ pub struct EksSpec {
     /// Cluster health issues DescribeCluster reports (`{code, message, resourceIds}`).
     #[serde(default)]
     pub health_issues: Vec<Value>,
+    /// Which clock ages `k8s-aws-v1.` tokens: `real` (default: 15 real minutes after
+    /// `X-Amz-Date`, as EKS judges them, whatever the clock scale) or `virtual` (15 virtual
+    /// minutes: real age × clock scale, and clock jumps age tokens too; for refresh tests).
+    #[serde(default)]
+    pub token_clock: TokenClock,
+}
+
+impl Default for EksSpec {
+    fn default() -> Self {
+        Self {
+            account_id: None,
+            addons: None,
+            nodegroups: Vec::new(),
+            insights: None,
+            faults: Vec::new(),
+            timings: TimingsSpec::default(),
+            access_entries: Vec::new(),
+            default_admin: true,
+            health_issues: Vec::new(),
+            token_clock: TokenClock::default(),
+        }
+    }
+}
+
+/// The clock token age is measured on (`eks.tokenClock`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenClock {
+    /// Real time, as EKS: a real client's cached token lives its 15 real minutes.
+    #[default]
+    Real,
+    /// Virtual time: real age × clock scale, plus clock jumps.
+    Virtual,
 }
 
 fn yes() -> bool {

@@ -5,7 +5,8 @@
 //! only the query parameters aws-iam-authenticator allows,
 //! `Action=GetCallerIdentity`, SigV4 query parameters (`X-Amz-Algorithm`, `X-Amz-Credential`
 //! scoped to `<region>/sts`, `X-Amz-Signature`), `x-k8s-aws-id` among `X-Amz-SignedHeaders`, and
-//! `X-Amz-Date` less than 15 minutes old on the virtual clock.
+//! `X-Amz-Date` less than 15 minutes old: real minutes by default, as EKS judges them, or virtual
+//! ones when the scenario sets `eks.tokenClock: virtual` (see [`crate::eks::spec::TokenClock`]).
 //!
 //! The signature, and with it the value of `x-k8s-aws-id`, can only be checked with the key's
 //! secret: the presigned URL carries the header's *name*, and its value (the cluster name) is
@@ -17,8 +18,6 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
-
-use crate::clock::Clock;
 
 /// Token prefix.
 pub const PREFIX: &str = "k8s-aws-v1.";
@@ -48,8 +47,8 @@ pub struct TokenClaims {
     pub signed_at: Timestamp,
     /// `X-Amz-Signature`.
     pub signature: String,
-    /// Age in virtual time: (real now − signed_at) × clock scale.
-    pub virtual_age: SignedDuration,
+    /// Age on the judging clock: (real now − signed_at) × `scale` (1 for real time).
+    pub age: SignedDuration,
     /// Host of the presigned URL.
     pub host: String,
     /// Every query parameter, in order.
@@ -74,8 +73,8 @@ pub enum TokenRejection {
     /// `x-k8s-aws-id` is not a signed header.
     #[error("x-k8s-aws-id is not among the signed headers {0:?}")]
     Unbound(String),
-    /// Older than 15 minutes of virtual time.
-    #[error("token signed {0} ago (virtual time), over 15 minutes")]
+    /// Older than 15 minutes on the judging clock.
+    #[error("token signed {0} ago, over 15 minutes")]
     Expired(String),
 }
 
@@ -108,14 +107,14 @@ pub fn sts_host(region: &str) -> String {
     }
 }
 
-/// Checks `token` for `cluster` in `region` at the clock's virtual now (`cluster` is bound by
-/// the signature only: see [`signature_matches`]). The virtual age maps the
-/// real signing time onto the virtual clock: (real now − `X-Amz-Date`) × scale.
+/// Checks `token` for `cluster` in `region` now (`cluster` is bound by the signature only: see
+/// [`signature_matches`]). The age is (real now − `X-Amz-Date`) × `scale`: pass 1 to judge in
+/// real time, the clock's scale to judge in virtual time.
 pub fn authenticate_eks_token(
     token: &str,
     cluster: &str,
     region: &str,
-    clock: &Clock,
+    scale: f64,
 ) -> Result<TokenClaims, TokenRejection> {
     if token.len() > MAX_LEN {
         return Err(TokenRejection::TooLong(token.len()));
@@ -196,17 +195,17 @@ pub fn authenticate_eks_token(
         .ok_or_else(|| TokenRejection::WrongRequest(format!("X-Amz-Date {date:?}")))?;
     let real_now = Timestamp::try_from(SystemTime::now()).unwrap_or(Timestamp::UNIX_EPOCH);
     let real_age = real_now.duration_since(signed_at);
-    let virtual_age = SignedDuration::from_secs_f64(real_age.as_secs_f64() * clock.scale());
+    let age = SignedDuration::from_secs_f64(real_age.as_secs_f64() * scale);
     let limit = SignedDuration::try_from(VALIDITY).unwrap_or(SignedDuration::MAX);
-    if virtual_age > limit {
-        return Err(TokenRejection::Expired(format!("{virtual_age:#}")));
+    if age > limit {
+        return Err(TokenRejection::Expired(format!("{age:#}")));
     }
     let _ = cluster;
     Ok(TokenClaims {
         access_key_id: parts[0].to_owned(),
         signed_at,
         signature: signature.to_owned(),
-        virtual_age,
+        age,
         host: host.to_owned(),
         query,
     })
@@ -299,21 +298,19 @@ mod tests {
 
     #[test]
     fn accepts_a_fresh_bound_token_and_names_the_key() {
-        let clock = Clock::new(Timestamp::now(), 1.0);
         let t = encode(&url(
             "sts.us-east-1.amazonaws.com",
             "GetCallerIdentity",
             "host%3Bx-k8s-aws-id",
             &now_date(),
         ));
-        let c = authenticate_eks_token(&t, "c", "us-east-1", &clock).unwrap();
+        let c = authenticate_eks_token(&t, "c", "us-east-1", 1.0).unwrap();
         assert_eq!(c.access_key_id, "AKIDEXAMPLE");
     }
 
     #[test]
     fn refuses_what_it_can_check() {
-        let clock = Clock::new(Timestamp::now(), 1.0);
-        let check = |t: &str| authenticate_eks_token(t, "c", "us-east-1", &clock).unwrap_err();
+        let check = |t: &str| authenticate_eks_token(t, "c", "us-east-1", 1.0).unwrap_err();
         let d = now_date();
         assert!(matches!(check("Bearer-ish"), TokenRejection::Malformed(_)));
         assert!(matches!(
@@ -376,8 +373,8 @@ mod tests {
     }
 
     #[test]
-    fn age_is_measured_in_virtual_time() {
-        // Signed 20 real seconds ago: fine at scale 1, 20 virtual minutes at scale 60.
+    fn age_scales_with_the_judging_clock() {
+        // Signed 20 real seconds ago: fine in real time, 20 virtual minutes at scale 60.
         let then = (Timestamp::now() - SignedDuration::from_secs(20))
             .strftime("%Y%m%dT%H%M%SZ")
             .to_string();
@@ -387,12 +384,9 @@ mod tests {
             "host%3Bx-k8s-aws-id",
             &then,
         ));
-        assert!(
-            authenticate_eks_token(&t, "c", "us-east-1", &Clock::new(Timestamp::now(), 1.0))
-                .is_ok()
-        );
+        assert!(authenticate_eks_token(&t, "c", "us-east-1", 1.0).is_ok());
         assert!(matches!(
-            authenticate_eks_token(&t, "c", "us-east-1", &Clock::new(Timestamp::now(), 60.0)),
+            authenticate_eks_token(&t, "c", "us-east-1", 60.0),
             Err(TokenRejection::Expired(_))
         ));
     }
