@@ -20,6 +20,7 @@
 pub mod catalog;
 mod http;
 mod ops;
+pub mod rollout;
 pub mod spec;
 pub mod token;
 
@@ -252,6 +253,8 @@ pub struct Update {
     pub errors: Vec<Value>,
     /// What it does.
     pub action: Action,
+    /// The node replacement under way (scale-down, version update), once started.
+    pub rollout: Option<rollout::Rollout>,
 }
 
 /// An injected AWS error.
@@ -327,6 +330,9 @@ pub struct Timings {
     pub nodegroup_create: Duration,
     /// DeleteNodegroup.
     pub nodegroup_delete: Duration,
+    /// How long a node group drain tries to evict a node's pods before it forces (scale-down,
+    /// `force`) or fails (`PodEvictionFailure`).
+    pub pod_eviction_timeout: Duration,
 }
 
 impl Default for Timings {
@@ -338,6 +344,7 @@ impl Default for Timings {
             nodegroup_config: Duration::from_mins(1),
             nodegroup_create: Duration::from_mins(3),
             nodegroup_delete: Duration::from_mins(2),
+            pod_eviction_timeout: Duration::from_mins(15),
         }
     }
 }
@@ -383,6 +390,8 @@ pub struct EksState {
     pub default_admin: bool,
     /// Requests served.
     pub requests: Vec<EksRequest>,
+    /// What node group rollouts did (cordons, evictions, refusals, terminations), oldest first.
+    pub drain_events: Vec<rollout::DrainEvent>,
     /// After a successful add-on update, report DEGRADED until the workloads have rolled out
     /// (default true; turn off when no controllers run, or add-ons would stay DEGRADED).
     pub track_rollouts: bool,
@@ -416,6 +425,7 @@ impl Default for EksState {
             access: Vec::new(),
             default_admin: true,
             requests: Vec::new(),
+            drain_events: Vec::new(),
             track_rollouts: true,
             token_clock: spec::TokenClock::Real,
             token_seen: HashMap::new(),
@@ -650,6 +660,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         nodegroup_config: d(&t.nodegroup_config, dt.nodegroup_config)?,
         nodegroup_create: d(&t.nodegroup_create, dt.nodegroup_create)?,
         nodegroup_delete: d(&t.nodegroup_delete, dt.nodegroup_delete)?,
+        pod_eviction_timeout: d(&t.pod_eviction_timeout, dt.pod_eviction_timeout)?,
     };
     let created = s.created_at;
     for g in &scenario.node_groups {
@@ -777,11 +788,15 @@ pub fn tick(c: &mut Cluster) {
         .updates
         .iter()
         .enumerate()
-        .filter(|(_, u)| u.status == "InProgress" && u.due <= now)
+        .filter(|(_, u)| u.status == "InProgress" && (u.rollout.is_some() || u.due <= now))
         .map(|(i, _)| i)
         .collect();
     for i in due {
-        ops::complete(c, i, now);
+        if c.eks.updates[i].rollout.is_some() {
+            ops::run_rollout(c, i, now);
+        } else {
+            ops::complete(c, i, now);
+        }
     }
     let groups: Vec<String> = c
         .eks

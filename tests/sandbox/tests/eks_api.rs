@@ -1,6 +1,7 @@
 //! The sandbox's EKS API driven through aws-sdk-eks: every operation, the linked Kubernetes
 //! behaviour (node group scaling → nodes, add-on update → workload image, cluster upgrade →
-//! `/version`), the insight gate, add-on conflicts and flaps, and injected AWS faults.
+//! `/version`), the insight gate, add-on conflicts and flaps, and injected AWS faults. How
+//! scale-downs and version updates drain nodes is in `nodegroup_drain.rs`.
 
 use std::time::Duration;
 
@@ -99,6 +100,21 @@ fn advance(sb: &Sandbox, by: Duration) {
         c.clock.advance(by);
         opsteps_sandbox::eks::tick(c);
     });
+}
+
+/// Advances the clock in steps of 10 s (letting the controllers act in between) until update
+/// `id` of node group `ng` has left InProgress: scale-downs and version updates drain nodes,
+/// which takes several steps.
+async fn run_until_done(sb: &Sandbox, eks: &Client, id: &str, ng: &str) -> UpdateStatus {
+    for _ in 0..200 {
+        let s = update_status(eks, id, None, Some(ng)).await;
+        if s != UpdateStatus::InProgress {
+            return s;
+        }
+        advance(sb, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("update {id} still InProgress after 2000 virtual seconds");
 }
 
 fn group_nodes(sb: &Sandbox, group: &str) -> usize {
@@ -289,7 +305,7 @@ async fn nodegroup_scaling_adds_and_removes_kubernetes_nodes() {
     let down = scale(1).await.unwrap().update.unwrap();
     advance(sb, Duration::from_secs(90));
     assert_eq!(
-        update_status(&eks, down.id().unwrap(), None, Some("general")).await,
+        run_until_done(sb, &eks, down.id().unwrap(), "general").await,
         UpdateStatus::Successful
     );
     assert_eq!(group_nodes(sb, "general"), 1);
@@ -518,7 +534,7 @@ async fn cluster_upgrade_is_gated_by_insights_and_changes_version() {
         .unwrap();
     advance(sb, Duration::from_mins(6));
     assert_eq!(
-        update_status(&eks, nu.id().unwrap(), None, Some("general")).await,
+        run_until_done(sb, &eks, nu.id().unwrap(), "general").await,
         UpdateStatus::Successful
     );
     let kubelets: Vec<String> = sb.with(|c| {

@@ -6,6 +6,7 @@ use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
+use super::rollout;
 use super::{
     Action, Addon, Behaviour, Nodegroup, Outcome, Target, Update, catalog, epoch, group_nodes,
     release_for, update_json, uuid,
@@ -472,6 +473,7 @@ fn new_update(
         due: now + signed(took),
         errors: Vec::new(),
         action,
+        rollout: None,
     };
     let v = update_json(&u);
     c.eks.updates.push(u);
@@ -1044,6 +1046,9 @@ pub(super) fn complete(c: &mut Cluster, idx: usize, now: Timestamp) {
                 }
             }
             relabel_nodes(c, g, add_labels, remove_labels);
+            if start_scale_down(c, idx, g, now) {
+                return;
+            }
             if let Err(e) = scale_to_desired(c, g) {
                 status = "Failed";
                 errors.push(json!({"errorCode": "NodeCreationFailure", "errorMessage": e.to_string(), "resourceIds": [g]}));
@@ -1071,14 +1076,13 @@ pub(super) fn complete(c: &mut Cluster, idx: usize, now: Timestamp) {
                     status = "Failed";
                     errors.push(json!({"errorCode": b.code, "errorMessage": b.message, "resourceIds": group_nodes(c, g)}));
                 }
-                _ => {
-                    if let Some(ng) = c.eks.nodegroups.get_mut(g) {
-                        ng.version.clone_from(version);
-                        ng.release_version.clone_from(release);
-                        ng.spec.version = None;
+                _ => match start_replacement(c, idx, g, version, release, *force, now) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        status = "Failed";
+                        errors.push(json!({"errorCode": "NodeCreationFailure", "errorMessage": e.to_string(), "resourceIds": [g]}));
                     }
-                    reversion_nodes(c, g, version, release);
-                }
+                },
             }
             finish_status(c, g, now);
         }
@@ -1177,19 +1181,15 @@ fn finish_status(c: &mut Cluster, g: &str, now: Timestamp) {
     }
 }
 
-/// Adds or removes nodes of group `g` until it has `desiredSize`.
+/// Adds nodes to group `g` until it has `desiredSize` (removing them is a drain: see
+/// [`start_scale_down`]).
 fn scale_to_desired(c: &mut Cluster, g: &str) -> anyhow::Result<()> {
     let Some(ng) = c.eks.nodegroups.get(g).cloned() else {
         return Ok(());
     };
     let have = group_nodes(c, g);
     let want = ng.desired_size as usize;
-    if have.len() > want {
-        for name in &have[..have.len() - want] {
-            c.store.remove(well_known::nodes(), "", name);
-        }
-        c.world.wake();
-    } else if have.len() < want {
+    if have.len() < want {
         let add = (want - have.len()) as u32;
         let mut spec = ng.spec.clone();
         spec.age = None;
@@ -1233,17 +1233,179 @@ fn relabel_nodes(c: &mut Cluster, g: &str, add: &BTreeMap<String, String>, remov
     });
 }
 
-fn reversion_nodes(c: &mut Cluster, g: &str, version: &str, release: &str) {
-    let kubelet = format!(
-        "v{version}.0-eks-{:07x}",
-        fnv(version.as_bytes()) & 0xfff_ffff
-    );
-    let ami = format!("ami-{:016x}0", fnv(format!("{g}/{release}").as_bytes()));
-    mutate_nodes(c, g, &|n| {
-        n["status"]["nodeInfo"]["kubeletVersion"] = json!(kubelet);
-        n["status"]["nodeInfo"]["kubeProxyVersion"] = json!(kubelet);
-        n["metadata"]["labels"]["eks.amazonaws.com/nodegroup-image"] = json!(ami);
+/// The `eks.amazonaws.com/nodegroup-image` of group `g`'s nodes at AMI release `release`.
+fn ami_of(g: &str, release: &str) -> String {
+    format!("ami-{:016x}0", fnv(format!("{g}/{release}").as_bytes()))
+}
+
+const IMAGE_LABEL: &str = "eks.amazonaws.com/nodegroup-image";
+
+fn node_image(c: &Cluster, node: &str) -> Option<String> {
+    c.store
+        .get(well_known::nodes(), "", node)?
+        .pointer("/metadata/labels/eks.amazonaws.com~1nodegroup-image")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Launches `count` new nodes of group `g` at `version` / `release`.
+fn launch_new(
+    c: &mut Cluster,
+    g: &str,
+    version: &str,
+    release: &str,
+    count: u32,
+) -> anyhow::Result<Vec<String>> {
+    let Some(ng) = c.eks.nodegroups.get(g).cloned() else {
+        return Ok(Vec::new());
+    };
+    let mut spec = ng.spec.clone();
+    spec.age = None;
+    spec.version = None;
+    spec.labels.insert(IMAGE_LABEL.into(), ami_of(g, release));
+    let cs = c.eks.cluster_spec(version);
+    let from = ng.next_index;
+    let names = crate::scenario::add_group_nodes(c, &cs, &spec, from..from + count)?;
+    if let Some(ng) = c.eks.nodegroups.get_mut(g) {
+        ng.next_index = from + count;
+    }
+    rollout::launched(c, g, &names);
+    Ok(names)
+}
+
+/// Starts draining the nodes a scale-down removes (highest index first), if it removes any.
+fn start_scale_down(c: &mut Cluster, idx: usize, g: &str, now: Timestamp) -> bool {
+    let Some(want) = c.eks.nodegroups.get(g).map(|ng| ng.desired_size as usize) else {
+        return false;
+    };
+    let have = group_nodes(c, g);
+    if have.len() <= want {
+        return false;
+    }
+    let remove = have[..have.len() - want].to_vec();
+    // The ASG terminates the instances together, so they are cordoned together first.
+    for n in &remove {
+        rollout::cordon(c, g, n);
+    }
+    c.eks.updates[idx].rollout = Some(rollout::Rollout {
+        kind: rollout::Kind::ScaleDown,
+        force: true,
+        parallel: remove.len(),
+        queue: remove,
+        draining: Vec::new(),
+        timeout: c.eks.timings.pod_eviction_timeout,
     });
+    run_rollout(c, idx, now);
+    true
+}
+
+/// Starts a version update's replacement: launches the surge of new nodes, cordons the old ones.
+fn start_replacement(
+    c: &mut Cluster,
+    idx: usize,
+    g: &str,
+    version: &str,
+    release: &str,
+    force: bool,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    // Nodes already at the target (from an earlier, failed attempt) stay.
+    let image = ami_of(g, release);
+    let (current, old): (Vec<String>, Vec<String>) = group_nodes(c, g)
+        .into_iter()
+        .partition(|n| node_image(c, n).as_deref() == Some(image.as_str()));
+    let max_unavailable = c.eks.nodegroups.get(g).map_or(1, |ng| ng.max_unavailable.max(1));
+    let zones: std::collections::BTreeSet<String> = old
+        .iter()
+        .filter_map(|n| c.store.get(well_known::nodes(), "", n))
+        .filter_map(|n| {
+            n.pointer("/metadata/labels/topology.kubernetes.io~1zone")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    let surge = (max_unavailable as usize)
+        .max(2 * zones.len())
+        .min(old.len())
+        .saturating_sub(current.len());
+    launch_new(c, g, version, release, u32::try_from(surge).unwrap_or(u32::MAX))?;
+    for n in &old {
+        rollout::cordon(c, g, n);
+    }
+    c.eks.updates[idx].rollout = Some(rollout::Rollout {
+        kind: rollout::Kind::Replace {
+            version: version.to_owned(),
+            release: release.to_owned(),
+        },
+        force,
+        queue: old,
+        draining: Vec::new(),
+        parallel: max_unavailable as usize,
+        timeout: c.eks.timings.pod_eviction_timeout,
+    });
+    run_rollout(c, idx, now);
+    Ok(())
+}
+
+/// Moves the rollout of update `idx` along; when it is over, settles the update and the group.
+pub(super) fn run_rollout(c: &mut Cluster, idx: usize, now: Timestamp) {
+    let Some(mut r) = c.eks.updates[idx].rollout.take() else {
+        return;
+    };
+    let Target::Nodegroup(g) = c.eks.updates[idx].target.clone() else {
+        return;
+    };
+    let kind = r.kind.clone();
+    let mut replace = |c: &mut Cluster| -> bool {
+        let rollout::Kind::Replace { version, release } = &kind else {
+            return false;
+        };
+        let want = c.eks.nodegroups.get(&g).map_or(0, |ng| ng.desired_size as usize);
+        let image = ami_of(&g, release);
+        let new = group_nodes(c, &g)
+            .iter()
+            .filter(|n| node_image(c, n).as_deref() == Some(image.as_str()))
+            .count();
+        if new >= want {
+            return false;
+        }
+        match launch_new(c, &g, version, release, 1) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(nodegroup = %g, error = %e, "launching a replacement node");
+                false
+            }
+        }
+    };
+    let progress = rollout::step(c, &g, &mut r, now, &mut replace);
+    let result = match progress {
+        rollout::Progress::Running => {
+            c.eks.updates[idx].rollout = Some(r);
+            return;
+        }
+        rollout::Progress::Done(result) => result,
+    };
+    let u = &mut c.eks.updates[idx];
+    match result {
+        Ok(()) => {
+            u.status = "Successful".into();
+            if let rollout::Kind::Replace { version, release } = &r.kind
+                && let Some(ng) = c.eks.nodegroups.get_mut(&g)
+            {
+                ng.version.clone_from(version);
+                ng.release_version.clone_from(release);
+                ng.spec.version = None;
+                ng.spec
+                    .labels
+                    .insert(IMAGE_LABEL.into(), ami_of(&g, release));
+            }
+        }
+        Err(e) => {
+            u.status = "Failed".into();
+            u.errors = vec![e];
+        }
+    }
+    finish_status(c, &g, now);
 }
 
 /// Finishes a CREATING (nodes appear) or DELETING (nodes and group go) node group.

@@ -249,6 +249,11 @@ pub struct TimingsSpec {
     /// DeleteNodegroup (default `2m`).
     #[serde(default)]
     pub nodegroup_delete: Option<String>,
+    /// How long a node group drain tries to evict a node's pods before a scale-down (or a
+    /// version update with `force`) deletes them and a version update without it fails with
+    /// `PodEvictionFailure` (default `15m`, EKS's timeout).
+    #[serde(default)]
+    pub pod_eviction_timeout: Option<String>,
 }
 
 /// Maps an IAM access key to a Kubernetes identity.
