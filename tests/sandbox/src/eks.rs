@@ -955,7 +955,8 @@ pub const TEST_ACCESS_KEY_ID: &str = "AKIDSANDBOXTEST";
 
 /// Environment for a step process (or child test process) that should reach the EKS API at
 /// `eks_url` in `region` with static test credentials and nothing from the host's AWS setup:
-/// `AWS_ENDPOINT_URL_EKS`, `AWS_REGION`, `AWS_ACCESS_KEY_ID` ([`TEST_ACCESS_KEY_ID`]),
+/// `AWS_ENDPOINT_URL_EKS`, `AWS_REGION` (and `AWS_DEFAULT_REGION`, which the aws CLI v1 reads),
+/// `AWS_ACCESS_KEY_ID` ([`TEST_ACCESS_KEY_ID`]),
 /// `AWS_SECRET_ACCESS_KEY`, and no config files or IMDS. Unset `AWS_PROFILE`,
 /// `AWS_SESSION_TOKEN` and `AWS_ENDPOINT_URL` in the child as well.
 #[must_use]
@@ -963,6 +964,7 @@ pub fn client_env(eks_url: &str, region: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL_EKS", eks_url.to_owned()),
         ("AWS_REGION", region.to_owned()),
+        ("AWS_DEFAULT_REGION", region.to_owned()),
         ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID.to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "sandbox-test-secret".to_owned()),
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),

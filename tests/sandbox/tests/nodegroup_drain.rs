@@ -163,8 +163,14 @@ async fn scale_down_drains_under_the_pdb_before_terminating() {
     })
     .await;
     assert_eq!(s, UpdateStatus::Successful, "{errors:?}");
-    assert!(saw_draining, "the update stays InProgress while nodes drain");
-    assert!(min_ready >= 3, "never more than one web pod down: {min_ready}");
+    assert!(
+        saw_draining,
+        "the update stays InProgress while nodes drain"
+    );
+    assert!(
+        min_ready >= 3,
+        "never more than one web pod down: {min_ready}"
+    );
     assert_eq!(node_names(&kube).await, ["general-0"]);
     let ng = eks
         .describe_nodegroup()
@@ -200,7 +206,10 @@ async fn scale_down_drains_under_the_pdb_before_terminating() {
             .iter()
             .position(|e| e.node == node && e.action == "terminated")
             .unwrap();
-        assert!(last_eviction < terminated, "{node} terminated before drained");
+        assert!(
+            last_eviction < terminated,
+            "{node} terminated before drained"
+        );
     }
     sb.assert_invariants();
 }
@@ -226,8 +235,14 @@ async fn version_update_replaces_nodes_by_surge_and_drain() {
     })
     .await;
     assert_eq!(s, UpdateStatus::Successful, "{errors:?}");
-    assert!(most_nodes > 3, "new nodes were launched before old ones left");
-    assert!(min_ready >= 3, "never more than one web pod down: {min_ready}");
+    assert!(
+        most_nodes > 3,
+        "new nodes were launched before old ones left"
+    );
+    assert!(
+        min_ready >= 3,
+        "never more than one web pod down: {min_ready}"
+    );
     let after = node_names(&kube).await;
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(
@@ -282,7 +297,11 @@ async fn blocking_pdb_fails_a_version_update_unless_forced() {
         .unwrap()
         .nodegroup
         .unwrap();
-    assert_eq!(ng.version(), Some("1.32"), "a failed update keeps the version");
+    assert_eq!(
+        ng.version(),
+        Some("1.32"),
+        "a failed update keeps the version"
+    );
     assert_eq!(ng.status(), Some(&NodegroupStatus::Active));
 
     let u = update(true).await.unwrap().update.unwrap();
@@ -295,7 +314,10 @@ async fn blocking_pdb_fails_a_version_update_unless_forced() {
         .filter(|v| v.kind == ViolationKind::PdbBreached)
         .collect();
     assert!(!breaches.is_empty(), "force ignores the budget");
-    assert!(breaches.iter().all(|v| v.user == NODE_MANAGER), "{breaches:?}");
+    assert!(
+        breaches.iter().all(|v| v.user == NODE_MANAGER),
+        "{breaches:?}"
+    );
     let nodes: Api<Node> = Api::all(kube.clone());
     for n in nodes.list(&ListParams::default()).await.unwrap().items {
         let kubelet = n.status.unwrap().node_info.unwrap().kubelet_version;

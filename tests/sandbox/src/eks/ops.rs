@@ -1314,7 +1314,11 @@ fn start_replacement(
     let (current, old): (Vec<String>, Vec<String>) = group_nodes(c, g)
         .into_iter()
         .partition(|n| node_image(c, n).as_deref() == Some(image.as_str()));
-    let max_unavailable = c.eks.nodegroups.get(g).map_or(1, |ng| ng.max_unavailable.max(1));
+    let max_unavailable = c
+        .eks
+        .nodegroups
+        .get(g)
+        .map_or(1, |ng| ng.max_unavailable.max(1));
     let zones: std::collections::BTreeSet<String> = old
         .iter()
         .filter_map(|n| c.store.get(well_known::nodes(), "", n))
@@ -1328,7 +1332,13 @@ fn start_replacement(
         .max(2 * zones.len())
         .min(old.len())
         .saturating_sub(current.len());
-    launch_new(c, g, version, release, u32::try_from(surge).unwrap_or(u32::MAX))?;
+    launch_new(
+        c,
+        g,
+        version,
+        release,
+        u32::try_from(surge).unwrap_or(u32::MAX),
+    )?;
     for n in &old {
         rollout::cordon(c, g, n);
     }
@@ -1360,7 +1370,11 @@ pub(super) fn run_rollout(c: &mut Cluster, idx: usize, now: Timestamp) {
         let rollout::Kind::Replace { version, release } = &kind else {
             return false;
         };
-        let want = c.eks.nodegroups.get(&g).map_or(0, |ng| ng.desired_size as usize);
+        let want = c
+            .eks
+            .nodegroups
+            .get(&g)
+            .map_or(0, |ng| ng.desired_size as usize);
         let image = ami_of(&g, release);
         let new = group_nodes(c, &g)
             .iter()
