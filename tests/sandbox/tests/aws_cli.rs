@@ -213,21 +213,28 @@ async fn describe_and_list_calls_parse() {
         .await
         .unwrap();
     tokio::task::block_in_place(|| {
-        let r = "eu-west-1";
-        let c = aws(&sb, r, &["eks", "describe-cluster", "--name", "prod-a"]);
-        assert_eq!(c["cluster"]["name"], "prod-a");
-        assert_eq!(c["cluster"]["version"], "1.33");
-        assert_eq!(c["cluster"]["status"], "ACTIVE");
-        assert_eq!(c["cluster"]["endpoint"], sb.url().trim_end_matches('/'));
-        let l = aws(
+        let region = "eu-west-1";
+        let cluster = aws(
             &sb,
-            r,
+            region,
+            &["eks", "describe-cluster", "--name", "prod-a"],
+        );
+        assert_eq!(cluster["cluster"]["name"], "prod-a");
+        assert_eq!(cluster["cluster"]["version"], "1.33");
+        assert_eq!(cluster["cluster"]["status"], "ACTIVE");
+        assert_eq!(
+            cluster["cluster"]["endpoint"],
+            sb.url().trim_end_matches('/')
+        );
+        let groups = aws(
+            &sb,
+            region,
             &["eks", "list-nodegroups", "--cluster-name", "prod-a"],
         );
-        assert_eq!(l["nodegroups"], serde_json::json!(["general"]));
-        let n = aws(
+        assert_eq!(groups["nodegroups"], serde_json::json!(["general"]));
+        let group = aws(
             &sb,
-            r,
+            region,
             &[
                 "eks",
                 "describe-nodegroup",
@@ -237,16 +244,20 @@ async fn describe_and_list_calls_parse() {
                 "general",
             ],
         );
-        assert_eq!(n["nodegroup"]["scalingConfig"]["desiredSize"], 3);
-        assert_eq!(n["nodegroup"]["status"], "ACTIVE");
-        let a = aws(&sb, r, &["eks", "list-addons", "--cluster-name", "prod-a"]);
+        assert_eq!(group["nodegroup"]["scalingConfig"]["desiredSize"], 3);
+        assert_eq!(group["nodegroup"]["status"], "ACTIVE");
+        let addons = aws(
+            &sb,
+            region,
+            &["eks", "list-addons", "--cluster-name", "prod-a"],
+        );
         assert_eq!(
-            a["addons"],
+            addons["addons"],
             serde_json::json!(["coredns", "kube-proxy", "vpc-cni"])
         );
-        let v = aws(
+        let versions_out = aws(
             &sb,
-            r,
+            region,
             &[
                 "eks",
                 "describe-addon-versions",
@@ -256,18 +267,20 @@ async fn describe_and_list_calls_parse() {
                 "coredns",
             ],
         );
-        let versions = v["addons"][0]["addonVersions"].as_array().unwrap();
-        assert!(!versions.is_empty(), "{v}");
+        let versions = versions_out["addons"][0]["addonVersions"]
+            .as_array()
+            .unwrap();
+        assert!(!versions.is_empty(), "{versions_out}");
         assert!(
             versions
                 .iter()
                 .any(|x| x["compatibilities"][0]["defaultVersion"] == true),
-            "{v}"
+            "{versions_out}"
         );
         // --endpoint-url works as well as AWS_ENDPOINT_URL_EKS.
-        let c = aws(
+        let cluster = aws(
             &sb,
-            r,
+            region,
             &[
                 "eks",
                 "describe-cluster",
@@ -277,7 +290,7 @@ async fn describe_and_list_calls_parse() {
                 &sb.eks_url(),
             ],
         );
-        assert_eq!(c["cluster"]["name"], "prod-a");
+        assert_eq!(cluster["cluster"]["name"], "prod-a");
     });
     let ops: Vec<String> =
         sb.with(|c| c.eks.requests.iter().map(|r| r.operation.clone()).collect());
@@ -317,7 +330,7 @@ async fn update_nodegroup_config_scale_down_drains_under_the_pdb() {
     });
     assert_eq!(u["update"]["status"], "InProgress");
     let id = u["update"]["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     let status = loop {
         let d = tokio::task::block_in_place(|| {
             aws(

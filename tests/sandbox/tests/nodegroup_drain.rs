@@ -95,7 +95,7 @@ async fn wait_update(
     id: &str,
     mut during: impl AsyncFnMut(),
 ) -> (UpdateStatus, Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     loop {
         let (s, errors) = status(eks, id).await;
         if s != UpdateStatus::InProgress {

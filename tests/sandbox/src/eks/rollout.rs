@@ -38,7 +38,7 @@ pub const NODE_MANAGER: &str = "eks:node-manager";
 /// Between two eviction attempts of a pod that was refused (virtual time).
 pub const EVICTION_RETRY: Duration = Duration::from_secs(5);
 /// How long a drained node stays before its instance is terminated (version updates).
-pub const SETTLE: Duration = Duration::from_secs(60);
+pub const SETTLE: Duration = Duration::from_mins(1);
 
 /// What the rollout does.
 #[derive(Clone, Debug, PartialEq, Eq)]
