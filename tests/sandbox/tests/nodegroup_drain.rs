@@ -324,3 +324,38 @@ async fn blocking_pdb_fails_a_version_update_unless_forced() {
         assert!(kubelet.starts_with("v1.33."), "{kubelet}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_forces_after_the_eviction_timeout() {
+    let (sb, eks, kube) = start(&scenario("v1.33.0-eks-1", "{maxUnavailable: 0}")).await;
+    let started = sb.with(|c| c.clock.now());
+    let u = eks
+        .update_nodegroup_config()
+        .cluster_name("prod-a")
+        .nodegroup_name("general")
+        .scaling_config(NodegroupScalingConfig::builder().desired_size(2).build())
+        .send()
+        .await
+        .unwrap()
+        .update
+        .unwrap();
+    let (s, errors) = wait_update(&eks, u.id().unwrap(), async || {}).await;
+    assert_eq!(s, UpdateStatus::Successful, "{errors:?}");
+    let took = sb.with(|c| c.clock.now()).duration_since(started);
+    assert!(
+        took >= jiff::SignedDuration::from_mins(3),
+        "the budget held the drain for the whole timeout: {took:#}"
+    );
+    assert_eq!(node_names(&kube).await, ["general-0", "general-1"]);
+    assert!(actions(&sb, "evicted").is_empty(), "the budget allows none");
+    let forced = actions(&sb, "forced");
+    assert_eq!(forced.len(), 2, "{forced:?}");
+    assert!(forced.iter().all(|(node, _)| node == "general-2"));
+    let breaches: Vec<_> = sb
+        .invariants()
+        .into_iter()
+        .filter(|v| v.kind == ViolationKind::PdbBreached)
+        .collect();
+    assert_eq!(breaches.len(), 2, "{breaches:?}");
+    assert!(breaches.iter().all(|v| v.user == NODE_MANAGER));
+}

@@ -1,8 +1,10 @@
 //! The EKS operations over the locked cluster, and what due updates do: the cluster, updates
-//! and insights here, node groups in [`nodegroups`], add-ons in [`addons`].
+//! and insights here, node groups in [`nodegroups`] (their drains in [`replace`]), add-ons in
+//! [`addons`].
 
 mod addons;
 mod nodegroups;
+mod replace;
 
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
@@ -18,8 +20,9 @@ pub(super) use addons::{
 };
 pub(super) use nodegroups::{
     create_nodegroup, delete_nodegroup, describe_nodegroup, finish_nodegroup, list_nodegroups,
-    run_rollout, update_nodegroup_config, update_nodegroup_version,
+    update_nodegroup_config, update_nodegroup_version,
 };
+pub(super) use replace::run_rollout;
 
 /// An EKS error: status, `X-Amzn-Errortype`, message, extra body members.
 #[derive(Debug)]
