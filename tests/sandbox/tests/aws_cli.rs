@@ -14,8 +14,13 @@ use opsteps_sandbox::sandbox::{Options, Sandbox};
 use opsteps_sandbox::scenario::Scenario;
 use serde_json::Value;
 
-/// The latest kubectl on the machine, for the exec-plugin check.
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
+/// The newest versioned kubectl beside the one on PATH, for the exec-plugin check.
+fn newest_kubectl() -> PathBuf {
+    let all = opsteps_sandbox::testing::kubectl_versions();
+    all.last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no versioned kubectl beside the one on PATH: {all:?}"))
+}
 
 /// `aws <args>` with the sandbox's EKS endpoint and fake keys and nothing from the host's AWS
 /// setup; the parsed JSON output.
@@ -136,8 +141,9 @@ async fn get_token_is_accepted_on_every_shipped_scenario() {
     }
 }
 
-/// kubectl with the exec plugin `aws eks get-token`, as `aws eks update-kubeconfig` writes it,
-/// on the small scenario (clock scale 60: the token is judged in real time).
+/// kubectl (the newest on the machine) with the exec plugin `aws eks get-token`, as `aws eks
+/// update-kubeconfig` writes it, on the small scenario (clock scale 60: the token is judged in
+/// real time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs aws cli"]
 async fn kubectl_with_the_get_token_exec_plugin_lists_nodes() {
@@ -172,8 +178,9 @@ async fn kubectl_with_the_get_token_exec_plugin_lists_nodes() {
         }}}],
     });
     std::fs::write(&kubeconfig, config.to_string()).unwrap();
+    let kubectl = newest_kubectl();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(KUBECTL)
+        Command::new(kubectl)
             .args(["get", "nodes", "-o", "name", "--kubeconfig"])
             .arg(&kubeconfig)
             .env_remove("KUBECONFIG")
