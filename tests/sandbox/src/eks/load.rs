@@ -53,6 +53,7 @@ pub(super) fn new_nodegroup(spec: NodeGroupSpec, version: String, at: Timestamp)
         subnets: Vec::new(),
         node_role: String::new(),
         next_index: count,
+        image: None,
         spec,
     }
 }

@@ -118,6 +118,9 @@ pub struct Nodegroup {
     pub node_role: String,
     /// Index of the next node to create.
     pub next_index: u32,
+    /// The `eks.amazonaws.com/nodegroup-image` label of nodes it launches, once a version
+    /// update has set one (before: the scenario's).
+    pub image: Option<String>,
 }
 
 /// An installed add-on.

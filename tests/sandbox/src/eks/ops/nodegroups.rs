@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::replace::{start_replacement, start_scale_down};
+use super::replace::{IMAGE_LABEL, start_replacement, start_scale_down};
 use super::{EksError, R, Req, check_cluster, issues, new_update, page, signed, u32_of, with_next};
 use crate::cluster::Cluster;
 use crate::controllers::util::fnv;
@@ -481,6 +481,9 @@ fn scale_to_desired(c: &mut Cluster, g: &str) -> anyhow::Result<()> {
         let add = (want - have.len()) as u32;
         let mut spec = ng.spec.clone();
         spec.age = None;
+        if let Some(image) = &ng.image {
+            spec.labels.insert(IMAGE_LABEL.into(), image.clone());
+        }
         let cs = c.eks.cluster_spec(&ng.version);
         let from = ng.next_index;
         crate::scenario::add_group_nodes(c, &cs, &spec, from..from + add)?;

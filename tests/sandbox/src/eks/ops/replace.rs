@@ -183,9 +183,7 @@ pub(in crate::eks) fn run_rollout(c: &mut Cluster, idx: usize, now: Timestamp) {
         ng.version.clone_from(version);
         ng.release_version.clone_from(release);
         ng.spec.version = None;
-        ng.spec
-            .labels
-            .insert(IMAGE_LABEL.into(), ami_of(&g, release));
+        ng.image = Some(ami_of(&g, release));
     }
     settle(c, idx, result);
     finish_status(c, &g, now);
