@@ -206,6 +206,12 @@ impl StepArgs for Args {
 /// request sent), then runs one cycle.
 pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     let cfg = config::Config::from_args(&args)?;
+    for w in &cfg.warnings {
+        tracing::warn!(policy = cfg.policy.as_deref().unwrap_or_default(), "{w}");
+    }
+    if let Some(why) = &cfg.disabled {
+        return cycle::nothing_to_do(&cfg, &ctx, why);
+    }
     let conn = opsteps::connect::connect(&args.common.cluster, &args.common.aws).await?;
     cycle::run(&conn.client, &cfg, &ctx).await
 }

@@ -1462,3 +1462,532 @@ async fn gating_waits_per_owner_while_other_owners_proceed() {
     );
     assert_clean(&sb);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: fail closed, keep every promise.
+
+fn status(code: u16) -> opsteps_sandbox::faults::FaultAction {
+    opsteps_sandbox::faults::FaultAction::Status {
+        code,
+        retry_after: None,
+        message: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owner_lookup_errors_skip_the_pod_never_read_as_ownerless() {
+    use opsteps_sandbox::faults::FaultRule;
+    let sb = start(
+        "workloads:
+  - {name: web, namespace: a, replicas: 2, age: 10h}
+  - {name: api, namespace: b, replicas: 2, age: 10h}
+  - {name: job, namespace: c, replicas: 2, age: 10h}
+",
+    )
+    .await;
+    // 5xx on the Deployment: gating cannot be checked, so nothing is evicted and the run is
+    // transient (exit 3), every pod reported with the reason.
+    sb.add_fault(FaultRule::new("get", "deployments", status(503)));
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--namespaces", "a"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Transient, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-owner-error").len(),
+        2,
+        "{}",
+        out.result
+    );
+    let msg = out.result["pods"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(msg.contains("Deployment a/web"), "{msg}");
+    assert!(evictions(&sb).is_empty(), "{:?}", evictions(&sb));
+    sb.clear_faults();
+
+    // 429 on the ReplicaSet with --max-per-owner and no gating: the cap cannot be applied to
+    // an unknown owner, so the pods are skipped rather than all evicted.
+    sb.add_fault(FaultRule::new("get", "replicasets", status(429)));
+    let out = step(
+        sb.kubeconfig_path(),
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--namespaces",
+            "b",
+            "--wait-for-replacement=false",
+            "--max-per-owner",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Transient, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-owner-error").len(),
+        2,
+        "{}",
+        out.result
+    );
+    assert!(evictions(&sb).is_empty(), "{:?}", evictions(&sb));
+    // Looked up once per owner, not once per pod (the lookup retries inside).
+    let rs_gets = sb
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "get" && r.resource.starts_with("replicasets") && r.namespace == "b")
+        .count();
+    assert!((1..=6).contains(&rs_gets), "{rs_gets} GETs");
+    sb.clear_faults();
+
+    // 403 (RBAC): a retry will not help, so exit 1.
+    sb.add_fault(FaultRule::new("get", "replicasets", status(403)));
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--namespaces", "c"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Failed, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-owner-error").len(),
+        2,
+        "{}",
+        out.result
+    );
+    assert!(evictions(&sb).is_empty());
+    sb.clear_faults();
+
+    // Healthy again: the same run evicts.
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--namespaces", "c"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(out.with_verdict("evicted").len(), 2, "{}", out.result);
+    assert_clean(&sb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemonset_owner_reference_protects_even_when_not_the_controller() {
+    let sb = start(
+        "workloads:
+  - {kind: DaemonSet, name: agent, namespace: a, age: 30d, protected: true}
+  - {name: web, namespace: a, replicas: 1, age: 10h}
+",
+    )
+    .await;
+    // A pod a Job controls and the DaemonSet also owns (not as controller).
+    sb.with(|c| {
+        let (ds, ds_uid) = c
+            .store
+            .list(well_known::daemonsets(), Some("a"))
+            .map(|o| {
+                (
+                    o["metadata"]["name"].as_str().unwrap().to_owned(),
+                    o["metadata"]["uid"].as_str().unwrap().to_owned(),
+                )
+            })
+            .next()
+            .unwrap();
+        let now = c.now();
+        c.store
+            .create(
+                well_known::pods(),
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "shared", "namespace": "a",
+                        "creationTimestamp": "2026-11-20T10:00:00Z", "labels": {"app": "shared"},
+                        "ownerReferences": [
+                            {"apiVersion": "batch/v1", "kind": "Job", "name": "batch", "uid": "job-uid", "controller": true},
+                            {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": ds, "uid": ds_uid}]},
+                    "spec": {"nodeName": "w-0", "containers": [{"name": "c", "image": "busybox"}]},
+                    "status": {"phase": "Running", "startTime": "2026-11-20T10:00:00Z",
+                        "conditions": [{"type": "Ready", "status": "True"}]}}),
+                &now,
+            )
+            .unwrap();
+    });
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--wait-for-replacement=false"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(
+        out.verdicts()["a/shared"],
+        "skipped-daemonset",
+        "{}",
+        out.result
+    );
+    assert!(!evictions(&sb).contains(&"a/shared".to_owned()));
+    assert_eq!(
+        out.with_verdict("evicted").len(),
+        1,
+        "the web pod: {}",
+        out.result
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdout_pods_list_evicted_and_blocked_before_skipped() {
+    // 1,001 old unscheduled pods (skipped) and, younger, pods that are evicted or blocked.
+    let sb = start(
+        "workloads:
+  - {name: stuck, namespace: p, replicas: 1001, age: 30d, nodeSelector: {no: such-node}}
+  - {name: web, namespace: a, replicas: 2, age: 10h}
+  - {name: held, namespace: b, replicas: 1, age: 10h, pdb: {minAvailable: 1}}
+",
+    )
+    .await;
+    let out = step(
+        sb.kubeconfig_path(),
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--wait-for-replacement=false",
+            "--pdb-retry-budget",
+            "0s",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Blocked, "{}", out.result["totals"]);
+    let pods = out.result["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 1000);
+    assert_eq!(out.result["podsOmitted"], 4);
+    assert_eq!(out.with_verdict("evicted").len(), 2);
+    assert_eq!(out.with_verdict("blocked-by-held").len(), 1);
+    assert!(
+        pods[..3]
+            .iter()
+            .all(|p| !p["verdict"].as_str().unwrap().starts_with("skipped-")),
+        "{:?}",
+        &pods[..3]
+    );
+    // The report file keeps every entry, oldest first.
+    let report: Value = serde_json::from_str(&out.output("report")).unwrap();
+    assert_eq!(report["pods"].as_array().unwrap().len(), 1004);
+    assert_eq!(report["pods"][0]["verdict"], "skipped-unscheduled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v1alpha1_policies_drop_in_disabled_and_node_fit() {
+    let sb = start("workloads:\n  - {name: web, namespace: a, replicas: 2, age: 10h}\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let disabled = dir.path().join("disabled.yaml");
+    std::fs::write(
+        &disabled,
+        "apiVersion: descheduler/v1alpha1\nkind: DeschedulerPolicy\nstrategies:\n  RemoveDuplicates: {enabled: false}\n  PodLifeTime:\n    enabled: false\n    params:\n      podLifeTime: {maxPodLifeTimeSeconds: 60}\n",
+    )
+    .unwrap();
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--policy", disabled.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert!(
+        out.result["cycleSkipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("not enabled")),
+        "{}",
+        out.result
+    );
+    assert!(sb.requests().is_empty(), "nothing to do, nothing sent");
+    assert!(out.output("summary").contains("not enabled"));
+
+    let node_fit = dir.path().join("nodefit.yaml");
+    std::fs::write(
+        &node_fit,
+        "PodLifeTime:\n  enabled: true\n  params:\n    podLifeTime: {maxPodLifeTimeSeconds: 28800}\n    nodeFit: true\n",
+    )
+    .unwrap();
+    let out = step(
+        sb.kubeconfig_path(),
+        &[
+            "--policy",
+            node_fit.to_str().unwrap(),
+            "--wait-for-replacement=false",
+        ],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(out.with_verdict("evicted").len(), 2, "{}", out.result);
+    assert!(
+        out.result["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("nodeFit")),
+        "{}",
+        out.result
+    );
+    assert_clean(&sb);
+}
+
+/// Starts the binary with a clean environment (as `opsteps_testkit::run`), outputs in `dir`.
+fn spawn_bin(kubeconfig: &Path, dir: &Path, args: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evict-old-pods"));
+    cmd.args([
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--output-dir",
+        dir.join("out").to_str().unwrap(),
+        "--termination-log",
+        dir.join("tl").to_str().unwrap(),
+        "--now",
+        START,
+    ])
+    .args(args)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("OPSTEPS_") || k.starts_with("AWS_") || k == "KUBECONFIG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn().expect("the binary starts")
+}
+
+/// Waits (deadline-based) until `cond` holds.
+async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_budget_retries_are_pending_exits_3_with_outputs() {
+    let sb = start(
+        "workloads:
+  - {name: held, namespace: a, replicas: 2, age: 10h, pdb: {minAvailable: 2}}
+",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_bin(
+        sb.kubeconfig_path(),
+        dir.path(),
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--wait-for-replacement=false",
+            "--pdb-retry-budget",
+            "10m",
+        ],
+    );
+    // The first pass is over once both pods were refused; the step is then in its retry pass.
+    wait_until("two refused evictions", Duration::from_mins(1), || {
+        sb.requests()
+            .iter()
+            .filter(|r| r.subresource == "eviction" && r.status == 429)
+            .count()
+            >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(std::time::Instant::now() < end, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert_eq!(
+        code,
+        Some(3),
+        "SIGTERM is transient in every phase: {stdout}"
+    );
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["status"], "transient");
+    assert_eq!(result["totals"]["blocked"], 2, "{result}");
+    let out = dir.path().join("out");
+    for f in ["summary", "report", "evicted-pods"] {
+        assert!(out.join(f).exists(), "{f} written");
+    }
+    let tl = std::fs::read_to_string(dir.path().join("tl")).unwrap();
+    assert!(tl.starts_with("transient"), "{tl}");
+    assert_eq!(original_pods(&sb, "a").len(), 2);
+    assert_clean(&sb);
+}
+
+/// The RBAC rules the README's table lists: one rule per row, `(core)` being the "" group.
+fn readme_rbac_rules() -> Vec<Value> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## RBAC")
+        .nth(1)
+        .expect("README has an RBAC section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let split = |cell: &str| -> Vec<String> {
+        cell.split(',')
+            .map(|s| s.trim().trim_matches('`').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let rules: Vec<Value> = section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+        })
+        .filter(|cells| cells.len() >= 3 && cells[0] != "API group" && !cells[0].starts_with("---"))
+        .map(|cells| {
+            let group = if cells[0] == "(core)" { "" } else { cells[0] };
+            json!({"apiGroups": [group], "resources": split(cells[1]), "verbs": split(cells[2])})
+        })
+        .collect();
+    assert!(rules.len() >= 5, "the RBAC table parses: {rules:?}");
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_under_exactly_the_rbac_its_readme_lists() {
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "evict-old-pods"}, "rules": readme_rbac_rules()});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "evict-old-pods"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "evict-old-pods"},
+        "subjects": [{"kind": "User", "name": "evicter"}]});
+    let sb = start_yaml(&format!(
+        "{HEAD}rbac: true
+priorityClasses:
+  - {{name: high, value: 1000}}
+objects: [{role}, {binding}]
+workloads:
+  - {{name: single, namespace: a, replicas: 1, age: 10h}}
+  - {{name: guarded, namespace: a, replicas: 2, age: 10h, pdb: {{maxUnavailable: 1}}}}
+  - {{kind: StatefulSet, name: db, namespace: b, replicas: 2, age: 10h, pdb: {{maxUnavailable: 1}}}}
+  - {{name: vip, namespace: b, replicas: 1, age: 10h, priorityClassName: high}}
+"
+    ))
+    .await;
+    let kc = sb.kubeconfig_for("evicter", false);
+    // Every code path that needs a permission: owners (ReplicaSet → Deployment, StatefulSet),
+    // gating (status and pod list), restart (patch), eviction, Event, PriorityClass.
+    let out = step(
+        &kc,
+        &[
+            "--max-pod-lifetime",
+            "8h",
+            "--mode",
+            "restart",
+            "--priority-threshold-class",
+            "high",
+        ],
+    )
+    .await;
+    let denied: Vec<String> = sb
+        .requests()
+        .iter()
+        .filter(|r| r.status == 403)
+        .map(|r| format!("{} {} {}/{}", r.verb, r.resource, r.subresource, r.name))
+        .collect();
+    assert!(denied.is_empty(), "denied: {denied:?}");
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("restarted-owner").len(),
+        1,
+        "{}",
+        out.result
+    );
+    assert_eq!(out.with_verdict("evicted").len(), 4, "{}", out.result);
+    assert_eq!(
+        out.with_verdict("skipped-priority").len(),
+        1,
+        "{}",
+        out.result
+    );
+    assert!(
+        sb.requests()
+            .iter()
+            .any(|r| r.resource.starts_with("events") && r.verb == "create" && r.status == 201)
+    );
+    // A role without one of the rows is refused: the check above has teeth.
+    assert!(
+        sb.requests().iter().all(|r| r.user == "evicter"),
+        "every request ran as the restricted user"
+    );
+    assert_clean(&sb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots of the output contract: the JSON result and the output files of a representative
+// run (changing values filtered), so a schema change is a reviewed diff.
+
+fn contract_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[uid]",
+        ),
+        (
+            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+            "[time]",
+        ),
+        (r"\b(web|held|young)-[a-z0-9]{10}-[a-z0-9]{5}\b", "$1-[pod]"),
+        (r"\bagent-[a-z0-9]{5}\b", "agent-[pod]"),
+        (r"\bw-[0-9]\b", "[node]"),
+        (r"[0-9a-f]{16,}", "[hex]"),
+        (r#""apiRequests": \d+"#, r#""apiRequests": "[n]""#),
+        (r#""durationMs": \d+"#, r#""durationMs": "[n]""#),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_contract_snapshot() {
+    let sb = start(
+        "workloads:
+  - {kind: DaemonSet, name: agent, namespace: p, age: 30d, protected: true}
+  - {name: web, namespace: a, replicas: 1, age: 10h}
+  - {name: held, namespace: b, replicas: 1, age: 12h, pdb: {minAvailable: 1}}
+  - {name: young, namespace: a, replicas: 1, age: 7h}
+",
+    )
+    .await;
+    // Through the binary: the result as a workflow reads it, `status` and `exitCode` included.
+    let dir = tempfile::tempdir().unwrap();
+    let child = spawn_bin(
+        sb.kubeconfig_path(),
+        dir.path(),
+        &["--max-pod-lifetime", "8h", "--pdb-retry-budget", "0s"],
+    );
+    let done = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(4), "blocked");
+    let result: Value = serde_json::from_slice(&done.stdout).unwrap();
+    let out = Out {
+        status: ExitStatus::Blocked,
+        result,
+        dir,
+    };
+    let files = json!({
+        "evicted-pods": out.output("evicted-pods"),
+        "summary": serde_json::from_str::<Value>(&out.output("summary")).unwrap(),
+        "report": serde_json::from_str::<Value>(&out.output("report")).unwrap(),
+        "audit.jsonl": out.output("audit.jsonl").lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>(),
+    });
+    insta::with_settings!({filters => contract_filters()}, {
+        insta::assert_json_snapshot!("result", out.result);
+        insta::assert_json_snapshot!("output_files", files);
+    });
+}

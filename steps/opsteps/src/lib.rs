@@ -51,6 +51,7 @@ pub mod events;
 pub mod evict;
 pub mod exit;
 pub mod output;
+pub mod owners;
 pub mod quantity;
 pub mod retry;
 pub mod s3;
