@@ -213,7 +213,8 @@ pub fn protection(
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0);
-        let young = started.is_none_or(|t| now.duration_since(t).as_secs() < min as i64);
+        let min = i64::try_from(min).unwrap_or(i64::MAX);
+        let young = started.is_none_or(|t| now.duration_since(t).as_secs() < min);
         if young {
             return Some(Skip::MinPodAge);
         }

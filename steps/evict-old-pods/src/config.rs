@@ -7,8 +7,8 @@ use opsteps::cli::DryRun;
 use opsteps::duration::GoDuration;
 use opsteps::exit::StepError;
 
-use crate::selector::Selector;
 use crate::{Args, Mode};
+use opsteps::selector::Selector;
 
 /// Every state name the descheduler's PodLifeTime accepts (v0.36): phases, pod reasons,
 /// container waiting reasons, container terminated reasons.

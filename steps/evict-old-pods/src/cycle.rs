@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use kube::api::{Api, ListParams, ObjectList};
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use opsteps::exit::{ExitStatus, StepError};
-use opsteps::retry::RetryPolicy;
+use opsteps::list::{ListError, ListStats, Lister, Page};
 use opsteps::step::{Context, Report};
 use serde_json::json;
 use tokio::time::Instant;
@@ -31,9 +31,6 @@ use crate::report::{MAX_RESULT_PODS, RunReport};
 
 pub use attempt::EVENT_REASON;
 pub use restart::RESTARTED_AT;
-
-/// Page size of every list: memory stays flat however many pods the cluster has.
-const PAGE: u32 = 500;
 
 /// A pod that may be evicted, reduced to what the eviction needs.
 #[derive(Clone, Debug)]
@@ -84,35 +81,11 @@ struct Run<'a> {
     worst: ExitStatus,
 }
 
-/// Lists `api` in pages of [`PAGE`], handing each page to `each` and dropping it.
-async fn for_each_page<K, F>(
-    run: &Run<'_>,
-    api: &Api<K>,
-    lp: &ListParams,
-    what: &str,
-    mut each: F,
-) -> Result<(), StepError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    F: FnMut(Vec<K>),
-{
-    let mut lp = lp.clone().limit(PAGE);
-    let policy = RetryPolicy::default().with_deadline(run.deadline);
-    loop {
-        let page: ObjectList<K> = policy
-            .run(what, || {
-                run.requests.fetch_add(1, Ordering::Relaxed);
-                api.list(&lp)
-            })
-            .await
-            .map_err(|e| StepError::kube(format!("list {what}"), e))?;
-        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
-        each(page.items);
-        match next {
-            Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(()),
-        }
-    }
+/// `now + d`, saturating at a distant instant instead of overflowing on an absurd duration.
+fn instant_after(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_hours(100 * 365 * 24))
 }
 
 fn node_ready(n: &Node) -> bool {
@@ -125,7 +98,7 @@ fn node_ready(n: &Node) -> bool {
 /// Runs one cycle and builds the step's report.
 pub async fn run(client: &Client, cfg: &Config, ctx: &Context) -> Result<Report, StepError> {
     let now = cfg.now.unwrap_or_else(jiff::Timestamp::now);
-    let deadline = Instant::now() + cfg.timeout;
+    let deadline = instant_after(cfg.timeout);
     let mut run = Run {
         client,
         cfg,
@@ -134,48 +107,21 @@ pub async fn run(client: &Client, cfg: &Config, ctx: &Context) -> Result<Report,
         deadline,
         requests: AtomicU64::new(0),
         counts: Counts::default(),
-        owners: owners::Cache::new(client, deadline),
+        owners: owners::Cache::new(client, deadline, &ctx.shutdown),
         restarted: HashSet::new(),
         pdb_allowance: HashMap::new(),
         report: RunReport::new(cfg, now),
         evicted: Vec::new(),
         worst: ExitStatus::Done,
     };
-    let threshold = run.priority_threshold().await?;
-
-    let mut ready_nodes = HashSet::new();
-    let nodes: Api<Node> = Api::all(client.clone());
-    for_each_page(&run, &nodes, &ListParams::default(), "nodes", |page| {
-        ready_nodes.extend(
-            page.iter()
-                .filter(|n| node_ready(n))
-                .map(ResourceExt::name_any),
-        );
-    })
-    .await?;
-    run.report.ready_nodes = ready_nodes.len();
-    if ready_nodes.len() < 2 {
-        // The descheduler's guard: evicting on a one-node cluster only moves pods back.
-        let why = format!(
-            "{} Ready node(s); at least 2 are needed, as in the descheduler",
-            ready_nodes.len()
-        );
-        tracing::warn!(ready_nodes = ready_nodes.len(), "no eviction cycle: {why}");
-        run.report.cycle_skipped = Some(why);
-        return run.finish();
+    // An error after connecting still writes the outputs, with the error in the result: a
+    // workflow reads one shape whatever happened, and SIGTERM during a list exits 3 like any
+    // other phase.
+    if let Err(e) = run.cycle().await {
+        tracing::error!(error = %e.chain(), "the cycle stopped");
+        run.worst = run.worst.worst(e.status());
+        run.report.error = Some(e.chain());
     }
-
-    let pdbs = run.list_pdbs().await?;
-    let candidates = run.scan(&ready_nodes, &pdbs, threshold).await?;
-    drop(ready_nodes);
-    tracing::info!(
-        scanned = run.report.totals.scanned,
-        in_scope = run.report.totals.in_scope,
-        past_lifetime = run.report.totals.past_lifetime,
-        candidates = candidates.len(),
-        "scan done"
-    );
-    run.evict_all(candidates).await;
     run.finish()
 }
 
@@ -190,6 +136,64 @@ pub fn nothing_to_do(cfg: &Config, ctx: &Context, why: &str) -> Result<Report, S
 }
 
 impl Run<'_> {
+    /// Ready nodes, PDBs, the scan, then the evictions.
+    async fn cycle(&mut self) -> Result<(), StepError> {
+        let threshold = self.priority_threshold().await?;
+        let mut ready_nodes = HashSet::new();
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let listed = self
+            .lister("nodes")
+            .for_each_page(&nodes, &ListParams::default(), |page| match page {
+                Page::Items(items) => ready_nodes.extend(
+                    items
+                        .iter()
+                        .filter(|n| node_ready(n))
+                        .map(ResourceExt::name_any),
+                ),
+                Page::Restart => ready_nodes.clear(),
+            })
+            .await;
+        self.listed(listed)?;
+        self.report.ready_nodes = ready_nodes.len();
+        if ready_nodes.len() < 2 {
+            // The descheduler's guard: evicting on a one-node cluster only moves pods back.
+            let why = format!(
+                "{} Ready node(s); at least 2 are needed, as in the descheduler",
+                ready_nodes.len()
+            );
+            tracing::warn!(ready_nodes = ready_nodes.len(), "no eviction cycle: {why}");
+            self.report.cycle_skipped = Some(why);
+            return Ok(());
+        }
+        let pdbs = self.list_pdbs().await?;
+        let candidates = self.scan(&ready_nodes, &pdbs, threshold).await?;
+        drop(ready_nodes);
+        tracing::info!(
+            scanned = self.report.totals.scanned,
+            in_scope = self.report.totals.in_scope,
+            past_lifetime = self.report.totals.past_lifetime,
+            candidates = candidates.len(),
+            "scan done"
+        );
+        self.evict_all(candidates).await;
+        Ok(())
+    }
+
+    /// A paged lister for `what`, bounded by the run's deadline and ended by SIGTERM.
+    fn lister(&self, what: &str) -> Lister {
+        Lister::new(what)
+            .deadline(self.deadline)
+            .shutdown(&self.ctx.shutdown)
+    }
+
+    /// Counts a finished list's requests; its error becomes the step's.
+    fn listed(&self, r: Result<ListStats, ListError>) -> Result<(), StepError> {
+        let stats = r?;
+        self.requests
+            .fetch_add(stats.requests as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn audit(&self) -> &opsteps::audit::Auditor {
         &self.ctx.audit
     }
@@ -220,16 +224,14 @@ impl Run<'_> {
                 && !cfg.exclude_namespaces.contains(&ns)
         };
         let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
-        for_each_page(
-            self,
-            &api,
-            &ListParams::default(),
-            "poddisruptionbudgets",
-            |page| {
-                out.extend(page.into_iter().filter(wanted));
-            },
-        )
-        .await?;
+        let listed = self
+            .lister("poddisruptionbudgets")
+            .for_each_page(&api, &ListParams::default(), |page| match page {
+                Page::Items(items) => out.extend(items.into_iter().filter(wanted)),
+                Page::Restart => out.clear(),
+            })
+            .await;
+        self.listed(listed)?;
         for p in &out {
             let allowed = p.status.as_ref().map_or(0, |s| s.disruptions_allowed);
             self.pdb_allowance.insert(

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::selector::Selector;
+use opsteps::selector::Selector;
 
 /// What a policy sets; `None` leaves the flag's value.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -112,6 +112,10 @@ pub struct RunReport {
     /// Why no eviction cycle ran, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cycle_skipped: Option<String>,
+    /// The error that stopped the cycle (an API error, the deadline or SIGTERM during a
+    /// list); the report holds what was done before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Totals.
     pub totals: Totals,
     /// Skipped pods by reason.
@@ -199,6 +203,9 @@ impl RunReport {
     pub fn summary(&self) -> String {
         if let Some(why) = &self.cycle_skipped {
             return format!("no eviction cycle: {why}");
+        }
+        if let Some(e) = &self.error {
+            return format!("the cycle stopped: {e}");
         }
         let t = &self.totals;
         let dry = if self.dry_run == "none" {

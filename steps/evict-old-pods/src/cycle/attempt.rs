@@ -12,6 +12,7 @@ use opsteps::audit::Target;
 use opsteps::cli::DryRun;
 use opsteps::evict::{self, EvictOptions, EvictResult};
 use opsteps::exit::ExitStatus;
+use opsteps::retry::RetryPolicy;
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::instrument;
@@ -86,18 +87,16 @@ impl Run<'_> {
         }
         // Retry pass: budgets free up as replacements become Ready. Later pods were already
         // attempted in the first pass, as the descheduler does; this only adds retries.
-        let budget_end = (Instant::now() + self.cfg.pdb_retry_budget).min(self.deadline);
-        let mut delay = Duration::from_millis(500);
+        let budget_end = super::instant_after(self.cfg.pdb_retry_budget).min(self.deadline);
+        let mut backoff = RetryPolicy::poll(Duration::from_millis(500), Duration::from_secs(10))
+            .with_deadline(budget_end)
+            .with_shutdown(&self.ctx.shutdown)
+            .backoff();
         while !pass.blocked.is_empty() && !pass.stopped {
-            let wait = pass.retry_after.take().unwrap_or(delay).max(delay);
-            if Instant::now() + wait > budget_end || self.ctx.shutdown.is_requested() {
+            // Ends when the budget would run out before the next round, or on SIGTERM.
+            if backoff.wait(pass.retry_after.take()).await.is_err() {
                 break;
             }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.ctx.shutdown.requested() => break,
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
             for c in std::mem::take(&mut pass.blocked) {
                 if pass.stopped {
                     // Keeps its blocked verdict.

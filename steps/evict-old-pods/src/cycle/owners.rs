@@ -18,13 +18,14 @@ use opsteps::evict;
 use opsteps::exit::ExitStatus;
 use opsteps::owners::{OwnerError, OwnerRef, Owners, Workload};
 use opsteps::retry::RetryPolicy;
+use opsteps::shutdown::Shutdown;
 use tokio::time::Instant;
 use tracing::instrument;
 
 use super::attempt::Attempt;
 use super::{Candidate, Run};
 use crate::classify::Skip;
-use crate::selector::Selector;
+use opsteps::selector::Selector;
 
 /// What gating and restarts need of a workload owner.
 #[derive(Clone, Debug)]
@@ -86,11 +87,13 @@ pub(super) struct Cache {
 }
 
 impl Cache {
-    pub fn new(client: &Client, deadline: Instant) -> Self {
+    pub fn new(client: &Client, deadline: Instant, shutdown: &Shutdown) -> Self {
         Self {
             api: Owners::with_retry(
                 client.clone(),
-                RetryPolicy::default().with_deadline(deadline),
+                RetryPolicy::default()
+                    .with_deadline(deadline)
+                    .with_shutdown(shutdown),
             ),
             entries: HashMap::new(),
             unavailable: HashSet::new(),
@@ -293,10 +296,13 @@ impl Run<'_> {
         let (Some(mut want), Some(sel)) = (o.replicas, &o.selector) else {
             return Availability::Full;
         };
-        let end = (Instant::now() + budget).min(self.deadline);
+        let end = super::instant_after(budget).min(self.deadline);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let lp = ListParams::default().labels(&sel.to_string());
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = RetryPolicy::poll(Duration::from_millis(50), Duration::from_secs(1))
+            .with_deadline(end)
+            .with_shutdown(&self.ctx.shutdown)
+            .backoff();
         loop {
             let mut error = None;
             let status_full = match self.owners.api.replicas(&o.owner_ref(ns)).await {
@@ -320,7 +326,7 @@ impl Run<'_> {
                             .iter()
                             .filter(|p| evict::is_ready(p) && !evict::is_terminating(p))
                             .count();
-                        if ready as i64 >= i64::from(want) {
+                        if i64::try_from(ready).unwrap_or(i64::MAX) >= i64::from(want) {
                             return Availability::Full;
                         }
                     }
@@ -333,17 +339,12 @@ impl Run<'_> {
                     }
                 }
             }
-            if Instant::now() + delay > end || self.ctx.shutdown.is_requested() {
+            if backoff.wait(None).await.is_err() {
                 return match error {
                     Some((message, transient)) => Availability::Unknown { message, transient },
                     None => Availability::Short,
                 };
             }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.ctx.shutdown.requested() => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 }
