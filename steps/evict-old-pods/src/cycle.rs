@@ -242,6 +242,15 @@ impl Run<'_> {
         Ok(out)
     }
 
+    /// Marks the run failed: transient (exit 3) when a retry may succeed, else exit 1.
+    fn failed(&mut self, transient: bool) {
+        self.worst = self.worst.worst(if transient {
+            ExitStatus::Transient
+        } else {
+            ExitStatus::Failed
+        });
+    }
+
     fn set(&mut self, c: &Candidate, verdict: String, message: Option<String>) {
         let e = &mut self.report.pods[c.entry];
         e.verdict = verdict;

@@ -191,6 +191,76 @@ struct Read {
     deployment: Option<String>,
 }
 
+/// The kinds whose replicas are read, reduced to what gating needs.
+trait Tracked:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + fmt::Debug
+{
+    fn read(self) -> Read;
+}
+
+/// `spec.replicas` (the API defaults it to 1), and `availableReplicas`, else `readyReplicas`.
+fn replicas(desired: Option<i32>, available: Option<i32>, ready: Option<i32>) -> Replicas {
+    Replicas {
+        desired: desired.unwrap_or(1),
+        available: available.or(ready).unwrap_or(0),
+    }
+}
+
+impl Tracked for Deployment {
+    fn read(self) -> Read {
+        let (spec, st) = (
+            self.spec.unwrap_or_default(),
+            self.status.unwrap_or_default(),
+        );
+        Read {
+            replicas: replicas(spec.replicas, st.available_replicas, st.ready_replicas),
+            selector: spec.selector,
+            paused: spec.paused.unwrap_or(false),
+            deployment: None,
+        }
+    }
+}
+
+impl Tracked for StatefulSet {
+    fn read(self) -> Read {
+        let (spec, st) = (
+            self.spec.unwrap_or_default(),
+            self.status.unwrap_or_default(),
+        );
+        Read {
+            replicas: replicas(spec.replicas, st.available_replicas, st.ready_replicas),
+            selector: spec.selector,
+            paused: false,
+            deployment: None,
+        }
+    }
+}
+
+impl Tracked for ReplicaSet {
+    fn read(self) -> Read {
+        let deployment = self
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true) && r.kind == "Deployment")
+            .map(|r| r.name.clone());
+        let (spec, st) = (
+            self.spec.unwrap_or_default(),
+            self.status.unwrap_or_default(),
+        );
+        Read {
+            replicas: replicas(spec.replicas, st.available_replicas, st.ready_replicas),
+            selector: spec.selector,
+            paused: false,
+            deployment,
+        }
+    }
+}
+
 impl Owners {
     /// A resolver with the default retry policy (no deadline).
     #[must_use]
@@ -252,79 +322,25 @@ impl Owners {
     }
 
     async fn read(&self, owner: &OwnerRef) -> Result<Option<Read>, OwnerError> {
-        let ns = owner.namespace.as_str();
-        let name = owner.name.as_str();
-        let what = owner.to_string();
-        let err = |source| OwnerError::Get {
-            owner: owner.clone(),
-            source,
-        };
-        let pick = |avail: Option<i32>, ready: Option<i32>| avail.or(ready).unwrap_or(0);
-        Ok(match owner.kind.as_str() {
-            "Deployment" => self
-                .get::<Deployment>(ns, name, &what)
-                .await
-                .map_err(err)?
-                .map(|d| {
-                    let spec = d.spec.unwrap_or_default();
-                    let st = d.status.unwrap_or_default();
-                    Read {
-                        replicas: Replicas {
-                            desired: spec.replicas.unwrap_or(1),
-                            available: pick(st.available_replicas, st.ready_replicas),
-                        },
-                        selector: spec.selector,
-                        paused: spec.paused.unwrap_or(false),
-                        deployment: None,
-                    }
-                }),
-            "StatefulSet" => self
-                .get::<StatefulSet>(ns, name, &what)
-                .await
-                .map_err(err)?
-                .map(|s| {
-                    let spec = s.spec.unwrap_or_default();
-                    let st = s.status.unwrap_or_default();
-                    Read {
-                        replicas: Replicas {
-                            desired: spec.replicas.unwrap_or(1),
-                            available: pick(st.available_replicas, st.ready_replicas),
-                        },
-                        selector: spec.selector,
-                        paused: false,
-                        deployment: None,
-                    }
-                }),
-            "ReplicaSet" => self
-                .get::<ReplicaSet>(ns, name, &what)
-                .await
-                .map_err(err)?
-                .map(|rs| {
-                    let deployment = rs
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .find(|r| r.controller == Some(true) && r.kind == "Deployment")
-                        .map(|r| r.name.clone());
-                    let spec = rs.spec.unwrap_or_default();
-                    let st = rs.status.unwrap_or_default();
-                    Read {
-                        replicas: Replicas {
-                            desired: spec.replicas.unwrap_or(1),
-                            available: pick(st.available_replicas, st.ready_replicas),
-                        },
-                        selector: spec.selector,
-                        paused: false,
-                        deployment,
-                    }
-                }),
-            _ => {
-                return Err(OwnerError::Untracked {
-                    owner: owner.clone(),
-                });
-            }
-        })
+        match owner.kind.as_str() {
+            "Deployment" => self.read_as::<Deployment>(owner).await,
+            "StatefulSet" => self.read_as::<StatefulSet>(owner).await,
+            "ReplicaSet" => self.read_as::<ReplicaSet>(owner).await,
+            _ => Err(OwnerError::Untracked {
+                owner: owner.clone(),
+            }),
+        }
+    }
+
+    async fn read_as<K: Tracked>(&self, owner: &OwnerRef) -> Result<Option<Read>, OwnerError> {
+        let got = self
+            .get::<K>(&owner.namespace, &owner.name, &owner.to_string())
+            .await
+            .map_err(|source| OwnerError::Get {
+                owner: owner.clone(),
+                source,
+            })?;
+        Ok(got.map(Tracked::read))
     }
 
     async fn get<K>(&self, ns: &str, name: &str, what: &str) -> Result<Option<K>, kube::Error>

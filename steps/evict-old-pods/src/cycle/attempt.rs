@@ -307,11 +307,7 @@ impl Run<'_> {
                 transient,
             } => {
                 tracing::warn!(namespace = %c.namespace, pod = %c.name, code = ?code, transient, error = %message, "eviction failed");
-                self.worst = self.worst.worst(if transient {
-                    ExitStatus::Transient
-                } else {
-                    ExitStatus::Failed
-                });
+                self.failed(transient);
                 Attempt::Done {
                     verdict: "failed".into(),
                     message: Some(format!("HTTP {}: {message}", code.unwrap_or(0))),

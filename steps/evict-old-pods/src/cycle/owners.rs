@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use opsteps::evict;
-use opsteps::exit::ExitStatus;
 use opsteps::owners::{OwnerError, OwnerRef, Owners, Workload};
 use opsteps::retry::RetryPolicy;
 use opsteps::shutdown::Shutdown;
@@ -180,11 +179,7 @@ impl Run<'_> {
     /// The verdict of a pod whose owner cannot be read, and the run's status it implies.
     fn owner_error(&mut self, c: &Candidate, message: &str, transient: bool) -> Attempt {
         tracing::warn!(namespace = %c.namespace, pod = %c.name, error = %message, transient, "owner unreadable: pod not evicted");
-        self.worst = self.worst.worst(if transient {
-            ExitStatus::Transient
-        } else {
-            ExitStatus::Failed
-        });
+        self.failed(transient);
         Attempt::Done {
             verdict: Skip::OwnerError.verdict(),
             message: Some(format!(

@@ -8,7 +8,6 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, Patch, PatchParams};
 use opsteps::audit::Target;
 use opsteps::cli::DryRun;
-use opsteps::exit::ExitStatus;
 use serde_json::json;
 use tracing::instrument;
 
@@ -94,11 +93,7 @@ impl Run<'_> {
             }
             Err(e) => {
                 let transient = opsteps::retry::is_transient_kube(&e);
-                self.worst = self.worst.worst(if transient {
-                    ExitStatus::Transient
-                } else {
-                    ExitStatus::Failed
-                });
+                self.failed(transient);
                 Attempt::Done {
                     verdict: "failed".into(),
                     message: Some(format!("rollout restart of {} {}: {e}", o.kind, o.name)),
