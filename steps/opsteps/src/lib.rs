@@ -50,6 +50,7 @@ pub mod env;
 pub mod events;
 pub mod evict;
 pub mod exit;
+pub mod nodes;
 pub mod output;
 pub mod quantity;
 pub mod retry;
