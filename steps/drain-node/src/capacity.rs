@@ -28,6 +28,7 @@ struct Room {
 /// nowhere.
 // One algorithm (free room per node, then first fit), clearer in one piece.
 #[allow(clippy::too_many_lines)]
+#[tracing::instrument(skip_all, err)]
 pub async fn capacity_check(
     client: &Client,
     targets: &[String],

@@ -277,6 +277,7 @@ fn allowed_now(pdb: &PodDisruptionBudget) -> i32 {
 }
 
 /// The plan for one node's pods (already listed).
+#[tracing::instrument(skip_all, fields(node = %node), err)]
 pub async fn plan_node(
     node: &str,
     pods: Vec<Pod>,

@@ -141,6 +141,7 @@ fn pdb_from_cause(message: &str) -> Option<String> {
 }
 
 /// Sends a `policy/v1` Eviction for `namespace/name` and records it in the audit trail.
+#[tracing::instrument(skip_all, fields(pod = %format_args!("{namespace}/{name}"), dry_run = opts.dry_run))]
 pub async fn evict(
     client: &Client,
     namespace: &str,
@@ -201,6 +202,7 @@ pub async fn evict(
 }
 
 /// Deletes `namespace/name` (bypassing PDBs, for `--disable-eviction`) and audits it.
+#[tracing::instrument(skip_all, fields(pod = %format_args!("{namespace}/{name}"), dry_run = opts.dry_run))]
 pub async fn delete(
     client: &Client,
     namespace: &str,
