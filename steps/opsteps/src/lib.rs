@@ -54,6 +54,7 @@ pub mod events;
 pub mod evict;
 pub mod exit;
 pub mod list;
+pub mod nodes;
 pub mod output;
 pub mod owners;
 pub mod quantity;
