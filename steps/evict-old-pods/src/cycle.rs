@@ -88,13 +88,6 @@ fn instant_after(d: std::time::Duration) -> Instant {
         .unwrap_or_else(|| now + std::time::Duration::from_hours(100 * 365 * 24))
 }
 
-fn node_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// Runs one cycle and builds the step's report.
 pub async fn run(client: &Client, cfg: &Config, ctx: &Context) -> Result<Report, StepError> {
     let now = cfg.now.unwrap_or_else(jiff::Timestamp::now);
@@ -147,7 +140,7 @@ impl Run<'_> {
                 Page::Items(items) => ready_nodes.extend(
                     items
                         .iter()
-                        .filter(|n| node_ready(n))
+                        .filter(|n| opsteps::nodes::is_ready(n))
                         .map(ResourceExt::name_any),
                 ),
                 Page::Restart => ready_nodes.clear(),

@@ -6,14 +6,13 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, PostParams};
-use opsteps::audit::Target;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ObjectMeta;
 use opsteps::cli::DryRun;
+use opsteps::events::{self, EventType};
 use opsteps::evict::{self, EvictOptions, EvictResult};
 use opsteps::exit::ExitStatus;
 use opsteps::retry::RetryPolicy;
-use serde_json::json;
 use tokio::time::Instant;
 use tracing::instrument;
 
@@ -317,50 +316,35 @@ impl Run<'_> {
     }
 
     /// A Normal Event on the evicted pod, as the descheduler records (reason PodLifeTime,
-    /// action Descheduled). Best effort: a failed Event never fails the run.
-    #[instrument(skip_all, fields(namespace = %c.namespace, pod = %c.name))]
+    /// action Descheduled), through the library's one Event writer. Best effort: a failed
+    /// Event never fails the run.
     async fn event(&self, c: &Candidate) {
-        let now = jiff::Timestamp::now();
         let lifetime = c
             .lifetime
             .map_or_else(|| "any".to_owned(), |l| format!("{l}s"));
-        let ev = json!({
-            "metadata": {"name": format!("{}.{:x}", c.name, now.as_nanosecond()), "namespace": c.namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": c.namespace, "name": c.name, "uid": c.uid},
-            "reason": EVENT_REASON,
-            "action": "Descheduled",
-            "message": format!("pod evicted by {STEP}: age {}s exceeds its lifetime {lifetime}", c.age),
-            "type": "Normal",
-            "source": {"component": STEP},
-            "reportingComponent": STEP,
-            "reportingInstance": STEP,
-            "firstTimestamp": now.to_string(),
-            "lastTimestamp": now.to_string(),
-            "count": 1,
-        });
-        let Ok(ev) = serde_json::from_value::<Event>(ev) else {
-            return;
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(c.name.clone()),
+                namespace: Some(c.namespace.clone()),
+                uid: Some(c.uid.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &c.namespace);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let r = api.create(&PostParams::default(), &ev).await;
-        let audit = match &r {
-            Ok(_) => Ok(201),
-            Err(kube::Error::Api(s)) => Err((Some(s.code), s.message.clone())),
-            Err(e) => Err((None, e.to_string())),
-        };
-        if let Err(e) = &r {
-            tracing::warn!(namespace = %c.namespace, pod = %c.name, error = %e, "cannot record the eviction Event");
-        }
-        self.audit().record(
-            "create-event",
-            Target::namespaced(
-                "Event",
-                &c.namespace,
-                &ev.metadata.name.clone().unwrap_or_default(),
+        events::record_action(
+            self.client,
+            self.audit(),
+            STEP,
+            &pod,
+            EventType::Normal,
+            EVENT_REASON,
+            "Descheduled",
+            &format!(
+                "pod evicted by {STEP}: age {}s exceeds its lifetime {lifetime}",
+                c.age
             ),
-            false,
-            audit,
-        );
+        )
+        .await;
     }
 }
