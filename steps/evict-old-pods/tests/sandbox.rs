@@ -1561,6 +1561,25 @@ async fn owner_lookup_errors_skip_the_pod_never_read_as_ownerless() {
     assert!(evictions(&sb).is_empty());
     sb.clear_faults();
 
+    // A selector the server refuses (400, as a real API server answers a field or label
+    // selector it cannot parse) is bad input, never "nothing matched".
+    sb.add_fault(FaultRule::new("list", "pods", status(400)));
+    let out = step(
+        sb.kubeconfig_path(),
+        &["--max-pod-lifetime", "8h", "--namespaces", "c"],
+    )
+    .await;
+    assert_eq!(out.status, ExitStatus::BadInput, "{}", out.result);
+    assert!(
+        out.result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused")),
+        "{}",
+        out.result
+    );
+    assert!(evictions(&sb).is_empty());
+    sb.clear_faults();
+
     // Healthy again: the same run evicts.
     let out = step(
         sb.kubeconfig_path(),

@@ -258,7 +258,8 @@ impl Run<'_> {
                 }
                 self.evicted.push(format!("{}/{}", c.namespace, c.name));
                 tracing::info!(namespace = %c.namespace, pod = %c.name, node = %c.node, age_seconds = c.age, dry_run = ?self.cfg.dry_run, "evicted");
-                if !self.cfg.dry_run.is_dry() {
+                // No Event in a dry run, nor after SIGTERM (no new write once asked to stop).
+                if !self.cfg.dry_run.is_dry() && !self.ctx.shutdown.is_requested() {
                     self.event(c).await;
                 }
                 Attempt::Done {
