@@ -16,7 +16,7 @@
 //! let owners = Owners::new(client);
 //! if let Some(c) = owners::controller_of(&pod) {
 //!     match owners.resolve(&c).await {
-//!         Ok(Some(w)) => println!("{} wants {:?} replicas", w.owner, w.desired),
+//!         Ok(Some(w)) => println!("{} wants {:?} replicas", w.owner, w.desired()),
 //!         Ok(None) => println!("{c} is gone"),
 //!         Err(e) => println!("cannot tell: {e}"),
 //!     }
