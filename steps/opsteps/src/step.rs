@@ -119,6 +119,7 @@ where
 /// `Done` (exit 0). Anything else is bad usage, finished as every bad input is: clap's message
 /// with the usage on stderr, a JSON result with the error on stdout, a termination-log line at
 /// `termination_log`, and `BadInput` (exit 2).
+#[must_use]
 pub fn usage_error(e: &clap::Error, termination_log: PathBuf) -> ExitStatus {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
