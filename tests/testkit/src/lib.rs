@@ -126,6 +126,7 @@ pub fn assert_cli_contract(bin: &str, must_have: &[&str]) {
 ///
 /// # Panics
 /// When the run broke the contract.
+#[must_use]
 pub fn assert_usage_error(out: &Output, termination_log: &std::path::Path, flag: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
