@@ -117,7 +117,8 @@ impl TokenSource {
             .map_err(TokenError::Credentials)?;
         let first = presign(cluster, region, creds, SystemTime::now())?;
         let current = Arc::new(RwLock::new(first));
-        let refresh_every = lifetime.mul_f64(0.8);
+        // Never a busy loop, whatever an in-process caller passes (the flag allows 1m to 15m).
+        let refresh_every = (lifetime / 5 * 4).max(Duration::from_millis(100));
         let (cluster, region, slot) = (cluster.to_owned(), region.to_owned(), current.clone());
         let task = tokio::spawn(async move {
             let mut wait = refresh_every;
