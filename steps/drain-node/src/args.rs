@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+use opsteps::access::Permission;
 use opsteps::cli::{CommonArgs, DryRun};
 use opsteps::duration::GoDuration;
 use opsteps::exit::StepError;
@@ -198,6 +199,44 @@ pub fn validate(args: &Args) -> Result<(), StepError> {
 }
 
 impl Args {
+    /// What this run will ask of the API server, checked with SelfSubjectAccessReview before
+    /// the first mutation; the README's RBAC table lists the union over all flags.
+    #[must_use]
+    pub fn permissions(&self) -> Vec<Permission> {
+        let p = Permission::new;
+        let mut out = vec![
+            p("get", "", "nodes"),
+            p("list", "", "nodes"),
+            p("get", "", "pods"),
+            p("list", "", "pods"),
+            p("watch", "", "pods"),
+            p("get", "apps", "daemonsets"),
+            p("get", "policy", "poddisruptionbudgets"),
+            p("list", "policy", "poddisruptionbudgets"),
+            p("watch", "policy", "poddisruptionbudgets"),
+        ];
+        if self.dry_run != DryRun::Client {
+            out.push(p("patch", "", "nodes"));
+            out.push(if self.disable_eviction {
+                p("delete", "", "pods")
+            } else {
+                p("create", "", "pods").subresource("eviction")
+            });
+        }
+        if self.dry_run == DryRun::None {
+            out.push(p("create", "", "events"));
+            for verb in ["get", "create", "update", "delete"] {
+                out.push(p(verb, "coordination.k8s.io", "leases").namespace(&self.lease_namespace));
+            }
+        }
+        if self.wait_for_replacements {
+            for resource in ["replicasets", "deployments", "statefulsets"] {
+                out.push(p("get", "apps", resource));
+            }
+        }
+        out
+    }
+
     /// How to drain, from the flags.
     #[must_use]
     pub fn settings(&self) -> Settings {

@@ -10,6 +10,7 @@ use opsteps::evict;
 use opsteps::exit::StepError;
 
 use crate::plan::{NodePlan, PodPlan, Verdict};
+use crate::reads::Reads;
 
 /// Free CPU (millicores), memory (bytes) and pod slots on a node.
 #[derive(Clone, Debug)]
@@ -33,20 +34,21 @@ pub async fn capacity_check(
     client: &Client,
     targets: &[String],
     plans: &[NodePlan],
+    reads: &Reads,
 ) -> Result<Vec<(String, String)>, StepError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let all_nodes = nodes
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| StepError::kube("list nodes", e))?
-        .items;
+    let all_nodes = reads
+        .lister("nodes")
+        .list_all(&nodes, &ListParams::default())
+        .await?;
     let pods: Api<Pod> = Api::all(client.clone());
-    let running = evict::list_pods(
-        &pods,
-        &ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
-    )
-    .await
-    .map_err(|e| StepError::kube("list pods", e))?;
+    let running = reads
+        .lister("running pods")
+        .list_all(
+            &pods,
+            &ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+        )
+        .await?;
     let mut used: HashMap<&str, (i64, f64, i64)> = HashMap::new();
     for p in &running {
         if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {

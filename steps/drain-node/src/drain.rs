@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use opsteps::cli::DryRun;
 use opsteps::events::{self, EventType};
 use opsteps::evict::{self, EvictOptions, EvictResult, PodWatch, WatchError};
-use rand::Rng;
+use opsteps::retry::{Backoff, RetryPolicy};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -164,14 +164,24 @@ pub async fn drain_node(shared: &Arc<Shared>, plan: &NodePlan) -> NodeResult {
     result
 }
 
-/// Jittered exponential backoff for PDB refusals: 1 s doubling to 10 s, ±50%, at least the
-/// server's Retry-After.
-fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let base = Duration::from_secs(1)
-        .saturating_mul(1 << attempt.min(4))
-        .min(Duration::from_secs(10));
-    let jittered = base.mul_f64(rand::rng().random_range(0.5..1.5));
-    retry_after.map_or(jittered, |ra| jittered.max(ra))
+/// Backoff for PDB refusals: 1 s doubling to 10 s, jittered, at least the server's Retry-After,
+/// until the node's deadline.
+fn budget_backoff(deadline: Instant) -> Backoff {
+    RetryPolicy::poll(Duration::from_secs(1), Duration::from_secs(10))
+        .with_deadline(deadline)
+        .backoff()
+}
+
+/// Backoff for transient errors (5xx, connection failures): the same delays, 8 retries.
+fn transient_backoff(deadline: Instant) -> Backoff {
+    RetryPolicy {
+        min_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(10),
+        max_attempts: 9,
+        ..RetryPolicy::default()
+    }
+    .with_deadline(deadline)
+    .backoff()
 }
 
 /// Sleeps `delay` unless the node's drain must stop first.
@@ -339,7 +349,9 @@ async fn evict_until_accepted(
         dry_run: settings.dry_run == DryRun::Server,
         uid: Some(uid.to_owned()).filter(|u| !u.is_empty()),
     };
-    let mut attempt = 0u32;
+    let mut refusals = budget_backoff(deadline);
+    let mut failures = transient_backoff(deadline);
+    let mut announced = false;
     loop {
         let reservation = room(shared, node, p, deadline).await?;
         let permit = sem.acquire().await;
@@ -398,7 +410,8 @@ async fn evict_until_accepted(
                 pdb,
                 retry_after,
             } => {
-                if attempt == 0 && shared.stop(node).is_none() {
+                if !announced && shared.stop(node).is_none() {
+                    announced = true;
                     // One Event per blocked pod, where `kubectl describe pod` shows it.
                     events::record(
                         &shared.client,
@@ -412,13 +425,11 @@ async fn evict_until_accepted(
                     .await;
                 }
                 shared.blocked(p, node, pdb.map(|n| format!("{ns}/{n}")), &message);
-                let delay = backoff(attempt, retry_after);
-                attempt += 1;
-                if Instant::now() + delay > deadline {
+                let Ok(delay) = refusals.next_delay(retry_after) else {
                     return Err(PodOutcome::Blocked(format!(
                         "still refused at the deadline: {message}"
                     )));
-                }
+                };
                 tracing::info!(retry_in_ms = delay.as_millis() as u64, message = %message, "eviction refused by a disruption budget; will retry");
                 pause(shared, node, delay).await?;
                 // Gone meanwhile (deleted by someone else, or its node lost it)?
@@ -452,11 +463,9 @@ async fn evict_until_accepted(
                 transient: true,
                 ..
             } => {
-                let delay = backoff(attempt, None);
-                attempt += 1;
-                if attempt > 8 || Instant::now() + delay > deadline {
+                let Ok(delay) = failures.next_delay(None) else {
                     return Err(PodOutcome::Transient(message));
-                }
+                };
                 pause(shared, node, delay).await?;
             }
             EvictResult::Error { message, code, .. } => {

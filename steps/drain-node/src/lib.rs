@@ -19,6 +19,7 @@ pub mod drain;
 pub mod lease;
 pub mod node_state;
 pub mod plan;
+pub mod reads;
 pub mod replacements;
 pub mod report;
 pub mod shared;
@@ -67,11 +68,17 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     if ctx.shutdown.is_requested() {
         return Err(interrupted("while connecting"));
     }
-    let targets = targets::resolve_targets(&client, &args).await?;
+    let reads = reads::Reads::new(&ctx.shutdown);
+    // Every missing permission named up front (exit 2), not a 403 half-way through.
+    opsteps::access::require(&client, &args.permissions(), &reads.retry()).await?;
+    let targets = targets::resolve_targets(&client, &args, &reads).await?;
     let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
     tracing::info!(nodes = ?names, dry_run = ?dry, "draining");
 
-    let plans = plan::plan_all(&client, &args, &targets).await?;
+    let plans = match plan::plan_all(&client, &args, &targets, &reads).await {
+        Ok(p) => p,
+        Err(e) => return report::stopped(&ctx, dry, &names, &[], &e),
+    };
     plan::log_plan(&plans);
     ctx.output
         .write_json("plan", &json!(plans))
@@ -80,7 +87,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         return Ok(report);
     }
     if ctx.shutdown.is_requested() {
-        return report::stopped(&ctx, dry, &plans, &interrupted("while planning"));
+        return report::stopped(&ctx, dry, &names, &plans, &interrupted("while planning"));
     }
     let me = lease::holder_identity();
     let held = if dry.is_dry() {
@@ -98,7 +105,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         .await
         {
             Ok(h) => h,
-            Err(e) => return report::stopped(&ctx, dry, &plans, &e),
+            Err(e) => return report::stopped(&ctx, dry, &names, &plans, &e),
         }
     };
     let (cordoned, mut results) = node_state::cordon_all(&client, &ctx, &names, &me, dry).await;

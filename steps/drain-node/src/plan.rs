@@ -14,6 +14,7 @@ use opsteps::evict::{self, key};
 use opsteps::exit::StepError;
 
 use crate::args::Args;
+use crate::reads::Reads;
 use serde::Serialize;
 
 /// What the plan does with one pod.
@@ -112,6 +113,7 @@ pub struct Filters {
 /// and the PDBs of the namespaces seen.
 pub struct Lookups {
     client: Client,
+    reads: Reads,
     daemonsets: HashMap<(String, String), Result<bool, String>>,
     pdbs: Option<Vec<PodDisruptionBudget>>,
     /// Pods per namespace, for counting the pods a PDB covers.
@@ -121,9 +123,10 @@ pub struct Lookups {
 impl Lookups {
     /// Empty caches.
     #[must_use]
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, reads: Reads) -> Self {
         Self {
             client,
+            reads,
             daemonsets: HashMap::new(),
             pdbs: None,
             namespace_pods: HashMap::new(),
@@ -137,9 +140,10 @@ impl Lookups {
             return r.clone();
         }
         let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-        let r = match api.get_opt(name).await {
+        let what = format!("get DaemonSet {ns}/{name}");
+        let r = match self.reads.retry().retry(&what, || api.get_opt(name)).await {
             Ok(o) => Ok(o.is_some()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(format!("{what}: {e}")),
         };
         self.daemonsets.insert(k, r.clone());
         r
@@ -149,11 +153,12 @@ impl Lookups {
     pub async fn pdbs(&mut self) -> Result<&[PodDisruptionBudget], StepError> {
         if self.pdbs.is_none() {
             let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
-            let list = api
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| StepError::kube("list PodDisruptionBudgets", e))?;
-            self.pdbs = Some(list.items);
+            let list = self
+                .reads
+                .lister("PodDisruptionBudgets")
+                .list_all(&api, &ListParams::default())
+                .await?;
+            self.pdbs = Some(list);
         }
         Ok(self.pdbs.as_deref().unwrap_or_default())
     }
@@ -166,9 +171,11 @@ impl Lookups {
     async fn pods_in(&mut self, ns: &str) -> Result<&[Pod], StepError> {
         if !self.namespace_pods.contains_key(ns) {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-            let pods = evict::list_pods(&api, &ListParams::default())
-                .await
-                .map_err(|e| StepError::kube(format!("list pods in {ns}"), e))?;
+            let pods = self
+                .reads
+                .lister(format!("pods in {ns}"))
+                .list_all(&api, &ListParams::default())
+                .await?;
             self.namespace_pods.insert(ns.to_owned(), pods);
         }
         Ok(self
@@ -360,6 +367,7 @@ pub async fn plan_all(
     client: &Client,
     args: &Args,
     targets: &[Node],
+    reads: &Reads,
 ) -> Result<Vec<NodePlan>, StepError> {
     let filters = Filters {
         force: args.force,
@@ -369,7 +377,7 @@ pub async fn plan_all(
         ignore_do_not_disrupt: args.ignore_do_not_disrupt,
         disable_eviction: args.disable_eviction,
     };
-    let mut lookups = Lookups::new(client.clone());
+    let mut lookups = Lookups::new(client.clone(), reads.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let mut plans = Vec::new();
     for node in targets {
@@ -378,14 +386,16 @@ pub async fn plan_all(
         if let Some(s) = &args.pod_selector {
             lp = lp.labels(s);
         }
-        let list = opsteps::evict::list_pods(&pods, &lp)
-            .await
-            .map_err(|e| StepError::kube(format!("list pods on {name}"), e))?;
+        // An unsupported --pod-selector (400) is bad input, never "no pod on the node".
+        let list = reads
+            .lister(format!("pods on {name}"))
+            .list_all(&pods, &lp)
+            .await?;
         plans.push(plan_node(&name, list, &filters, &mut lookups).await?);
     }
     if !args.skip_capacity_check {
         let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
-        let misfits = crate::capacity::capacity_check(client, &names, &plans).await?;
+        let misfits = crate::capacity::capacity_check(client, &names, &plans, reads).await?;
         for (pod, reason) in misfits {
             if let Some(p) = plans
                 .iter_mut()

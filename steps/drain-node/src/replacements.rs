@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use opsteps::evict;
+use opsteps::retry::RetryPolicy;
 use opsteps::shutdown::Shutdown;
 use tokio::time::Instant;
 
@@ -104,7 +105,7 @@ async fn short_of(client: &Client, owners: &BTreeSet<Owner>) -> Vec<String> {
 }
 
 /// Waits until every owner has its available replica count back, or `timeout`, or SIGTERM,
-/// checking with backoff (1 s doubling to 10 s). Returns the owners still short.
+/// checking with backoff (1 s doubling to 10 s, jittered). Returns the owners still short.
 #[tracing::instrument(skip_all)]
 pub async fn wait_for_replacements(
     client: &Client,
@@ -112,21 +113,21 @@ pub async fn wait_for_replacements(
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Vec<String> {
-    let deadline = Instant::now().checked_add(timeout);
-    let mut delay = Duration::from_secs(1);
+    let mut policy =
+        RetryPolicy::poll(Duration::from_secs(1), Duration::from_secs(10)).with_shutdown(shutdown);
+    if let Some(deadline) = Instant::now().checked_add(timeout) {
+        policy = policy.with_deadline(deadline);
+    }
+    let mut backoff = policy.backoff();
     loop {
         let short = short_of(client, owners).await;
-        let left = deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        if short.is_empty() || left.is_zero() || shutdown.is_requested() {
+        if short.is_empty() {
             return short;
         }
         tracing::info!(waiting_for = ?short, "waiting for replacements before the next node");
-        tokio::select! {
-            () = tokio::time::sleep(delay.min(left)) => {}
-            () = shutdown.requested() => return short,
+        // Past the deadline, or SIGTERM: what is still short stays short.
+        if backoff.wait(None).await.is_err() {
+            return short;
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }

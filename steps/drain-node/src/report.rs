@@ -219,18 +219,19 @@ pub fn refusal(
     .map(Some)
 }
 
-/// The run stopped after the plan and before draining (SIGTERM, another drain holds a node):
-/// every node not started, the error's status and message.
+/// The run stopped after selecting the nodes and before draining them (a planning error,
+/// SIGTERM, another drain holds a node): every node not started, the error's status and message.
 pub fn stopped(
     ctx: &Context,
     dry: DryRun,
+    names: &[String],
     plans: &[NodePlan],
     err: &StepError,
 ) -> Result<Report, StepError> {
-    let results: Vec<NodeResult> = plans
+    let results: Vec<NodeResult> = names
         .iter()
         .map(|n| {
-            let mut r = NodeResult::new(&n.node, NodeStatus::NotStarted);
+            let mut r = NodeResult::new(n, NodeStatus::NotStarted);
             r.not_evicted("node", err.chain());
             r
         })

@@ -8,10 +8,15 @@ use opsteps::exit::StepError;
 
 use crate::NODEGROUP_LABEL;
 use crate::args::Args;
+use crate::reads::Reads;
 
 /// The nodes the flags select, refusing empty and oversized selections.
 #[tracing::instrument(skip_all, err)]
-pub async fn resolve_targets(client: &Client, args: &Args) -> Result<Vec<Node>, StepError> {
+pub async fn resolve_targets(
+    client: &Client,
+    args: &Args,
+    reads: &Reads,
+) -> Result<Vec<Node>, StepError> {
     let api: Api<Node> = Api::all(client.clone());
     let mut nodes = Vec::new();
     if args.nodes.is_empty() {
@@ -20,32 +25,29 @@ pub async fn resolve_targets(client: &Client, args: &Args) -> Result<Vec<Node>, 
             (None, Some(ng)) => format!("{NODEGROUP_LABEL}={ng}"),
             (None, None) => String::new(),
         };
-        let list = api
-            .list(&ListParams::default().labels(&sel))
-            .await
-            .map_err(|e| match &e {
-                kube::Error::Api(s) if s.code == 400 => StepError::bad_input(format!(
-                    "the API server refused the node selector {sel:?}"
-                ))
-                .with_source(e),
-                _ => StepError::kube("list nodes", e),
-            })?;
-        if list.items.is_empty() {
+        // A selector the API server refuses (400) is bad input, never "no node matched".
+        let list = reads
+            .lister("nodes")
+            .list_all(&api, &ListParams::default().labels(&sel))
+            .await?;
+        if list.is_empty() {
             return Err(StepError::bad_input(format!(
                 "no node matches {sel:?}; nothing to drain"
             )));
         }
-        nodes = list.items;
+        nodes = list;
     } else {
         let mut seen = std::collections::BTreeSet::new();
         for name in &args.nodes {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            match api
-                .get_opt(name)
+            let what = format!("get node {name}");
+            match reads
+                .retry()
+                .retry(&what, || api.get_opt(name))
                 .await
-                .map_err(|e| StepError::kube(format!("get node {name}"), e))?
+                .map_err(|e| e.into_step_error(&what))?
             {
                 Some(n) => nodes.push(n),
                 None => return Err(StepError::bad_input(format!("node {name:?} not found"))),

@@ -1,8 +1,6 @@
 //! PodDisruptionBudgets: which pods a budget selects and whether it can ever allow a
 //! disruption.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
@@ -17,35 +15,7 @@ pub fn pdb_selects(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
     let Some(sel) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    label_selector_matches(sel, pod.labels())
-}
-
-/// `metav1.LabelSelector` matching.
-#[must_use]
-pub fn label_selector_matches(
-    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    if let Some(ml) = &sel.match_labels
-        && ml.iter().any(|(k, v)| labels.get(k) != Some(v))
-    {
-        return false;
-    }
-    for e in sel.match_expressions.iter().flatten() {
-        let have = labels.get(&e.key);
-        let vals = e.values.as_deref().unwrap_or_default();
-        let ok = match e.operator.as_str() {
-            "In" => have.is_some_and(|h| vals.contains(h)),
-            "NotIn" => have.is_none_or(|h| !vals.contains(h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    crate::selector::label_selector_matches(sel, pod.labels())
 }
 
 /// Why a PDB can never allow a disruption, if that is so (`maxUnavailable: 0`, or a

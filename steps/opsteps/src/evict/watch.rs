@@ -1,4 +1,4 @@
-//! Listing pods in pages and watching a set of pods until given UIDs are gone.
+//! Watching a set of pods until given UIDs are gone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -7,25 +7,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, ObjectList};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
 use super::key;
-
-/// Lists all pods matching `lp` in pages of 500, the way kubectl drain does.
-pub async fn list_pods(api: &Api<Pod>, lp: &ListParams) -> Result<Vec<Pod>, kube::Error> {
-    let mut out = Vec::new();
-    let mut lp = lp.clone().limit(500);
-    loop {
-        let page: ObjectList<Pod> = api.list(&lp).await?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(out),
-        }
-    }
-}
 
 /// The pods a watch currently sees: `namespace/name` → (UID, deletion time).
 pub type PodSet = HashMap<String, (String, Option<jiff::Timestamp>)>;
