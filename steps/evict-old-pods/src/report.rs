@@ -122,7 +122,8 @@ pub struct RunReport {
     pub skipped_by_reason: BTreeMap<String, u64>,
     /// The next pod due, if any in scope is not yet past its lifetime.
     pub next_eviction_due: Option<NextDue>,
-    /// API requests this run sent.
+    /// API requests the cycle sent, retries included (not the permission pre-check, nor the
+    /// pages of a list that failed).
     pub api_requests: u64,
     /// Pods past their lifetime, oldest first (in the stdout result: capped, the skipped ones
     /// after the others).
