@@ -2,6 +2,8 @@
 //! many disruptions each allows now; an eviction of a healthy pod waits for room in its budget
 //! instead of probing the eviction endpoint and collecting 429s, and pods of one budget take
 //! turns. The API server still decides: a 429 that slips through (a stale view) is retried.
+//! Deleted budgets and relists are followed, so a pod waiting on a budget that is gone proceeds;
+//! a watch request answered 410 starts a fresh list.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +27,8 @@ struct Room {
 #[derive(Debug, Default)]
 struct State {
     rooms: HashMap<String, Room>,
+    /// The first list has arrived: a budget missing from `rooms` does not exist.
+    listed: bool,
     /// Set when the API server refuses the watch for good (401/403).
     failed: Option<String>,
 }
@@ -88,6 +92,20 @@ impl Drop for Reservation {
     }
 }
 
+/// `namespace/name` and room of a budget: `status.disruptionsAllowed`, or 0 while its controller
+/// has not observed its spec.
+fn room_of(pdb: &PodDisruptionBudget) -> (String, Room) {
+    let key = format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any());
+    let observed =
+        pdb.status.as_ref().and_then(|s| s.observed_generation) >= pdb.metadata.generation;
+    let allowed = if observed {
+        pdb.status.as_ref().map_or(0, |s| s.disruptions_allowed)
+    } else {
+        0
+    };
+    (key, Room { allowed, spent: 0 })
+}
+
 impl Budgets {
     /// Starts watching every PodDisruptionBudget.
     #[must_use]
@@ -101,28 +119,41 @@ impl Budgets {
         let weak = Arc::downgrade(&me);
         let api: Api<PodDisruptionBudget> = Api::all(client);
         let task = tokio::spawn(async move {
-            let mut stream =
-                std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
             let mut refusals = 0;
-            while let Some(ev) = stream.next().await {
-                let Some(me) = weak.upgrade() else { return };
-                match ev {
-                    Ok(watcher::Event::Apply(pdb) | watcher::Event::InitApply(pdb)) => {
-                        refusals = 0;
-                        me.update(&pdb);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        if let Some(msg) = opsteps::evict::fatal_watch_error(&e) {
-                            refusals += 1;
-                            if refusals >= 3 {
-                                me.lock().failed = Some(msg);
-                                me.changed.send_modify(|v| *v += 1);
-                                return;
+            loop {
+                let mut stream = std::pin::pin!(
+                    watcher(api.clone(), watcher::Config::default()).default_backoff()
+                );
+                let mut relist: Option<HashMap<String, Room>> = None;
+                while let Some(ev) = stream.next().await {
+                    let Some(me) = weak.upgrade() else { return };
+                    match ev {
+                        Ok(watcher::Event::Init) => relist = Some(HashMap::new()),
+                        Ok(watcher::Event::InitApply(pdb)) => {
+                            let (k, room) = room_of(&pdb);
+                            relist.get_or_insert_with(HashMap::new).insert(k, room);
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            refusals = 0;
+                            // A relist replaces everything: budgets deleted meanwhile are gone.
+                            me.replace_all(relist.take().unwrap_or_default());
+                        }
+                        Ok(watcher::Event::Apply(pdb)) => me.update(&pdb),
+                        Ok(watcher::Event::Delete(pdb)) => me.remove(&pdb),
+                        Err(e) if opsteps::evict::is_gone(&e) => break,
+                        Err(e) => {
+                            if let Some(msg) = opsteps::evict::fatal_watch_error(&e) {
+                                refusals += 1;
+                                if refusals >= 3 {
+                                    me.lock().failed = Some(msg);
+                                    me.changed.send_modify(|v| *v += 1);
+                                    return;
+                                }
                             }
                         }
                     }
                 }
+                tracing::debug!("budget watch answered 410; re-listing");
             }
         });
         *me.task
@@ -138,16 +169,23 @@ impl Budgets {
     }
 
     fn update(&self, pdb: &PodDisruptionBudget) {
-        let key = format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any());
-        let observed =
-            pdb.status.as_ref().and_then(|s| s.observed_generation) >= pdb.metadata.generation;
-        let allowed = if observed {
-            pdb.status.as_ref().map_or(0, |s| s.disruptions_allowed)
-        } else {
-            0
-        };
+        let (key, room) = room_of(pdb);
         // A new status already counts the evictions that were accepted before it was written.
-        self.lock().rooms.insert(key, Room { allowed, spent: 0 });
+        self.lock().rooms.insert(key, room);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn remove(&self, pdb: &PodDisruptionBudget) {
+        let (key, _) = room_of(pdb);
+        self.lock().rooms.remove(&key);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn replace_all(&self, rooms: HashMap<String, Room>) {
+        let mut st = self.lock();
+        st.rooms = rooms;
+        st.listed = true;
+        drop(st);
         self.changed.send_modify(|v| *v += 1);
     }
 
@@ -174,6 +212,7 @@ impl Budgets {
                 if let Some(e) = &st.failed {
                     return Err(NoRoom::Failed(e.clone()));
                 }
+                let listed = st.listed;
                 match st.rooms.get_mut(pdb) {
                     Some(r) if r.allowed - r.spent > 0 => {
                         r.spent += 1;
@@ -182,8 +221,9 @@ impl Budgets {
                             pdb: Some(pdb.to_owned()),
                         });
                     }
-                    // Unknown budget (not listed yet, or deleted): let the API server decide.
-                    None if *rx.borrow() > 0 => {
+                    // A budget that does not exist (deleted since the plan): nothing to wait
+                    // for; the API server decides.
+                    None if listed => {
                         return Ok(Reservation {
                             budgets: self.clone(),
                             pdb: None,

@@ -1,31 +1,28 @@
 //! Draining one node: evict its pods (non-critical first, `system-*-critical` last) with a bound
 //! on in-flight eviction requests, retry PDB refusals (429) with jittered backoff that honours
-//! Retry-After, and await each deletion by UID through one watch on the node's pods.
+//! Retry-After, and await each deletion by UID through one watch on the node's pods. SIGTERM and
+//! a lost lease are checked before every eviction and end every wait.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
-use opsteps::audit::Auditor;
 use opsteps::cli::DryRun;
 use opsteps::events::{self, EventType};
-use opsteps::evict::{self, EvictOptions, EvictResult, PodWatch};
-use opsteps::output::Output;
-use opsteps::shutdown::Shutdown;
-use rand::Rng;
-use serde::Serialize;
+use opsteps::evict::{self, EvictOptions, EvictResult, PodWatch, WatchError};
+use opsteps::retry::{Backoff, RetryPolicy};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::budgets::NoRoom;
 use crate::plan::{NodePlan, PodPlan, Verdict};
+use crate::report::{NodeResult, NodeStatus};
+use crate::shared::{Shared, Stop};
 
 /// How to drain, from the flags.
 #[derive(Clone, Debug)]
@@ -46,188 +43,57 @@ pub struct Settings {
     pub wait_for_replacements: Option<Duration>,
 }
 
-/// A pod that a budget (or a stuck deletion) keeps on the node.
-#[derive(Clone, Debug, Serialize)]
-pub struct BlockedPod {
-    /// `namespace/name`.
-    pub pod: String,
-    /// Its node.
-    pub node: String,
-    /// Its controller `Kind/name`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// The budget refusing the eviction, `namespace/name`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pdb: Option<String>,
-    /// The budget's currentHealthy when last read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_healthy: Option<i32>,
-    /// The budget's desiredHealthy when last read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub desired_healthy: Option<i32>,
-    /// Seconds since the first refusal.
-    pub seconds_blocked: u64,
-    /// The API server's last answer.
-    pub last_message: String,
-    #[serde(skip)]
-    since: Option<Instant>,
-}
-
-/// State shared by the node drains of one run.
-pub struct Shared {
-    /// Client.
-    pub client: Client,
-    /// Settings.
-    pub settings: Settings,
-    /// Audit trail.
-    pub audit: Arc<Auditor>,
-    /// SIGTERM.
-    pub shutdown: Shutdown,
-    /// Progress output.
-    pub output: Output,
-    /// Pods removed so far.
-    pub done: AtomicU64,
-    /// Pods to remove in all.
-    pub total: AtomicU64,
-    /// Pods currently blocked, by `namespace/name`.
-    pub blockers: std::sync::Mutex<BTreeMap<String, BlockedPod>>,
-    /// The budgets' room, from a watch.
-    pub budgets: Arc<crate::budgets::Budgets>,
-}
-
-impl Shared {
-    fn progress(&self) {
-        self.output.progress(
-            self.done.load(Ordering::Relaxed),
-            self.total.load(Ordering::Relaxed),
-        );
-    }
-
-    fn blocked(&self, p: &PodPlan, node: &str, pdb: Option<String>, message: &str) {
-        let mut b = self
-            .blockers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = b.entry(p.pod.clone()).or_insert_with(|| BlockedPod {
-            pod: p.pod.clone(),
-            node: node.to_owned(),
-            owner: p.owner.clone(),
-            pdb: None,
-            current_healthy: None,
-            desired_healthy: None,
-            seconds_blocked: 0,
-            last_message: String::new(),
-            since: Some(Instant::now()),
-        });
-        entry.pdb = pdb.or_else(|| p.pdb.clone()).or(entry.pdb.take());
-        message.clone_into(&mut entry.last_message);
-    }
-
-    fn last_message(&self, pod: &str) -> Option<String> {
-        self.blockers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(pod)
-            .map(|b| b.last_message.clone())
-    }
-
-    fn unblocked(&self, pod: &str) {
-        self.blockers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(pod);
-    }
-
-    /// The current blockers, with their budgets' health read fresh.
-    pub async fn blocker_report(&self) -> Vec<BlockedPod> {
-        let mut list: Vec<BlockedPod> = self
-            .blockers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        for b in &mut list {
-            b.seconds_blocked = b.since.map_or(0, |s| s.elapsed().as_secs());
-            if let Some((ns, name)) = b.pdb.as_deref().and_then(|p| p.split_once('/')) {
-                let api: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), ns);
-                if let Ok(Some(pdb)) = api.get_opt(name).await
-                    && let Some(st) = pdb.status
-                {
-                    b.current_healthy = Some(st.current_healthy);
-                    b.desired_healthy = Some(st.desired_healthy);
-                }
-            }
-        }
-        list
-    }
-}
-
 /// How one pod ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PodOutcome {
-    /// Gone from the node (evicted and deleted, or already gone).
-    Removed,
+    /// Gone from the node; `evicted` when this run's eviction (or deletion) was accepted,
+    /// otherwise it was only waited for.
+    Removed {
+        /// This run evicted it.
+        evicted: bool,
+    },
     /// A dry run's verdict.
     DryRun(String),
-    /// Refused by a budget until the deadline.
+    /// Refused by a budget until the deadline, or by two budgets.
     Blocked(String),
     /// Evicted but still terminating at the deadline.
     StuckTerminating(String),
-    /// Refused for good (two PDBs, an error that retrying will not fix).
+    /// Refused for good (an error that retrying will not fix).
     Failed(String),
     /// A transient error persisted.
     Transient(String),
     /// SIGTERM.
     Interrupted,
+    /// The node's lease is no longer ours.
+    LeaseLost(String),
 }
 
-/// How one node ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeStatus {
-    /// Every pod is gone.
-    Drained,
-    /// A dry run finished.
-    DryRun,
-    /// Budgets kept pods on the node until the deadline.
-    Blocked,
-    /// Evicted pods did not terminate before the deadline.
-    TimedOut,
-    /// Some pod failed for good.
-    Failed,
-    /// Transient errors persisted.
-    Transient,
-    /// Interrupted by SIGTERM.
-    Interrupted,
-    /// Not attempted (an earlier node's replacements were not ready, or SIGTERM).
-    NotStarted,
+impl From<Stop> for PodOutcome {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Shutdown => Self::Interrupted,
+            Stop::LeaseLost(why) => Self::LeaseLost(why),
+        }
+    }
 }
 
-/// One node's result.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeResult {
-    /// Node name.
-    pub node: String,
-    /// Outcome.
-    pub status: NodeStatus,
-    /// Pods removed (or, in a dry run, that would be).
-    pub evicted: Vec<String>,
-    /// Pods that did not go, with why.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_evicted: Vec<(String, String)>,
-    /// Dry-run verdicts per pod.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub dry_run: BTreeMap<String, String>,
+/// How often a wait for a deletion double-checks with a GET.
+const RECHECK: Duration = Duration::from_secs(10);
+
+/// kubectl's `--timeout 0` (or one too large to add): no deadline; a century is as good as none.
+fn deadline_after(timeout: Option<Duration>) -> Instant {
+    let now = Instant::now();
+    timeout
+        .and_then(|t| now.checked_add(t))
+        .or_else(|| now.checked_add(Duration::from_hours(100 * 365 * 24)))
+        .unwrap_or(now)
 }
 
 /// Drains one node according to its plan.
+#[tracing::instrument(skip_all, fields(node = %plan.node))]
 pub async fn drain_node(shared: &Arc<Shared>, plan: &NodePlan) -> NodeResult {
     let node = plan.node.as_str();
-    let deadline = shared
-        .settings
-        .timeout
-        .map_or_else(far_future, |t| Instant::now() + t);
+    let deadline = deadline_after(shared.settings.timeout);
     let watch = PodWatch::start(
         Api::all(shared.client.clone()),
         watcher::Config::default().fields(&format!("spec.nodeName={node}")),
@@ -235,13 +101,7 @@ pub async fn drain_node(shared: &Arc<Shared>, plan: &NodePlan) -> NodeResult {
     let sem = Semaphore::new(shared.settings.max_in_flight.max(1));
     let (normal, critical): (Vec<&PodPlan>, Vec<&PodPlan>) =
         plan.to_remove().partition(|p| !p.critical);
-    let mut result = NodeResult {
-        node: node.to_owned(),
-        status: NodeStatus::Drained,
-        evicted: Vec::new(),
-        not_evicted: Vec::new(),
-        dry_run: BTreeMap::new(),
-    };
+    let mut result = NodeResult::new(node, NodeStatus::Drained);
     for tier in [normal, critical] {
         if tier.is_empty() {
             continue;
@@ -254,26 +114,32 @@ pub async fn drain_node(shared: &Arc<Shared>, plan: &NodePlan) -> NodeResult {
         )
         .await;
         for (p, o) in tier.iter().zip(outcomes) {
-            match o {
-                PodOutcome::Removed => result.evicted.push(p.pod.clone()),
+            let (status, why) = match o {
+                PodOutcome::Removed { evicted: true } => {
+                    result.evicted.push(p.pod.clone());
+                    continue;
+                }
+                PodOutcome::Removed { evicted: false } => {
+                    result.awaited.push(p.pod.clone());
+                    continue;
+                }
                 PodOutcome::DryRun(v) => {
                     if v == "evicted" {
                         result.evicted.push(p.pod.clone());
                     }
                     result.dry_run.insert(p.pod.clone(), v);
+                    continue;
                 }
-                other => {
-                    let (status, why) = match other {
-                        PodOutcome::Blocked(m) => (NodeStatus::Blocked, m),
-                        PodOutcome::StuckTerminating(m) => (NodeStatus::TimedOut, m),
-                        PodOutcome::Failed(m) => (NodeStatus::Failed, m),
-                        PodOutcome::Transient(m) => (NodeStatus::Transient, m),
-                        _ => (NodeStatus::Interrupted, "interrupted by SIGTERM".to_owned()),
-                    };
-                    result.status = worse(result.status, status);
-                    result.not_evicted.push((p.pod.clone(), why));
+                PodOutcome::Blocked(m) | PodOutcome::LeaseLost(m) => (NodeStatus::Blocked, m),
+                PodOutcome::StuckTerminating(m) => (NodeStatus::TimedOut, m),
+                PodOutcome::Failed(m) => (NodeStatus::Failed, m),
+                PodOutcome::Transient(m) => (NodeStatus::Transient, m),
+                PodOutcome::Interrupted => {
+                    (NodeStatus::Interrupted, "interrupted by SIGTERM".to_owned())
                 }
-            }
+            };
+            result.status = result.status.worse(status);
+            result.not_evicted(&p.pod, why);
         }
         if result.status != NodeStatus::Drained {
             break;
@@ -285,50 +151,48 @@ pub async fn drain_node(shared: &Arc<Shared>, plan: &NodePlan) -> NodeResult {
         } else {
             NodeStatus::Blocked
         };
-        for (pod, v) in &result.dry_run {
-            if v != "evicted" {
-                result.not_evicted.push((pod.clone(), v.clone()));
-            }
+        let refused: Vec<(String, String)> = result
+            .dry_run
+            .iter()
+            .filter(|(_, v)| *v != "evicted")
+            .map(|(p, v)| (p.clone(), v.clone()))
+            .collect();
+        for (pod, v) in refused {
+            result.not_evicted(pod, v);
         }
     }
     result
 }
 
-/// How often a wait for a deletion double-checks with a GET.
-const RECHECK: Duration = Duration::from_secs(10);
-
-/// kubectl's `--timeout 0`: no deadline (a century is as good as none, and keeps `Instant` math
-/// simple).
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_hours(24 * 365 * 100)
+/// Backoff for PDB refusals: 1 s doubling to 10 s, jittered, at least the server's Retry-After,
+/// until the node's deadline.
+fn budget_backoff(deadline: Instant) -> Backoff {
+    RetryPolicy::poll(Duration::from_secs(1), Duration::from_secs(10))
+        .with_deadline(deadline)
+        .backoff()
 }
 
-fn rank(s: NodeStatus) -> u8 {
-    match s {
-        NodeStatus::Drained | NodeStatus::DryRun => 0,
-        NodeStatus::NotStarted => 1,
-        NodeStatus::Interrupted => 2,
-        NodeStatus::Transient => 3,
-        NodeStatus::TimedOut => 4,
-        NodeStatus::Blocked => 5,
-        NodeStatus::Failed => 6,
+/// Backoff for transient errors (5xx, connection failures): the same delays, 8 retries.
+fn transient_backoff(deadline: Instant) -> Backoff {
+    RetryPolicy {
+        min_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(10),
+        max_attempts: 9,
+        ..RetryPolicy::default()
+    }
+    .with_deadline(deadline)
+    .backoff()
+}
+
+/// Sleeps `delay` unless the node's drain must stop first.
+async fn pause(shared: &Shared, node: &str, delay: Duration) -> Result<(), PodOutcome> {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => Ok(()),
+        stop = shared.stopped(node) => Err(stop.into()),
     }
 }
 
-fn worse(a: NodeStatus, b: NodeStatus) -> NodeStatus {
-    if rank(b) > rank(a) { b } else { a }
-}
-
-/// Jittered exponential backoff for PDB refusals: 1 s doubling to 10 s, ±50%, at least the
-/// server's Retry-After.
-fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let base = Duration::from_secs(1)
-        .saturating_mul(1 << attempt.min(4))
-        .min(Duration::from_secs(10));
-    let jittered = base.mul_f64(rand::rng().random_range(0.5..1.5));
-    retry_after.map_or(jittered, |ra| jittered.max(ra))
-}
-
+#[tracing::instrument(skip_all, fields(node = %node, pod = %p.pod))]
 async fn remove_pod(
     shared: &Arc<Shared>,
     watch: &PodWatch,
@@ -338,19 +202,23 @@ async fn remove_pod(
     deadline: Instant,
 ) -> PodOutcome {
     let uid = p.object.uid().unwrap_or_default();
-    if !matches!(p.verdict, Verdict::Wait)
-        && let Err(outcome) =
-            evict_until_accepted(shared, watch, sem, node, p, &uid, deadline).await
-    {
-        if outcome == PodOutcome::Removed {
-            shared.done.fetch_add(1, Ordering::Relaxed);
-            shared.progress();
+    // Pods already terminating (an earlier run's evictions, someone else's delete) are only
+    // waited for.
+    let mut evicted = false;
+    if !matches!(p.verdict, Verdict::Wait) {
+        match evict_until_accepted(shared, watch, sem, node, p, &uid, deadline).await {
+            Ok(by_us) => evicted = by_us,
+            Err(outcome) => {
+                if matches!(outcome, PodOutcome::Removed { .. }) {
+                    shared.removed();
+                }
+                return outcome;
+            }
         }
-        return outcome;
     }
     let wanted = HashSet::from([uid.clone()]);
     let (ns, name) = p.pod.split_once('/').unwrap_or(("", &p.pod));
-    let pods: kube::Api<Pod> = kube::Api::namespaced(shared.client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), ns);
     let remaining = loop {
         // The watch is the signal; a GET every 10 s is the safety net, so a missed DELETED
         // event (a watch resumed across a gap) costs seconds, not the whole --timeout.
@@ -358,11 +226,14 @@ async fn remove_pod(
         let remaining = tokio::select! {
             r = watch.wait_gone(&wanted, shared.settings.skip_wait, slice) => match r {
                 Ok(r) => r,
-                Err(e) => return PodOutcome::Failed(format!("cannot watch the pods of node {node}: {e}")),
+                Err(WatchError::NotListed) => wanted.clone(),
+                Err(e @ WatchError::Refused(_)) => {
+                    return PodOutcome::Failed(format!("cannot watch the pods of node {node}: {e}"));
+                }
             },
-            () = shared.shutdown.requested() => return PodOutcome::Interrupted,
+            stop = shared.stopped(node) => return stop.into(),
         };
-        if remaining.is_empty() || Instant::now() >= deadline {
+        if remaining.is_empty() {
             break remaining;
         }
         match pods.get_opt(name).await {
@@ -370,21 +241,87 @@ async fn remove_pod(
             Ok(Some(current)) if current.uid().as_deref() != Some(uid.as_str()) => {
                 break HashSet::new();
             }
+            _ if Instant::now() >= deadline => break remaining,
             _ => {}
         }
     };
     if remaining.is_empty() {
-        shared.done.fetch_add(1, Ordering::Relaxed);
-        shared.progress();
-        tracing::info!(pod = %p.pod, node, "pod evicted");
-        PodOutcome::Removed
+        shared.removed();
+        tracing::info!(evicted, "pod gone");
+        PodOutcome::Removed { evicted }
     } else {
-        PodOutcome::StuckTerminating("evicted but still terminating at the deadline".into())
+        PodOutcome::StuckTerminating(
+            "still terminating at the deadline (the pod watch may not have listed it)".into(),
+        )
     }
 }
 
-/// Sends the eviction (or deletion) until the server accepts it: `Ok(())` means "now wait for
-/// the pod to go"; `Err` is the pod's final outcome (gone already, refused until the deadline,
+/// Waits for room in the pod's budget when it is healthy and under one. `Ok(None)`: no budget to
+/// wait for.
+async fn room(
+    shared: &Arc<Shared>,
+    node: &str,
+    p: &PodPlan,
+    deadline: Instant,
+) -> Result<Option<crate::budgets::Reservation>, PodOutcome> {
+    let s = &shared.settings;
+    // Unhealthy pods may be evictable without room (unhealthyPodEvictionPolicy), so they just
+    // try; a server dry run asks the server.
+    let Some(pdb) = p
+        .pdb
+        .as_deref()
+        .filter(|_| !s.disable_eviction && s.dry_run == DryRun::None && evict::is_ready(&p.object))
+    else {
+        return Ok(None);
+    };
+    let waiting = || {
+        shared.blocked(
+            p,
+            node,
+            Some(pdb.to_owned()),
+            &format!("waiting for PodDisruptionBudget {pdb} to allow a disruption"),
+        );
+    };
+    let lease_lost = async {
+        match shared.stopped(node).await {
+            Stop::LeaseLost(why) => why,
+            Stop::Shutdown => std::future::pending().await,
+        }
+    };
+    let r = tokio::select! {
+        r = shared.budgets.reserve(pdb, deadline, &shared.shutdown, waiting) => r,
+        why = lease_lost => return Err(PodOutcome::LeaseLost(why)),
+    };
+    match r {
+        Ok(r) => Ok(Some(r)),
+        Err(NoRoom::Shutdown) => Err(PodOutcome::Interrupted),
+        Err(NoRoom::Failed(e)) => Err(PodOutcome::Failed(format!(
+            "cannot watch PodDisruptionBudgets: {e}"
+        ))),
+        Err(NoRoom::Deadline) => {
+            let last = shared
+                .last_message(&p.pod)
+                .unwrap_or_else(|| format!("PodDisruptionBudget {pdb} allowed no disruption"));
+            Err(PodOutcome::Blocked(format!(
+                "still refused at the deadline: {last}"
+            )))
+        }
+    }
+}
+
+/// A client dry run's verdict: evicted, unless the pod is healthy and its budget allowed no
+/// disruption when planned (what the server would answer with a 429).
+fn client_verdict(p: &PodPlan) -> String {
+    match (&p.pdb, p.pdb_allowed) {
+        (Some(pdb), Some(allowed)) if allowed <= 0 && evict::is_ready(&p.object) => format!(
+            "blocked-by-pdb: PodDisruptionBudget {pdb} allows no disruption now ({allowed} allowed)"
+        ),
+        _ => "evicted".into(),
+    }
+}
+
+/// Sends the eviction (or deletion) until the server accepts it: `Ok(by_us)` means "now wait for
+/// the pod to go" (`by_us`: our eviction was accepted, not someone else's deletion); `Err` is the pod's final outcome (gone already, refused until the deadline,
 /// a dry run's verdict, ...).
 // One match arm per answer class, in the order of the README's table.
 #[allow(clippy::too_many_lines)]
@@ -396,61 +333,32 @@ async fn evict_until_accepted(
     p: &PodPlan,
     uid: &str,
     deadline: Instant,
-) -> Result<(), PodOutcome> {
+) -> Result<bool, PodOutcome> {
     let (ns, name) = p.pod.split_once('/').unwrap_or(("", &p.pod));
     let settings = &shared.settings;
     if settings.dry_run == DryRun::Client {
-        return Err(PodOutcome::DryRun("evicted".into()));
+        let verdict = if settings.disable_eviction {
+            "evicted".into()
+        } else {
+            client_verdict(p)
+        };
+        return Err(PodOutcome::DryRun(verdict));
     }
     let opts = EvictOptions {
         grace_period_seconds: settings.grace_period,
         dry_run: settings.dry_run == DryRun::Server,
         uid: Some(uid.to_owned()).filter(|u| !u.is_empty()),
     };
-    let mut attempt = 0u32;
+    let mut refusals = budget_backoff(deadline);
+    let mut failures = transient_backoff(deadline);
+    let mut announced = false;
     loop {
-        if shared.shutdown.is_requested() {
-            return Err(PodOutcome::Interrupted);
-        }
-        // A healthy pod under a budget waits for room instead of collecting 429s. Unhealthy
-        // pods may be evictable without room (unhealthyPodEvictionPolicy), so they just try.
-        let mut reservation = None;
-        if let Some(pdb) = p
-            .pdb
-            .as_deref()
-            .filter(|_| !settings.disable_eviction && !opts.dry_run && evict::is_ready(&p.object))
-        {
-            let waiting = || {
-                shared.blocked(
-                    p,
-                    node,
-                    Some(pdb.to_owned()),
-                    &format!("waiting for PodDisruptionBudget {pdb} to allow a disruption"),
-                );
-            };
-            match shared
-                .budgets
-                .reserve(pdb, deadline, &shared.shutdown, waiting)
-                .await
-            {
-                Ok(r) => reservation = Some(r),
-                Err(crate::budgets::NoRoom::Shutdown) => return Err(PodOutcome::Interrupted),
-                Err(crate::budgets::NoRoom::Failed(e)) => {
-                    return Err(PodOutcome::Failed(format!(
-                        "cannot watch PodDisruptionBudgets: {e}"
-                    )));
-                }
-                Err(crate::budgets::NoRoom::Deadline) => {
-                    let last = shared.last_message(&p.pod).unwrap_or_else(|| {
-                        format!("PodDisruptionBudget {pdb} allowed no disruption")
-                    });
-                    return Err(PodOutcome::Blocked(format!(
-                        "still refused at the deadline: {last}"
-                    )));
-                }
-            }
-        }
+        let reservation = room(shared, node, p, deadline).await?;
         let permit = sem.acquire().await;
+        // Checked right before the request: a wait above may have outlasted the lease.
+        if let Some(stop) = shared.stop(node) {
+            return Err(stop.into());
+        }
         let r = if settings.disable_eviction {
             evict::delete(&shared.client, ns, name, &opts, &shared.audit).await
         } else {
@@ -474,20 +382,37 @@ async fn evict_until_accepted(
                 if let Some(r) = reservation {
                     r.spend();
                 }
-                return Ok(());
+                if shared.stop(node).is_none() {
+                    let how = if settings.disable_eviction {
+                        "Deleted"
+                    } else {
+                        "Evicted"
+                    };
+                    events::record(
+                        &shared.client,
+                        &shared.audit,
+                        crate::STEP,
+                        &p.object,
+                        EventType::Normal,
+                        "Evicted",
+                        &format!("{how} by {} to drain node {node}", shared.me),
+                    )
+                    .await;
+                }
+                return Ok(true);
             }
             EvictResult::Gone | EvictResult::Replaced => {
                 shared.unblocked(&p.pod);
-                return Err(PodOutcome::Removed);
+                return Err(PodOutcome::Removed { evicted: false });
             }
             EvictResult::Blocked {
                 message,
                 pdb,
                 retry_after,
             } => {
-                if attempt == 0 {
-                    // One Event per blocked pod, where `kubectl describe pod` shows it; evicted
-                    // pods are listed on the node's Drained Event instead (they are gone).
+                if !announced && shared.stop(node).is_none() {
+                    announced = true;
+                    // One Event per blocked pod, where `kubectl describe pod` shows it.
                     events::record(
                         &shared.client,
                         &shared.audit,
@@ -495,57 +420,53 @@ async fn evict_until_accepted(
                         &p.object,
                         EventType::Warning,
                         "EvictionBlocked",
-                        &format!("drain of node {node}: {message}"),
+                        &format!("drain of node {node} by {}: {message}", shared.me),
                     )
                     .await;
                 }
                 shared.blocked(p, node, pdb.map(|n| format!("{ns}/{n}")), &message);
-                let delay = backoff(attempt, retry_after);
-                attempt += 1;
-                if Instant::now() + delay > deadline {
+                let Ok(delay) = refusals.next_delay(retry_after) else {
                     return Err(PodOutcome::Blocked(format!(
                         "still refused at the deadline: {message}"
                     )));
-                }
-                tracing::info!(pod = %p.pod, node, retry_in_ms = delay.as_millis() as u64, message = %message, "eviction refused by a disruption budget; will retry");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shared.shutdown.requested() => return Err(PodOutcome::Interrupted),
-                }
+                };
+                tracing::info!(retry_in_ms = delay.as_millis() as u64, message = %message, "eviction refused by a disruption budget; will retry");
+                pause(shared, node, delay).await?;
                 // Gone meanwhile (deleted by someone else, or its node lost it)?
-                let present = watch.present(&HashSet::from([uid.to_owned()]), None).await;
+                let present = watch
+                    .present(&HashSet::from([uid.to_owned()]), None, Instant::now())
+                    .await;
                 if present.as_ref().is_ok_and(|p| !p.contains(uid)) {
                     shared.unblocked(&p.pod);
-                    return Err(PodOutcome::Removed);
+                    return Err(PodOutcome::Removed { evicted: false });
                 }
             }
             EvictResult::NamespaceTerminating => {
                 // kubectl: wait if the pod is already being deleted, else retry in 5 s.
-                let snap = watch.snapshot().await.unwrap_or_default();
+                let snap = watch.snapshot(Instant::now()).await.unwrap_or_default();
                 if snap
                     .get(&p.pod)
                     .is_some_and(|(u, del)| u == uid && del.is_some())
                 {
-                    return Ok(());
+                    return Ok(false);
                 }
                 shared.blocked(p, node, None, "namespace is terminating");
                 if Instant::now() + Duration::from_secs(5) > deadline {
                     return Err(PodOutcome::Blocked("namespace terminating".into()));
                 }
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                pause(shared, node, Duration::from_secs(5)).await?;
             }
-            EvictResult::MultiplePdbs { message } => return Err(PodOutcome::Failed(message)),
+            // The eviction API refuses a pod under two budgets: blocked, as the plan's refusal.
+            EvictResult::MultiplePdbs { message } => return Err(PodOutcome::Blocked(message)),
             EvictResult::Error {
                 message,
                 transient: true,
                 ..
             } => {
-                let delay = backoff(attempt, None);
-                attempt += 1;
-                if attempt > 8 || Instant::now() + delay > deadline {
+                let Ok(delay) = failures.next_delay(None) else {
                     return Err(PodOutcome::Transient(message));
-                }
-                tokio::time::sleep(delay).await;
+                };
+                pause(shared, node, delay).await?;
             }
             EvictResult::Error { message, code, .. } => {
                 return Err(PodOutcome::Failed(format!(
@@ -554,95 +475,5 @@ async fn evict_until_accepted(
                 )));
             }
         }
-    }
-}
-
-/// A workload whose pods were evicted: `(namespace, kind, name)`.
-pub type Owner = (String, String, String);
-
-/// The owners to wait for after draining a node: ReplicaSets resolve to their Deployment.
-pub async fn owners_of(client: &Client, pods: &[&Pod]) -> BTreeSet<Owner> {
-    let mut out = BTreeSet::new();
-    for pod in pods {
-        let ns = pod.namespace().unwrap_or_default();
-        let Some(o) = evict::controller(pod) else {
-            continue;
-        };
-        match o.kind.as_str() {
-            "ReplicaSet" => {
-                let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-                let dep = api.get_opt(&o.name).await.ok().flatten().and_then(|rs| {
-                    rs.metadata
-                        .owner_references
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find(|r| r.controller == Some(true) && r.kind == "Deployment")
-                });
-                match dep {
-                    Some(d) => out.insert((ns, "Deployment".into(), d.name)),
-                    None => out.insert((ns, "ReplicaSet".into(), o.name.clone())),
-                };
-            }
-            "StatefulSet" => {
-                out.insert((ns, "StatefulSet".into(), o.name.clone()));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Waits until every owner has its available replica count back, or `timeout`. Returns the
-/// owners still short.
-pub async fn wait_for_replacements(
-    client: &Client,
-    owners: &BTreeSet<Owner>,
-    timeout: Duration,
-    shutdown: &Shutdown,
-) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut short = Vec::new();
-        for (ns, kind, name) in owners {
-            let (want, have) = match kind.as_str() {
-                "Deployment" => {
-                    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-                    api.get_opt(name).await.ok().flatten().map_or((0, 0), |d| {
-                        (
-                            d.spec.and_then(|s| s.replicas).unwrap_or(1),
-                            d.status.and_then(|s| s.available_replicas).unwrap_or(0),
-                        )
-                    })
-                }
-                "StatefulSet" => {
-                    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-                    api.get_opt(name).await.ok().flatten().map_or((0, 0), |s| {
-                        let st = s.status.unwrap_or_default();
-                        (
-                            s.spec.and_then(|sp| sp.replicas).unwrap_or(1),
-                            st.available_replicas
-                                .unwrap_or(st.ready_replicas.unwrap_or(0)),
-                        )
-                    })
-                }
-                _ => {
-                    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-                    api.get_opt(name).await.ok().flatten().map_or((0, 0), |r| {
-                        (
-                            r.spec.and_then(|s| s.replicas).unwrap_or(1),
-                            r.status.and_then(|s| s.available_replicas).unwrap_or(0),
-                        )
-                    })
-                }
-            };
-            if have < want {
-                short.push(format!("{kind} {ns}/{name}: {have}/{want} available"));
-            }
-        }
-        if short.is_empty() || Instant::now() >= deadline || shutdown.is_requested() {
-            return short;
-        }
-        tracing::info!(waiting_for = ?short, "waiting for replacements before the next node");
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -3,7 +3,7 @@
 //! pods under two budgets, capacity left on the remaining nodes). Nothing is cordoned when the
 //! plan says the drain cannot succeed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -12,6 +12,9 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use opsteps::evict::{self, key};
 use opsteps::exit::StepError;
+
+use crate::args::Args;
+use crate::reads::Reads;
 use serde::Serialize;
 
 /// What the plan does with one pod.
@@ -49,6 +52,10 @@ pub struct PodPlan {
     /// The PDB that covers it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pdb: Option<String>,
+    /// That PDB's `status.disruptionsAllowed` when planned (0 while its controller has not
+    /// observed its spec): what a client dry run answers with.
+    #[serde(skip)]
+    pub pdb_allowed: Option<i32>,
     /// What happens.
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -106,6 +113,7 @@ pub struct Filters {
 /// and the PDBs of the namespaces seen.
 pub struct Lookups {
     client: Client,
+    reads: Reads,
     daemonsets: HashMap<(String, String), Result<bool, String>>,
     pdbs: Option<Vec<PodDisruptionBudget>>,
     /// Pods per namespace, for counting the pods a PDB covers.
@@ -115,9 +123,10 @@ pub struct Lookups {
 impl Lookups {
     /// Empty caches.
     #[must_use]
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, reads: Reads) -> Self {
         Self {
             client,
+            reads,
             daemonsets: HashMap::new(),
             pdbs: None,
             namespace_pods: HashMap::new(),
@@ -131,9 +140,10 @@ impl Lookups {
             return r.clone();
         }
         let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-        let r = match api.get_opt(name).await {
+        let what = format!("get DaemonSet {ns}/{name}");
+        let r = match self.reads.retry().retry(&what, || api.get_opt(name)).await {
             Ok(o) => Ok(o.is_some()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(format!("{what}: {e}")),
         };
         self.daemonsets.insert(k, r.clone());
         r
@@ -143,11 +153,12 @@ impl Lookups {
     pub async fn pdbs(&mut self) -> Result<&[PodDisruptionBudget], StepError> {
         if self.pdbs.is_none() {
             let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
-            let list = api
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| StepError::kube("list PodDisruptionBudgets", e))?;
-            self.pdbs = Some(list.items);
+            let list = self
+                .reads
+                .lister("PodDisruptionBudgets")
+                .list_all(&api, &ListParams::default())
+                .await?;
+            self.pdbs = Some(list);
         }
         Ok(self.pdbs.as_deref().unwrap_or_default())
     }
@@ -160,9 +171,11 @@ impl Lookups {
     async fn pods_in(&mut self, ns: &str) -> Result<&[Pod], StepError> {
         if !self.namespace_pods.contains_key(ns) {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-            let pods = evict::list_pods(&api, &ListParams::default())
-                .await
-                .map_err(|e| StepError::kube(format!("list pods in {ns}"), e))?;
+            let pods = self
+                .reads
+                .lister(format!("pods in {ns}"))
+                .list_all(&api, &ListParams::default())
+                .await?;
             self.namespace_pods.insert(ns.to_owned(), pods);
         }
         Ok(self
@@ -260,7 +273,18 @@ async fn kubectl_filters(pod: &Pod, f: &Filters, lookups: &mut Lookups) -> Verdi
     Verdict::Evict { warning }
 }
 
+/// Disruptions `pdb` allows now: its status, once its controller has observed its spec.
+fn allowed_now(pdb: &PodDisruptionBudget) -> i32 {
+    let st = pdb.status.as_ref();
+    if st.and_then(|s| s.observed_generation) >= pdb.metadata.generation {
+        st.map_or(0, |s| s.disruptions_allowed)
+    } else {
+        0
+    }
+}
+
 /// The plan for one node's pods (already listed).
+#[tracing::instrument(skip_all, fields(node = %node), err)]
 pub async fn plan_node(
     node: &str,
     pods: Vec<Pod>,
@@ -271,6 +295,7 @@ pub async fn plan_node(
     for pod in pods {
         let mut verdict = kubectl_filters(&pod, f, lookups).await;
         let mut pdb_name = None;
+        let mut pdb_allowed = None;
         if matches!(verdict, Verdict::Evict { .. }) {
             if let Some(a) = evict::opt_out(&pod).filter(|_| !f.ignore_do_not_disrupt) {
                 verdict = Verdict::Block {
@@ -289,6 +314,7 @@ pub async fn plan_node(
                     [] => {}
                     [one] => {
                         pdb_name = Some(format!("{ns}/{}", one.name_any()));
+                        pdb_allowed = Some(allowed_now(one));
                         if evict::is_ready(&pod) {
                             let matching = lookups
                                 .pods_in(&ns)
@@ -322,6 +348,7 @@ pub async fn plan_node(
             pod: key(&pod),
             owner: evict::controller(&pod).map(|o| format!("{}/{}", o.kind, o.name)),
             pdb: pdb_name,
+            pdb_allowed,
             verdict,
             critical: evict::is_critical(&pod),
             object: pod,
@@ -334,171 +361,87 @@ pub async fn plan_node(
     })
 }
 
-/// Free CPU (millicores), memory (bytes) and pod slots on a node.
-#[derive(Clone, Debug)]
-struct Room {
-    name: String,
-    cpu: i64,
-    mem: f64,
-    pods: i64,
-    labels: BTreeMap<String, String>,
-    taints: Vec<k8s_openapi::api::core::v1::Taint>,
-}
-
-/// Whether the evicted pods that their controllers will recreate fit on the nodes that stay
-/// schedulable (Ready, not cordoned, not a target): first fit, largest first, honouring
-/// nodeSelector and NoSchedule/NoExecute taints. Returns a blocking reason per pod that fits
-/// nowhere.
-// One algorithm (free room per node, then first fit), clearer in one piece.
-#[allow(clippy::too_many_lines)]
-pub async fn capacity_check(
+/// Plans every target node: its pods through the filters, then the capacity check.
+#[tracing::instrument(skip_all, err)]
+pub async fn plan_all(
     client: &Client,
-    targets: &[String],
-    plans: &[NodePlan],
-) -> Result<Vec<(String, String)>, StepError> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let all_nodes = nodes
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| StepError::kube("list nodes", e))?
-        .items;
+    args: &Args,
+    targets: &[Node],
+    reads: &Reads,
+) -> Result<Vec<NodePlan>, StepError> {
+    let filters = Filters {
+        force: args.force,
+        ignore_daemonsets: args.ignore_daemonsets,
+        delete_emptydir_data: args.delete_emptydir_data,
+        skip_wait_for_delete_timeout: args.skip_wait_for_delete_timeout,
+        ignore_do_not_disrupt: args.ignore_do_not_disrupt,
+        disable_eviction: args.disable_eviction,
+    };
+    let mut lookups = Lookups::new(client.clone(), reads.clone());
     let pods: Api<Pod> = Api::all(client.clone());
-    let running = evict::list_pods(
-        &pods,
-        &ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
-    )
-    .await
-    .map_err(|e| StepError::kube("list pods", e))?;
-    let mut used: HashMap<&str, (i64, f64, i64)> = HashMap::new();
-    for p in &running {
-        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            let (c, m) = evict::requests(p);
-            let e = used.entry(n).or_default();
-            e.0 += c;
-            e.1 += m;
-            e.2 += 1;
+    let mut plans = Vec::new();
+    for node in targets {
+        let name = node.name_any();
+        let mut lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
+        if let Some(s) = &args.pod_selector {
+            lp = lp.labels(s);
+        }
+        // An unsupported --pod-selector (400) is bad input, never "no pod on the node".
+        let list = reads
+            .lister(format!("pods on {name}"))
+            .list_all(&pods, &lp)
+            .await?;
+        plans.push(plan_node(&name, list, &filters, &mut lookups).await?);
+    }
+    if !args.skip_capacity_check {
+        let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
+        let misfits = crate::capacity::capacity_check(client, &names, &plans, reads).await?;
+        for (pod, reason) in misfits {
+            if let Some(p) = plans
+                .iter_mut()
+                .flat_map(|n| n.pods.iter_mut())
+                .find(|p| p.pod == pod)
+            {
+                p.verdict = Verdict::Block { reason };
+            }
         }
     }
-    let mut rooms: Vec<Room> = all_nodes
-        .iter()
-        .filter(|n| !targets.contains(&n.name_any()))
-        .filter(|n| {
-            !n.spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false)
-        })
-        .filter(|n| node_ready(n))
-        .map(|n| {
-            let alloc = n
-                .status
-                .as_ref()
-                .and_then(|s| s.allocatable.clone())
-                .unwrap_or_default();
-            let q = |k: &str| alloc.get(k).map(|q| q.0.clone());
-            let (uc, um, up) = used.get(n.name_any().as_str()).copied().unwrap_or_default();
-            Room {
-                name: n.name_any(),
-                cpu: q("cpu")
-                    .and_then(|v| opsteps::quantity::millicores(&v))
-                    .unwrap_or(0)
-                    - uc,
-                mem: q("memory")
-                    .and_then(|v| opsteps::quantity::parse(&v))
-                    .unwrap_or(0.0)
-                    - um,
-                pods: q("pods")
-                    .and_then(|v| opsteps::quantity::parse(&v))
-                    .unwrap_or(110.0) as i64
-                    - up,
-                labels: n.labels().clone(),
-                taints: n
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.taints.clone())
-                    .unwrap_or_default(),
+    Ok(plans)
+}
+
+/// Logs the plan: counts per node, and each blocking, skipped or warned pod.
+pub fn log_plan(plans: &[NodePlan]) {
+    for n in plans {
+        let evict = n
+            .pods
+            .iter()
+            .filter(|p| matches!(p.verdict, Verdict::Evict { .. }))
+            .count();
+        let wait = n
+            .pods
+            .iter()
+            .filter(|p| matches!(p.verdict, Verdict::Wait))
+            .count();
+        let skip = n
+            .pods
+            .iter()
+            .filter(|p| matches!(p.verdict, Verdict::Skip { .. }))
+            .count();
+        let block = n.blocking().count();
+        tracing::info!(node = %n.node, evict, wait, skip, block, "plan");
+        for p in &n.pods {
+            match &p.verdict {
+                Verdict::Block { reason } => {
+                    tracing::warn!(node = %n.node, pod = %p.pod, reason = %reason, "blocking");
+                }
+                Verdict::Skip { reason } => {
+                    tracing::info!(node = %n.node, pod = %p.pod, reason = %reason, "skip");
+                }
+                Verdict::Evict { warning: Some(w) } => {
+                    tracing::warn!(node = %n.node, pod = %p.pod, warning = %w, "evict");
+                }
+                _ => {}
             }
-        })
-        .collect();
-    // Pods whose controller recreates them elsewhere: anything controller-owned except DaemonSet
-    // pods (their DaemonSet does not follow them) and finished pods.
-    let mut movers: Vec<&PodPlan> = plans
-        .iter()
-        .flat_map(|n| n.pods.iter())
-        .filter(|p| matches!(p.verdict, Verdict::Evict { .. }))
-        .filter(|p| {
-            evict::controller(&p.object).is_some()
-                && !evict::is_daemonset_pod(&p.object)
-                && !evict::is_finished(&p.object)
-        })
-        .collect();
-    movers.sort_by(|a, b| {
-        let (ca, ma) = evict::requests(&a.object);
-        let (cb, mb) = evict::requests(&b.object);
-        (cb, mb as i64).cmp(&(ca, ma as i64))
-    });
-    let mut misfits = Vec::new();
-    for p in movers {
-        let (cpu, mem) = evict::requests(&p.object);
-        let spec = p.object.spec.as_ref();
-        let selector = spec
-            .and_then(|s| s.node_selector.clone())
-            .unwrap_or_default();
-        let tolerations = spec.and_then(|s| s.tolerations.clone()).unwrap_or_default();
-        let fits = rooms.iter_mut().find(|r| {
-            r.cpu >= cpu
-                && r.mem >= mem
-                && r.pods >= 1
-                && selector.iter().all(|(k, v)| r.labels.get(k) == Some(v))
-                && r.taints
-                    .iter()
-                    .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-                    .all(|t| tolerates(&tolerations, t))
-        });
-        match fits {
-            Some(r) => {
-                tracing::debug!(pod = %p.pod, node = %r.name, "fits");
-                r.cpu -= cpu;
-                r.mem -= mem;
-                r.pods -= 1;
-            }
-            None => misfits.push((
-                p.pod.clone(),
-                format!(
-                    "insufficient capacity: needs cpu {cpu}m and memory {:.0}Mi on a schedulable node outside the drain, none has room (use --skip-capacity-check to override)",
-                    mem / 1_048_576.0
-                ),
-            )),
         }
     }
-    tracing::debug!(nodes = rooms.len(), "capacity check done");
-    Ok(misfits)
-}
-
-fn tolerates(
-    tolerations: &[k8s_openapi::api::core::v1::Toleration],
-    taint: &k8s_openapi::api::core::v1::Taint,
-) -> bool {
-    tolerations.iter().any(|t| {
-        let key_ok = match t.key.as_deref() {
-            None | Some("") => t.operator.as_deref() == Some("Exists"),
-            Some(k) => k == taint.key,
-        };
-        let value_ok = t.operator.as_deref() == Some("Exists")
-            || t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == taint.effect);
-        key_ok && value_ok && effect_ok
-    })
-}
-
-/// The node's Ready condition is True.
-#[must_use]
-pub fn node_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

@@ -244,3 +244,64 @@ eks:
     assert_eq!(evictions, 12);
     env.sb.assert_invariants();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_drain_exits_3_with_outputs_written_and_no_later_writes() {
+    let yaml = r#"
+clock: {scale: 30}
+kubelet: {startDelay: 1s, readyDelay: 1s}
+nodes:
+  - {name: a, capacity: {cpu: "8", memory: 32Gi, pods: 50}}
+  - {name: b, capacity: {cpu: "8", memory: 32Gi, pods: 50}}
+workloads:
+  - {name: web, replicas: 6, terminationGracePeriodSeconds: 60, placement: {nodes: [a]}, pdb: {maxUnavailable: 2}}
+"#;
+    let env = Env::new(yaml).await;
+    let flags = env.argv(env.sb.kubeconfig_path(), &["--node", "a"]);
+    let child = Command::new(BIN)
+        .args(&flags[1..])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !env
+        .sb
+        .requests()
+        .iter()
+        .any(|r| r.subresource == "eviction" && r.status == 201)
+    {
+        assert!(std::time::Instant::now() < deadline, "no eviction in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled_at = env.sb.requests().len();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["exitCode"], 3);
+    assert_eq!(result["nodes"][0]["status"], "interrupted", "{result}");
+    for k in [
+        "nodes", "cordoned", "drained", "evicted", "awaited", "blocked",
+    ] {
+        assert!(result["summary"].get(k).is_some(), "summary.{k}: {result}");
+    }
+    assert!(env.output("summary").get("blocked").is_some());
+    assert_eq!(env.output("drained-nodes"), serde_json::json!([]));
+    let tl = std::fs::read_to_string(env.dir.path().join("termination-log")).unwrap();
+    assert!(tl.starts_with("transient"), "{tl}");
+    // After the signal: no node patch, no lease write, no new eviction (in-flight ones may land).
+    let late: Vec<String> = env.sb.requests()[signalled_at..]
+        .iter()
+        .filter(|r| r.mutating && matches!(r.resource.as_str(), "nodes" | "leases"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(late.is_empty(), "{late:?}");
+    assert!(env.unschedulable("a"), "stays cordoned for the retry");
+}

@@ -22,7 +22,7 @@ pub enum Skip {
     Static,
     /// Already terminating.
     Terminating,
-    /// Owned by a DaemonSet.
+    /// Any owner reference is a DaemonSet (controller or not), as in the descheduler.
     Daemonset,
     /// System-critical priority.
     SystemCritical,
@@ -52,6 +52,9 @@ pub enum Skip {
     LimitOwner,
     /// The owner did not have all replicas Ready within the replacement timeout.
     OwnerUnavailable,
+    /// The owner could not be read (an API error other than NotFound), so replacement gating,
+    /// the per-owner limit and restart mode could not be checked.
+    OwnerError,
     /// The owner is a paused Deployment (`--mode restart` would not roll it).
     OwnerPaused,
     /// The run's timeout passed first.
@@ -181,7 +184,7 @@ pub fn protection(
     if owners.is_empty() && !(ev.evict_failed_bare && evict::phase(pod) == "Failed") {
         return Some(Skip::Bare);
     }
-    if !ev.evict_daemonset && evict::is_daemonset_pod(pod) {
+    if !ev.evict_daemonset && opsteps::owners::has_daemonset_owner(pod) {
         return Some(Skip::Daemonset);
     }
     if !ev.evict_system_critical {
@@ -210,7 +213,8 @@ pub fn protection(
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0);
-        let young = started.is_none_or(|t| now.duration_since(t).as_secs() < min as i64);
+        let min = i64::try_from(min).unwrap_or(i64::MAX);
+        let young = started.is_none_or(|t| now.duration_since(t).as_secs() < min);
         if young {
             return Some(Skip::MinPodAge);
         }
@@ -349,6 +353,13 @@ mod tests {
             p(
                 json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "d", "controller": true}]}})
             ),
+            Some(Skip::Daemonset)
+        );
+        // Any owner reference, not only the controller's, as the descheduler checks.
+        assert_eq!(
+            p(json!({"metadata": {"ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "o1", "controller": true},
+                    {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "d"}]}})),
             Some(Skip::Daemonset)
         );
         assert_eq!(

@@ -7,8 +7,8 @@ use opsteps::cli::DryRun;
 use opsteps::duration::GoDuration;
 use opsteps::exit::StepError;
 
-use crate::selector::Selector;
 use crate::{Args, Mode};
+use opsteps::selector::Selector;
 
 /// Every state name the descheduler's PodLifeTime accepts (v0.36): phases, pod reasons,
 /// container waiting reasons, container terminated reasons.
@@ -118,6 +118,10 @@ pub struct Config {
     pub now: Option<jiff::Timestamp>,
     /// Where the policy came from, for the report.
     pub policy: Option<String>,
+    /// Why there is nothing to do (a policy whose PodLifeTime is not enabled).
+    pub disabled: Option<String>,
+    /// Policy fields accepted without effect.
+    pub warnings: Vec<String>,
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -187,7 +191,7 @@ impl Config {
                 )));
             }
         }
-        if max_lifetime_seconds.is_none() && states.is_empty() {
+        if max_lifetime_seconds.is_none() && states.is_empty() && !p.disabled {
             return Err(StepError::bad_input(
                 "no lifetime: give --max-pod-lifetime, --max-pod-lifetime-seconds, --states, or a --policy with maxPodLifeTimeSeconds",
             ));
@@ -304,6 +308,10 @@ impl Config {
             dry_run: a.dry_run,
             now: a.now,
             policy: a.policy.as_ref().map(|p| p.display().to_string()),
+            disabled: p.disabled.then(|| {
+                "the policy's PodLifeTime strategy is not enabled: nothing to do, as in the descheduler".to_owned()
+            }),
+            warnings: p.warnings.clone(),
         })
     }
 }

@@ -13,8 +13,8 @@ pub mod config;
 pub mod cycle;
 pub mod env;
 pub mod policy;
+pub mod rbac;
 pub mod report;
-pub mod selector;
 
 use clap::{ArgAction, Parser, ValueEnum};
 use opsteps::cli::{CommonArgs, DryRun};
@@ -203,9 +203,18 @@ impl StepArgs for Args {
 }
 
 /// Runs the step: validates everything it can before connecting (bad input is exit 2 with no
-/// request sent), then runs one cycle.
+/// request sent), checks the permissions the run needs (exit 2 naming the missing ones), then
+/// runs one cycle.
 pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     let cfg = config::Config::from_args(&args)?;
+    for w in &cfg.warnings {
+        tracing::warn!(policy = cfg.policy.as_deref().unwrap_or_default(), "{w}");
+    }
+    if let Some(why) = &cfg.disabled {
+        return cycle::nothing_to_do(&cfg, &ctx, why);
+    }
     let conn = opsteps::connect::connect(&args.common.cluster, &args.common.aws).await?;
+    let retry = opsteps::retry::RetryPolicy::default().with_shutdown(&ctx.shutdown);
+    opsteps::access::require(&conn.client, &rbac::needed(&cfg), &retry).await?;
     cycle::run(&conn.client, &cfg, &ctx).await
 }

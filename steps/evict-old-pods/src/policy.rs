@@ -2,6 +2,9 @@
 //! `PodLifeTime:` block of one) and v1alpha2 (`profiles` with PodLifeTime and DefaultEvictor
 //! args). Parsing is strict: a field we do not implement is an error naming it, never silently
 //! ignored, because an ignored `nodeFit` or `ownerKinds` would evict pods the user meant to keep.
+//! Two exceptions follow the descheduler itself: a v1alpha1 PodLifeTime with `enabled: false`
+//! means nothing to do, and its `params.nodeFit`, which the descheduler's conversion drops for
+//! PodLifeTime, is accepted with a warning.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::selector::Selector;
+use opsteps::selector::Selector;
 
 /// What a policy sets; `None` leaves the flag's value.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -54,6 +57,11 @@ pub struct PolicySettings {
     pub priority_threshold: Option<i32>,
     /// `priorityThreshold.name` / `thresholdPriorityClassName`.
     pub priority_threshold_class: Option<String>,
+    /// The policy names PodLifeTime but does not enable it (v1alpha1 `enabled: false`): the
+    /// descheduler does nothing, and so does the step.
+    pub disabled: bool,
+    /// Fields accepted but without effect, as in the descheduler (logged and reported).
+    pub warnings: Vec<String>,
 }
 
 /// Why a policy cannot be used (always exit 2).
@@ -365,16 +373,18 @@ fn from_v1alpha1(p: V1Alpha1) -> Result<PolicySettings, String> {
             }
             continue;
         }
-        if !s.enabled {
-            return Err("strategies.PodLifeTime is not enabled: nothing to do".into());
-        }
         found = true;
+        if !s.enabled {
+            // The descheduler converts only enabled strategies: nothing to do.
+            out.disabled = true;
+            continue;
+        }
         let params = s.params.ok_or("strategies.PodLifeTime.params is missing")?;
         if params.node_fit == Some(true) {
-            return Err(unsupported(
-                "strategies.PodLifeTime.params.nodeFit",
-                "no scheduling simulation",
-            ));
+            // The descheduler's v1alpha1 conversion drops nodeFit for PodLifeTime.
+            out.warnings.push(
+                "strategies.PodLifeTime.params.nodeFit is ignored, as the descheduler ignores it for PodLifeTime".into(),
+            );
         }
         let plt = params
             .pod_life_time
@@ -672,7 +682,7 @@ profiles:
                 "nodeSelector",
             ),
             (
-                "PodLifeTime:\n  enabled: true\n  params:\n    podLifeTime: {maxPodLifeTimeSeconds: 5}\n    nodeFit: true\n",
+                "apiVersion: descheduler/v1alpha2\nprofiles:\n  - name: x\n    pluginConfig:\n      - name: DefaultEvictor\n        args: {nodeFit: true}\n      - name: PodLifeTime\n        args: {maxPodLifeTimeSeconds: 1}\n",
                 "nodeFit",
             ),
             (
@@ -687,6 +697,28 @@ profiles:
             let e = parse("p.yaml", doc).expect_err(field).to_string();
             assert!(e.contains(field) && e.contains("p.yaml"), "{field}: {e}");
         }
+    }
+
+    #[test]
+    fn v1alpha1_disabled_and_node_fit_are_accepted_as_the_descheduler_does() {
+        // enabled: false, without params: nothing to do (no error, no lifetime needed).
+        for doc in [
+            "PodLifeTime:\n  enabled: false\n",
+            "apiVersion: descheduler/v1alpha1\nkind: DeschedulerPolicy\nstrategies:\n  PodLifeTime: {enabled: false, params: {podLifeTime: {maxPodLifeTimeSeconds: 60}}}\n",
+        ] {
+            let p = parse("p", doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert!(p.disabled, "{doc}");
+        }
+        // params.nodeFit (true or false) is ignored for PodLifeTime, with a warning.
+        let p = parse(
+            "p",
+            "PodLifeTime:\n  enabled: true\n  params:\n    podLifeTime: {maxPodLifeTimeSeconds: 5}\n    nodeFit: true\n",
+        )
+        .unwrap();
+        assert!(!p.disabled);
+        assert_eq!(p.max_pod_lifetime_seconds, Some(5));
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].contains("nodeFit"), "{:?}", p.warnings);
     }
 
     #[test]

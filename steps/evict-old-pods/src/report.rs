@@ -104,20 +104,29 @@ pub struct RunReport {
     /// The policy file, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Policy fields accepted without effect (as the descheduler ignores them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Ready nodes seen.
     pub ready_nodes: usize,
     /// Why no eviction cycle ran, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cycle_skipped: Option<String>,
+    /// The error that stopped the cycle (an API error, the deadline or SIGTERM during a
+    /// list); the report holds what was done before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Totals.
     pub totals: Totals,
     /// Skipped pods by reason.
     pub skipped_by_reason: BTreeMap<String, u64>,
     /// The next pod due, if any in scope is not yet past its lifetime.
     pub next_eviction_due: Option<NextDue>,
-    /// API requests this run sent.
+    /// API requests the cycle sent, retries included (not the permission pre-check, nor the
+    /// pages of a list that failed).
     pub api_requests: u64,
-    /// Pods past their lifetime, oldest first (capped in the stdout result).
+    /// Pods past their lifetime, oldest first (in the stdout result: capped, the skipped ones
+    /// after the others).
     pub pods: Vec<PodEntry>,
     /// Entries left out of `pods` in the stdout result.
     #[serde(skip_serializing_if = "is_zero_usize")]
@@ -130,6 +139,26 @@ fn is_zero_usize(n: &usize) -> bool {
 }
 
 impl RunReport {
+    /// An empty report of a run with `cfg`, ages measured at `now`.
+    #[must_use]
+    pub fn new(cfg: &crate::config::Config, now: jiff::Timestamp) -> Self {
+        let word = |v: serde_json::Result<serde_json::Value>| {
+            v.ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        Self {
+            dry_run: word(serde_json::to_value(cfg.dry_run)),
+            mode: word(serde_json::to_value(cfg.mode)),
+            now: now.to_string(),
+            max_pod_lifetime_seconds: cfg.max_lifetime_seconds,
+            spread_seconds: cfg.spread_seconds,
+            policy: cfg.policy.clone(),
+            warnings: cfg.warnings.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Recomputes the totals and reason counts from the entries.
     pub fn tally(&mut self) {
         let t = &mut self.totals;
@@ -156,10 +185,13 @@ impl RunReport {
         }
     }
 
-    /// The same report with at most `max` pod entries.
+    /// The same report with at most `max` pod entries: the pods acted on or held back
+    /// (evicted, restarted, blocked, failed, gone) first, then the skipped ones, each group
+    /// oldest first, so a large cluster's protected pods never crowd out the evictions.
     #[must_use]
     pub fn capped(&self, max: usize) -> Self {
         let mut r = self.clone();
+        r.pods.sort_by_key(|p| p.verdict.starts_with("skipped-"));
         if r.pods.len() > max {
             r.pods_omitted = r.pods.len() - max;
             r.pods.truncate(max);
@@ -173,6 +205,9 @@ impl RunReport {
         if let Some(why) = &self.cycle_skipped {
             return format!("no eviction cycle: {why}");
         }
+        if let Some(e) = &self.error {
+            return format!("the cycle stopped: {e}");
+        }
         let t = &self.totals;
         let dry = if self.dry_run == "none" {
             String::new()
@@ -183,5 +218,44 @@ impl RunReport {
             "{} of {} pods past their lifetime evicted{dry}, {} owners restarted, {} blocked by PDBs, {} skipped, {} failed",
             t.evicted, t.past_lifetime, t.restarted_owners, t.blocked, t.skipped, t.failed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, verdict: &str) -> PodEntry {
+        PodEntry {
+            namespace: "a".into(),
+            name: name.into(),
+            node: None,
+            owner_kind: None,
+            owner_name: None,
+            created: String::new(),
+            age_seconds: 0,
+            lifetime_seconds: None,
+            verdict: verdict.into(),
+            message: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn capped_lists_evicted_and_blocked_before_skipped() {
+        let mut r = RunReport::default();
+        for i in 0..5 {
+            r.pods.push(entry(&format!("ds-{i}"), "skipped-daemonset"));
+        }
+        r.pods.push(entry("web-0", "evicted"));
+        r.pods.push(entry("ds-5", "skipped-daemonset"));
+        r.pods.push(entry("web-1", "blocked-by-pdb"));
+        let c = r.capped(2);
+        let names: Vec<&str> = c.pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["web-0", "web-1"]);
+        assert_eq!(c.pods_omitted, 6);
+        let all = r.capped(100);
+        assert_eq!(all.pods[2].name, "ds-0", "skipped ones keep their order");
+        assert_eq!(r.pods[0].name, "ds-0", "the full report keeps oldest first");
     }
 }

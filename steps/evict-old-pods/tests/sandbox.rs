@@ -6,156 +6,19 @@
 //! they are exact whatever the virtual clock has done since; replacements created during the
 //! test are younger than that instant and are never candidates.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
+use common::*;
 use evict_old_pods::{Args, STEP};
 use opsteps::exit::ExitStatus;
 use opsteps::step::Context;
 use opsteps_sandbox::resources::well_known;
-use opsteps_sandbox::sandbox::{Options, Sandbox};
-use opsteps_sandbox::scenario::Scenario;
-use serde_json::{Value, json};
-
-const START: &str = "2026-11-26T10:00:00Z";
-
-/// Three worker nodes, the clock at 60x.
-const HEAD: &str = "cluster: {name: t}
-clock: {start: 2026-11-26T10:00:00Z, scale: 60}
-nodeGroups:
-  - {name: w, count: 3, instanceType: m5.2xlarge}
-";
-
-async fn start(workloads: &str) -> Sandbox {
-    start_yaml(&format!("{HEAD}{workloads}")).await
-}
-
-async fn start_yaml(yaml: &str) -> Sandbox {
-    let s = Scenario::from_yaml(yaml).unwrap_or_else(|e| panic!("scenario: {e:#}\n{yaml}"));
-    Sandbox::start(Options::default().scenario(s))
-        .await
-        .expect("sandbox starts")
-}
-
-struct Out {
-    status: ExitStatus,
-    result: Value,
-    dir: tempfile::TempDir,
-}
-
-impl Out {
-    /// `name` → verdict for every pod entry of the report.
-    fn verdicts(&self) -> BTreeMap<String, String> {
-        self.result["pods"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                (
-                    format!(
-                        "{}/{}",
-                        p["namespace"].as_str().unwrap(),
-                        p["name"].as_str().unwrap()
-                    ),
-                    p["verdict"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    fn with_verdict(&self, v: &str) -> BTreeSet<String> {
-        self.verdicts()
-            .into_iter()
-            .filter(|(_, x)| x == v)
-            .map(|(k, _)| k)
-            .collect()
-    }
-
-    fn output(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join("out").join(name)).unwrap_or_default()
-    }
-}
-
-/// Runs the step in-process against `kubeconfig` with `args` (plus `--now START` unless given).
-async fn step(kubeconfig: &Path, args: &[&str]) -> Out {
-    let dir = tempfile::tempdir().unwrap();
-    let mut v: Vec<String> = vec![
-        STEP.into(),
-        "--kubeconfig".into(),
-        kubeconfig.display().to_string(),
-        "--output-dir".into(),
-        dir.path().join("out").display().to_string(),
-        "--termination-log".into(),
-        dir.path().join("tl").display().to_string(),
-    ];
-    if !args.contains(&"--now") {
-        v.extend(["--now".into(), START.into()]);
-    }
-    v.extend(args.iter().map(|s| (*s).to_owned()));
-    let a = Args::try_parse_from(&v).unwrap_or_else(|e| panic!("{v:?}: {e}"));
-    let ctx = Context::new(STEP, &a.common).unwrap();
-    let (status, result) = match evict_old_pods::run(a, ctx).await {
-        Ok(r) => (r.status, r.result),
-        Err(e) => (e.status(), json!({"error": e.chain()})),
-    };
-    Out {
-        status,
-        result,
-        dir,
-    }
-}
-
-/// Pod names in `ns` (all namespaces when empty) with their UIDs.
-fn pods(sb: &Sandbox, ns: &str) -> BTreeMap<String, String> {
-    sb.with(|c| {
-        c.store
-            .list(well_known::pods(), (!ns.is_empty()).then_some(ns))
-            .map(|p| {
-                (
-                    format!(
-                        "{}/{}",
-                        p["metadata"]["namespace"].as_str().unwrap_or(""),
-                        p["metadata"]["name"].as_str().unwrap_or("")
-                    ),
-                    p["metadata"]["uid"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
-    })
-}
-
-/// Pods of a namespace whose creation is before START (the scenario's, not replacements).
-fn original_pods(sb: &Sandbox, ns: &str) -> BTreeSet<String> {
-    let start: jiff::Timestamp = START.parse().unwrap();
-    sb.with(|c| {
-        c.store
-            .list(well_known::pods(), Some(ns))
-            .filter(|p| {
-                p["metadata"]["creationTimestamp"]
-                    .as_str()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .is_some_and(|t| t < start)
-                    && p["metadata"]["deletionTimestamp"].is_null()
-            })
-            .map(|p| format!("{ns}/{}", p["metadata"]["name"].as_str().unwrap()))
-            .collect()
-    })
-}
-
-/// `namespace/name` of each eviction request, in order.
-fn evictions(sb: &Sandbox) -> Vec<String> {
-    sb.requests()
-        .into_iter()
-        .filter(|r| r.subresource == "eviction")
-        .map(|r| format!("{}/{}", r.namespace, r.name))
-        .collect()
-}
-
-fn assert_clean(sb: &Sandbox) {
-    sb.assert_invariants();
-}
+use opsteps_sandbox::sandbox::Sandbox;
+use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // §4 rule 1: age from creationTimestamp, not startTime or the container's startedAt.
@@ -1278,12 +1141,16 @@ async fn timeout_and_shutdown_start_no_eviction_and_exit_3() {
     )
     .await;
     assert_eq!(out.status, ExitStatus::Transient, "{}", out.result);
-    assert_eq!(
-        out.with_verdict("skipped-deadline").len(),
-        2,
+    // The deadline bounds the lists too: the run stops there, outputs written, error named.
+    assert!(
+        out.result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("deadline")),
         "{}",
         out.result
     );
+    assert!(out.output("summary").contains("totals"));
+    assert!(evictions(&sb).is_empty());
     // SIGTERM before the first eviction.
     let dir = tempfile::tempdir().unwrap();
     let kc = sb.kubeconfig_path().display().to_string();
@@ -1305,11 +1172,11 @@ async fn timeout_and_shutdown_start_no_eviction_and_exit_3() {
     let r = evict_old_pods::run(a, ctx).await.unwrap();
     assert_eq!(r.status, ExitStatus::Transient);
     assert!(
-        r.result["pods"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["verdict"] == "skipped-shutdown")
+        r.result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("interrupted")),
+        "{}",
+        r.result
     );
     assert!(evictions(&sb).is_empty());
     assert_eq!(original_pods(&sb, "a").len(), 2);

@@ -38,10 +38,26 @@ pub struct ClusterArgs {
     #[arg(long, env = env::EXPECT_CLUSTER, value_name = "NAME")]
     pub expect_cluster: Option<String>,
 
-    /// How long one EKS token is used. The API server accepts a token for 15 minutes; a new one
-    /// is signed after 80% of this lifetime.
-    #[arg(long, env = env::EKS_TOKEN_LIFETIME, value_name = "DURATION", default_value = "15m")]
+    /// How long one EKS token is used, between 1m and 15m. The API server accepts a token for 15
+    /// minutes; a new one is signed after 80% of this lifetime.
+    #[arg(long, env = env::EKS_TOKEN_LIFETIME, value_name = "DURATION", default_value = "15m", value_parser = eks_token_lifetime)]
     pub eks_token_lifetime: GoDuration,
+}
+
+/// Shortest `--eks-token-lifetime`: below it the token would be re-signed almost constantly.
+pub const EKS_TOKEN_LIFETIME_MIN: std::time::Duration = std::time::Duration::from_mins(1);
+/// Longest `--eks-token-lifetime`: the API server refuses a token older than 15 minutes (401).
+pub const EKS_TOKEN_LIFETIME_MAX: std::time::Duration = std::time::Duration::from_mins(15);
+
+/// Parses `--eks-token-lifetime`: a Go duration from 1m to 15m.
+fn eks_token_lifetime(s: &str) -> Result<GoDuration, String> {
+    let d: GoDuration = s.parse().map_err(|e| format!("{e}"))?;
+    if d.0 < EKS_TOKEN_LIFETIME_MIN || d.0 > EKS_TOKEN_LIFETIME_MAX {
+        return Err(format!(
+            "{d} is outside the accepted range: from 1m to 15m (the API server accepts an EKS token for 15 minutes; a new one is signed after 80% of the lifetime)"
+        ));
+    }
+    Ok(d)
 }
 
 /// AWS settings. Credentials come from the standard chain (environment, profile, IRSA, EKS Pod
@@ -186,6 +202,24 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("--timeout"), "{msg}");
         assert!(msg.contains("expected a Go duration"), "{msg}");
+    }
+
+    #[test]
+    fn eks_token_lifetime_is_between_1m_and_15m() {
+        for ok in ["1m", "60s", "10m", "15m", "14m59s"] {
+            let t = T::try_parse_from(["t", "--eks-token-lifetime", ok])
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert!(t.common.cluster.eks_token_lifetime.as_secs() >= 60);
+        }
+        for bad in ["0s", "0", "59s", "15m1s", "16m", "1h", "87600h"] {
+            let e = T::try_parse_from(["t", "--eks-token-lifetime", bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("from 1m to 15m") && msg.contains("--eks-token-lifetime"),
+                "{bad}: {msg}"
+            );
+        }
     }
 
     #[test]

@@ -161,9 +161,7 @@ async fn kubeconfig_config(
 ) -> Result<(Config, ClusterIdentity, Source), StepError> {
     let explicit = path.is_some() || context.is_some();
     let kubeconfig = match path {
-        Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| {
-            StepError::bad_input(format!("cannot read kubeconfig {}", p.display())).with_source(e)
-        })?),
+        Some(p) => Some(read_kubeconfigs(p)?),
         None => Kubeconfig::read().ok(),
     };
     let Some(kubeconfig) = kubeconfig else {
@@ -222,11 +220,54 @@ async fn kubeconfig_config(
     Ok((config, identity, Source::Kubeconfig))
 }
 
+/// Reads `--kubeconfig`/`$KUBECONFIG` as kubectl does: one file, or a list joined by the
+/// platform's path separator (`a:b`) that is merged. In a list, files that do not exist are
+/// skipped; for each cluster, user and context name the first file that defines it wins, and
+/// `current-context` comes from the first file that sets one. A list naming no existing file,
+/// or a file that is not a kubeconfig, is bad input.
+pub fn read_kubeconfigs(path: &Path) -> Result<Kubeconfig, StepError> {
+    let read = |p: &Path| {
+        Kubeconfig::read_from(p).map_err(|e| {
+            StepError::bad_input(format!("cannot read kubeconfig {}", p.display())).with_source(e)
+        })
+    };
+    if path.is_file() {
+        return read(path);
+    }
+    let listed: Vec<std::path::PathBuf> = std::env::split_paths(path.as_os_str())
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    let present: Vec<&std::path::PathBuf> = listed.iter().filter(|p| p.exists()).collect();
+    if present.is_empty() {
+        return Err(StepError::bad_input(format!(
+            "cannot read kubeconfig {}: no such file{}",
+            path.display(),
+            if listed.len() > 1 {
+                " (none of the listed files exists)"
+            } else {
+                ""
+            }
+        )));
+    }
+    present
+        .into_iter()
+        .try_fold(Kubeconfig::default(), |merged, p| {
+            merged.merge(read(p)?).map_err(|e| {
+                StepError::bad_input(format!("cannot merge kubeconfig {}", p.display()))
+                    .with_source(e)
+            })
+        })
+}
+
 async fn eks_config(
     name: &str,
     region: &str,
     lifetime: std::time::Duration,
 ) -> Result<(Config, ClusterIdentity, TokenSource), StepError> {
+    crate::eks::check_api_endpoint(
+        std::env::var("AWS_ENDPOINT_URL_EKS").ok().as_deref(),
+        std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
+    )?;
     let sdk = crate::eks::sdk_config(Some(region)).await;
     let eks = aws_sdk_eks::Client::new(&sdk);
     let described = crate::eks::describe_cluster(&eks, name).await?;
@@ -241,9 +282,7 @@ async fn eks_config(
             "EKS cluster {name} has no certificate authority data"
         ))
     })?;
-    let uri: http::Uri = endpoint.parse().map_err(|e| {
-        StepError::failed(format!("EKS endpoint {endpoint:?} is not a URL")).with_source(e)
-    })?;
+    let uri = crate::eks::check_cluster_endpoint(name, &endpoint)?;
     let mut config = Config::new(uri);
     let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&ca)
         .map(|c| c.map(|c| c.as_ref().to_vec()))
@@ -330,6 +369,97 @@ users:
             .await
             .unwrap();
         assert_eq!(c.identity.server, "http://127.0.0.1:1/");
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[tokio::test]
+    async fn a_list_of_kubeconfigs_merges_as_kubectl_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = &dir;
+        // First file: no current-context; defines `shared` (server :1) and context `one`.
+        let first = write(
+            d.path(),
+            "a",
+            r"apiVersion: v1
+kind: Config
+clusters:
+- {name: shared, cluster: {server: 'http://127.0.0.1:1'}}
+contexts:
+- {name: one, context: {cluster: shared, user: u}}
+users:
+- {name: u, user: {token: a}}
+",
+        );
+        // Second: redefines `shared` (ignored: first wins), adds `two`, sets current-context.
+        let second = write(
+            d.path(),
+            "b",
+            r"apiVersion: v1
+kind: Config
+current-context: two
+clusters:
+- {name: shared, cluster: {server: 'http://127.0.0.1:9'}}
+- {name: other, cluster: {server: 'http://127.0.0.1:2'}}
+contexts:
+- {name: one, context: {cluster: other, user: u}}
+- {name: two, context: {cluster: shared, user: u}}
+users:
+- {name: u, user: {token: b}}
+",
+        );
+        // Third: a different current-context, ignored because b set one first.
+        let third = write(
+            d.path(),
+            "c",
+            r"apiVersion: v1
+kind: Config
+current-context: one
+clusters: []
+contexts: []
+users: []
+",
+        );
+        let missing = d.path().join("missing");
+        let list = std::env::join_paths([&missing, &first, &second, &third]).unwrap();
+        let args = |context: Option<&str>| ClusterArgs {
+            kubeconfig: Some(list.clone().into()),
+            context: context.map(str::to_owned),
+            ..ClusterArgs::default()
+        };
+        let conn = connect(&args(None), &AwsArgs::default()).await.unwrap();
+        assert_eq!(
+            conn.identity.context.as_deref(),
+            Some("two"),
+            "current-context of b"
+        );
+        assert_eq!(
+            conn.identity.server, "http://127.0.0.1:1/",
+            "cluster `shared` from a"
+        );
+        let conn = connect(&args(Some("one")), &AwsArgs::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            conn.identity.server, "http://127.0.0.1:1/",
+            "context `one` from a"
+        );
+        let e = connect(&args(Some("three")), &AwsArgs::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("one, two"), "{e}");
+        // Nothing that exists: bad input.
+        let none = std::env::join_paths([&missing, &d.path().join("nope")]).unwrap();
+        let e = read_kubeconfigs(Path::new(&none)).unwrap_err();
+        assert_eq!(e.status(), crate::exit::ExitStatus::BadInput);
+        assert!(
+            e.to_string().contains("none of the listed files exists"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

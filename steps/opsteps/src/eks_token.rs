@@ -87,10 +87,19 @@ pub fn presign(
 }
 
 /// A current token for one cluster, re-signed in the background after 80% of `lifetime`.
-#[derive(Clone, Debug)]
+/// `Debug` shows the token's prefix only: the token is a live credential.
+#[derive(Clone)]
 pub struct TokenSource {
     current: Arc<RwLock<String>>,
     _refresher: Arc<AbortOnDrop>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("token", &format_args!("{TOKEN_PREFIX}<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -117,7 +126,8 @@ impl TokenSource {
             .map_err(TokenError::Credentials)?;
         let first = presign(cluster, region, creds, SystemTime::now())?;
         let current = Arc::new(RwLock::new(first));
-        let refresh_every = lifetime.mul_f64(0.8);
+        // Never a busy loop, whatever an in-process caller passes (the flag allows 1m to 15m).
+        let refresh_every = (lifetime / 5 * 4).max(Duration::from_millis(100));
         let (cluster, region, slot) = (cluster.to_owned(), region.to_owned(), current.clone());
         let task = tokio::spawn(async move {
             let mut wait = refresh_every;
@@ -359,6 +369,33 @@ mod tests {
     #[test]
     fn china_regions_use_their_sts_domain() {
         assert_eq!(sts_host("cn-north-1"), "sts.cn-north-1.amazonaws.com.cn");
+    }
+
+    #[tokio::test]
+    async fn debug_never_shows_the_token() {
+        let src = TokenSource::start(
+            "prod-a",
+            "us-east-1",
+            SharedCredentialsProvider::new(creds()),
+            Duration::from_mins(15),
+        )
+        .await
+        .unwrap();
+        let token = src.token();
+        let secret = token.strip_prefix(TOKEN_PREFIX).unwrap();
+        for shown in [
+            format!("{src:?}"),
+            format!("{src:#?}"),
+            format!("{:?}", BearerLayer(src.clone())),
+            format!("{:?}", tower::Layer::layer(&BearerLayer(src.clone()), ())),
+        ] {
+            assert!(!shown.contains(secret), "token leaked: {shown}");
+            assert!(
+                !shown.contains(&secret[..16]),
+                "token prefix leaked: {shown}"
+            );
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
     }
 
     #[tokio::test]

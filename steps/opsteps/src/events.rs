@@ -1,5 +1,7 @@
 //! Kubernetes Events on the objects a step acts on, so `kubectl describe node` and the Argo UI's
-//! event view show what happened. Best effort: a failed Event never fails a step.
+//! event view show what happened. Best effort: a failed Event never fails a step. Every step
+//! writes its Events here, so each is audited the same way: action `create-event`, target the
+//! Event.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
@@ -17,8 +19,12 @@ pub enum EventType {
     Warning,
 }
 
+/// The audit action of every Event a step writes.
+pub const AUDIT_ACTION: &str = "create-event";
+
 /// Posts an Event about `obj` (namespaced objects get it in their namespace, cluster-scoped ones
-/// in `default`, as the node controller does). Audited like every write; not sent in a dry run.
+/// in `default`, as the node controller does), with `action` equal to `reason`. Audited like
+/// every write. Callers send none in a dry run or after SIGTERM.
 pub async fn record<K>(
     client: &Client,
     audit: &Auditor,
@@ -26,6 +32,24 @@ pub async fn record<K>(
     obj: &K,
     type_: EventType,
     reason: &str,
+    message: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    record_action(client, audit, step, obj, type_, reason, reason, message).await;
+}
+
+/// [`record`] with an `action` apart from the reason (the descheduler's `Descheduled`, say).
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, fields(reason, object = %obj.name_any()))]
+pub async fn record_action<K>(
+    client: &Client,
+    audit: &Auditor,
+    step: &str,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
     message: &str,
 ) where
     K: Resource<DynamicType = ()>,
@@ -66,21 +90,29 @@ pub async fn record<K>(
         first_timestamp: Some(Time(now)),
         last_timestamp: Some(Time(now)),
         event_time: Some(MicroTime(now)),
-        action: Some(reason.to_owned()),
+        action: Some(action.to_owned()),
         count: Some(1),
         ..Default::default()
     };
     let api: Api<Event> = Api::namespaced(client.clone(), &event_ns);
-    let target = match &namespace {
-        Some(ns) => Target::namespaced(&kind, ns, &name),
-        None => Target::cluster(&kind, &name),
-    };
+    let event_name = event.metadata.name.clone().unwrap_or_default();
     let result = match api.create(&PostParams::default(), &event).await {
         Ok(_) => Ok(201),
         Err(e) => {
-            tracing::debug!(error = %e, reason, object = %name, "cannot record event");
-            Err((None, e.to_string()))
+            tracing::warn!(error = %e, reason, object = %name, "cannot record event");
+            Err((
+                match &e {
+                    kube::Error::Api(s) => Some(s.code),
+                    _ => None,
+                },
+                e.to_string(),
+            ))
         }
     };
-    audit.record(&format!("event:{reason}"), target, false, result);
+    audit.record(
+        AUDIT_ACTION,
+        Target::namespaced("Event", &event_ns, &event_name),
+        false,
+        result,
+    );
 }

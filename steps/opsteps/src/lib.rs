@@ -7,6 +7,8 @@
 //!   progress; [`audit`]: one event per mutating call; [`retry`]: bounded, jittered,
 //!   Retry-After-aware retries; [`shutdown`]: SIGTERM; [`telemetry`]: logs on stderr;
 //! - [`aws`], [`eks`], [`s3`]: thin AWS SDK helpers with endpoints from `AWS_ENDPOINT_URL_*`;
+//! - [`list`]: paged lists with retries, a deadline and SIGTERM; [`access`]: the permission
+//!   pre-check; [`selector`]: label selectors (strings, objects, matching);
 //! - [`step`]: the life cycle every `main.rs` delegates to.
 //!
 //! A step's `main.rs`:
@@ -39,6 +41,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod audit;
 pub mod aws;
 pub mod cli;
@@ -50,7 +53,10 @@ pub mod env;
 pub mod events;
 pub mod evict;
 pub mod exit;
+pub mod list;
+pub mod nodes;
 pub mod output;
+pub mod owners;
 pub mod quantity;
 pub mod retry;
 pub mod s3;

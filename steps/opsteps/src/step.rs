@@ -2,6 +2,8 @@
 //! run, then print the result, write the termination message and turn the outcome into an exit
 //! code. `main.rs` of each step is one call to [`main`].
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::audit::{Actor, Auditor};
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, OutputArgs};
 use crate::exit::{ExitStatus, StepError, write_termination_log};
 use crate::output::{Output, print_result};
 use crate::shutdown::Shutdown;
@@ -82,15 +84,23 @@ impl Report {
     }
 }
 
-/// The whole life cycle, for `main.rs`: parse (clap exits 2 on a usage error), log, run on a
-/// tokio runtime, report.
+/// The whole life cycle, for `main.rs`: parse, log, run on a tokio runtime, report. A usage
+/// error ends like any other bad input (see [`usage_error`]); `--help` and `--version` print
+/// and exit 0.
 pub fn main<A, F, Fut>(step: &'static str, run: F) -> ExitCode
 where
     A: StepArgs,
     F: FnOnce(A, Context) -> Fut,
     Fut: Future<Output = Result<Report, StepError>>,
 {
-    let args = A::parse();
+    let args = match A::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let env_log = std::env::var_os(crate::env::TERMINATION_LOG);
+            let log = termination_log_from(std::env::args_os(), env_log);
+            return usage_error(&e, log).into();
+        }
+    };
     crate::telemetry::init(&args.common().log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -103,6 +113,62 @@ where
         }
     };
     runtime.block_on(execute(step, args, run)).into()
+}
+
+/// Ends a step whose flags did not parse. `--help` and `--version` print on stdout and give
+/// `Done` (exit 0). Anything else is bad usage, finished as every bad input is: clap's message
+/// with the usage on stderr, a JSON result with the error on stdout, a termination-log line at
+/// `termination_log`, and `BadInput` (exit 2).
+#[must_use]
+pub fn usage_error(e: &clap::Error, termination_log: PathBuf) -> ExitStatus {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitStatus::Done;
+    }
+    let _ = e.print();
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let message = format!(
+        "{}; see --help for the accepted flags and values",
+        first.trim().trim_start_matches("error: ")
+    );
+    let output = Output::new(&OutputArgs {
+        termination_log,
+        ..OutputArgs::default()
+    });
+    finish(&output, Err(StepError::bad_input(message)))
+}
+
+/// Where the termination message goes when the flags did not parse: `--termination-log PATH`
+/// or `--termination-log=PATH` if given (the last one wins, as in clap), else
+/// `$OPSTEPS_TERMINATION_LOG`, else `/dev/termination-log`.
+#[must_use]
+pub fn termination_log_from(
+    args: impl IntoIterator<Item = OsString>,
+    env: Option<OsString>,
+) -> PathBuf {
+    let mut found = None;
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        if a == "--termination-log" {
+            found = args.next().or(found);
+        } else if let Some(v) = a
+            .to_str()
+            .and_then(|s| s.strip_prefix("--termination-log="))
+        {
+            found = Some(OsString::from(v));
+        } else if a == "--" {
+            break;
+        }
+    }
+    found
+        .or(env)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| OutputArgs::default().termination_log, PathBuf::from)
 }
 
 /// Runs a step with its flags: context, SIGTERM listener, root span, then [`finish`].
@@ -168,7 +234,55 @@ pub fn not_implemented(step: &str, issue: u32) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::OutputArgs;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "t", version)]
+    struct T {
+        #[arg(long)]
+        timeout: crate::duration::GoDuration,
+    }
+
+    #[test]
+    fn usage_errors_finish_as_bad_input_and_help_is_done() {
+        let d = tempfile::tempdir().unwrap();
+        let tl = d.path().join("tl");
+        let e = T::try_parse_from(["t", "--timeout", "5"]).unwrap_err();
+        assert_eq!(usage_error(&e, tl.clone()), ExitStatus::BadInput);
+        let line = std::fs::read_to_string(&tl).unwrap();
+        assert!(
+            line.starts_with("bad-input: invalid value '5' for '--timeout"),
+            "{line}"
+        );
+        assert!(line.contains("expected a Go duration"), "{line}");
+        assert_eq!(line.lines().count(), 1);
+        let e = T::try_parse_from(["t", "--help"]).unwrap_err();
+        assert_eq!(usage_error(&e, d.path().join("none")), ExitStatus::Done);
+        let e = T::try_parse_from(["t", "--version"]).unwrap_err();
+        assert_eq!(usage_error(&e, d.path().join("none")), ExitStatus::Done);
+        assert!(!d.path().join("none").exists());
+    }
+
+    #[test]
+    fn termination_log_is_found_in_unparsed_flags() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            termination_log_from(a(&["x", "--bad", "--termination-log", "/t/1"]), None),
+            PathBuf::from("/t/1")
+        );
+        assert_eq!(
+            termination_log_from(a(&["x", "--termination-log=/t/2"]), Some("/e".into())),
+            PathBuf::from("/t/2")
+        );
+        assert_eq!(
+            termination_log_from(a(&["x"]), Some("/e".into())),
+            PathBuf::from("/e")
+        );
+        assert_eq!(
+            termination_log_from(a(&["x", "--termination-log"]), None),
+            PathBuf::from("/dev/termination-log")
+        );
+    }
 
     #[test]
     fn finish_writes_termination_log_only_when_not_done() {

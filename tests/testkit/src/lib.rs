@@ -49,8 +49,11 @@ pub fn help_flags(help: &str) -> Vec<(String, String)> {
 /// Checks the CLI contract every step binary keeps:
 /// - `--help` exits 0 on stdout, and lists every flag in `must_have`;
 /// - each flag except `--help`/`--version` has a description and an `[env: …]` fallback;
-/// - an unknown flag exits 2 with clap's message on stderr and nothing on stdout;
-/// - a malformed duration exits 2 and says what is accepted.
+/// - `--version` exits 0;
+/// - bad usage (an unknown flag, a malformed duration) ends like any bad input: exit 2, clap's
+///   message on stderr, one JSON result on stdout with `status: bad-input`, `exitCode: 2` and
+///   the error, and one line in the termination log (`--termination-log`, even when given
+///   before the bad flag), saying what is accepted.
 pub fn assert_cli_contract(bin: &str, must_have: &[&str]) {
     let out = run(bin, &["--help"]);
     assert_eq!(out.status.code(), Some(0), "--help exit code");
@@ -86,18 +89,66 @@ pub fn assert_cli_contract(bin: &str, must_have: &[&str]) {
         );
     }
 
-    let out = run(bin, &["--no-such-flag"]);
-    assert_eq!(out.status.code(), Some(2), "unknown flag exit code");
-    assert!(out.stdout.is_empty(), "stdout is reserved for the result");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--no-such-flag'"));
+    let out = run(bin, &["--version"]);
+    assert_eq!(out.status.code(), Some(0), "--version exit code");
 
-    let out = run(bin, &["--eks-token-lifetime", "15"]);
-    assert_eq!(out.status.code(), Some(2), "bad duration exit code");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let dir = std::env::temp_dir().join(format!(
+        "opsteps-cli-{}-{}",
+        std::process::id(),
+        bin.rsplit('/').next().unwrap_or("step")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tl = dir.join("termination-log");
+    let tl_arg = tl.display().to_string();
+
+    let out = run(bin, &["--termination-log", &tl_arg, "--no-such-flag"]);
+    let err = assert_usage_error(&out, &tl, "--no-such-flag");
     assert!(
-        err.contains("--eks-token-lifetime") && err.contains("expected a Go duration"),
+        err.contains("unexpected argument '--no-such-flag'"),
         "{err}"
     );
+
+    let _ = std::fs::remove_file(&tl);
+    let out = run(
+        bin,
+        &[
+            &format!("--termination-log={tl_arg}"),
+            "--eks-token-lifetime",
+            "15",
+        ],
+    );
+    let err = assert_usage_error(&out, &tl, "--eks-token-lifetime");
+    assert!(err.contains("expected a Go duration"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Checks one bad-usage run (see [`assert_cli_contract`]); returns stderr.
+///
+/// # Panics
+/// When the run broke the contract.
+#[must_use]
+pub fn assert_usage_error(out: &Output, termination_log: &std::path::Path, flag: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad usage exit code; stderr: {err}"
+    );
+    assert!(err.contains(flag), "stderr names {flag}: {err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one JSON result line: {stdout}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(result["status"], "bad-input", "{result}");
+    assert_eq!(result["exitCode"], 2, "{result}");
+    let error = result["error"].as_str().unwrap_or_default();
+    assert!(error.contains(flag) && error.contains("--help"), "{result}");
+    let line = std::fs::read_to_string(termination_log).expect("termination log written");
+    assert!(
+        line.starts_with("bad-input: ") && line.contains(flag),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+    err
 }
 
 #[cfg(test)]

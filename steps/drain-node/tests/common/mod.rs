@@ -66,8 +66,19 @@ impl Env {
     }
 
     pub async fn run_as(&self, kubeconfig: PathBuf, extra: &[&str]) -> Outcome {
+        self.run_with(kubeconfig, extra, |_| {}).await
+    }
+
+    /// Runs with a hook on the context first (to trigger its shutdown later, for example).
+    pub async fn run_with(
+        &self,
+        kubeconfig: PathBuf,
+        extra: &[&str],
+        hook: impl FnOnce(&Context),
+    ) -> Outcome {
         let args = drain_node::Args::try_parse_from(self.argv(&kubeconfig, extra)).expect("args");
         let ctx = Context::new(drain_node::STEP, &args.common).expect("context");
+        hook(&ctx);
         match drain_node::run(args, ctx).await {
             Ok(r) => Outcome {
                 status: r.status,
@@ -80,6 +91,49 @@ impl Env {
                 result: Value::Null,
             },
         }
+    }
+
+    /// A kube client with the sandbox's admin identity (the operator, another drain).
+    pub async fn client(&self) -> kube::Client {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(self.sb.kubeconfig_path()).unwrap(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Waits (real time) until `cond` holds; panics after `secs`.
+    pub async fn until(&self, secs: u64, what: &str, cond: impl Fn(&Self) -> bool) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !cond(self) {
+            assert!(
+                std::time::Instant::now() < end,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The pods' Events in the store: (reason, involved pod `namespace/name`, message).
+    pub fn events(&self) -> Vec<(String, String, String)> {
+        self.sb.with(|c| {
+            c.store
+                .list(well_known::events(), None)
+                .map(|e| {
+                    (
+                        e["reason"].as_str().unwrap_or("").to_owned(),
+                        format!(
+                            "{}/{}",
+                            e["involvedObject"]["namespace"].as_str().unwrap_or(""),
+                            e["involvedObject"]["name"].as_str().unwrap_or("")
+                        ),
+                        e["message"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
     }
 
     pub fn pods(&self) -> Vec<Value> {
