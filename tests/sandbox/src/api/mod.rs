@@ -435,7 +435,7 @@ pub async fn handle(
     };
 
     let resp = match route {
-        Route::NonResource(p) => non_resource(&shared, &p, &host),
+        Route::NonResource(p) => non_resource(&shared, &p, &host, &ctx.accept),
         Route::NotFound => error_response(&ApiError::new(
             404,
             "NotFound",
@@ -504,7 +504,7 @@ fn finish(shared: &Shared, record: &mut RequestRecord, resp: Response<Body>) -> 
     resp
 }
 
-fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
+fn non_resource(shared: &Shared, path: &str, host: &str, accept: &str) -> Response<Body> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -533,6 +533,13 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
             },
             |v| json_response(200, &v),
         ),
+        ["openapi", "v2"] => {
+            let (content_type, body) = openapi::v2(accept);
+            let mut r = bytes_response(200, body);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
         ["openapi", "v3"] => json_response(200, &openapi::v3_index()),
         ["openapi", "v3", rest @ ..] => openapi::v3_document(&rest.join("/")).map_or_else(
             || {

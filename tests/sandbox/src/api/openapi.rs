@@ -99,3 +99,37 @@ pub fn v3_document(gv: &str) -> Option<Bytes> {
             .unwrap_or_else(|| Bytes::from(serde_json::to_vec(&generated).unwrap_or_default())),
     )
 }
+
+/// The Content-Type of the protobuf v2 document. kubectl 1.27/1.28 ask for
+/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, but Go's media type parser
+/// refuses the `@` in a response, so the apiserver answers with this spelling.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `GET /openapi/v2`: the Swagger 2.0 document derived from every served v3 document, as
+/// protobuf when `accept` names it (kubectl's `explain` and client-side schema on 1.27/1.28),
+/// else as JSON. Built once.
+#[must_use]
+pub fn v2(accept: &str) -> (&'static str, Bytes) {
+    static JSON: OnceLock<(Value, Bytes)> = OnceLock::new();
+    static PROTO: OnceLock<Bytes> = OnceLock::new();
+    let (doc, json_bytes) = JSON.get_or_init(|| {
+        let v3: Vec<Value> = v3_index()["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(gv, _)| v3_document(gv))
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect();
+        let doc = v2::from_v3(&v3);
+        let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+        (doc, bytes)
+    });
+    if accept.contains("protobuf") {
+        let b = PROTO.get_or_init(|| Bytes::from(v2::encode(doc)));
+        (V2_PROTOBUF, b.clone())
+    } else {
+        ("application/json", json_bytes.clone())
+    }
+}
+
+mod v2;
