@@ -63,8 +63,11 @@ fn normalized(mut v: Value, tag: &str) -> String {
         .replace(tag, "TAG")
 }
 
-/// The generators, each with the resource it creates (group, plural, name).
-fn generators(ns: &str, tag: &str) -> Vec<(Vec<String>, (&'static str, &'static str, String))> {
+/// What a generator creates: group, plural, name.
+type Target = (&'static str, &'static str, String);
+
+/// The generators, each with the resource it creates.
+fn generators(ns: &str, tag: &str) -> Vec<(Vec<String>, Target)> {
     let n = |s: &str| s.to_owned();
     let cmd = |args: &[&str]| -> Vec<String> {
         args.iter()

@@ -181,6 +181,8 @@ struct PathItem {
     patch: Option<Operation>,
 }
 
+// Field names follow the proto's.
+#[allow(clippy::struct_field_names)]
 #[derive(Clone, PartialEq, Message)]
 struct Operation {
     #[prost(string, tag = "5")]
