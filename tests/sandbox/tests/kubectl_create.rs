@@ -363,3 +363,63 @@ async fn drain_disable_eviction_deletes_with_the_sent_options() {
         sb.assert_invariants();
     }
 }
+
+/// `apply --server-side` then a client-side `apply`: as on a cluster, the server-side apply
+/// recorded the last-applied configuration (field manager `kubectl`), so the client-side apply
+/// neither warns about a missing annotation nor keeps a key the file no longer has.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn server_side_then_client_side_apply() {
+    let sb = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    for bin in versions() {
+        let name = format!("ssa-{}", tag(&bin));
+        let file = dir.path().join(format!("{name}.yaml"));
+        let write = |data: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n{data}"
+                ),
+            )
+            .unwrap();
+        };
+        let f = file.to_str().unwrap();
+        write("  a: \"1\"\n  b: \"2\"\n");
+        let out = kubectl(
+            &bin,
+            sb.kubeconfig_path(),
+            &["apply", "--server-side", "-f", f],
+        )
+        .await;
+        assert_eq!(
+            stdout_ok(&out, "apply --server-side").trim(),
+            format!("configmap/{name} serverside-applied"),
+            "{}",
+            bin.display()
+        );
+        let cm = stored(&sb, "", "configmaps", "default", &name);
+        let last =
+            cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: no last-applied annotation: {cm:#}", bin.display()))
+                .to_owned();
+        let last: Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(last["data"], json!({"a": "1", "b": "2"}));
+
+        write("  a: \"1\"\n");
+        let out = kubectl(&bin, sb.kubeconfig_path(), &["apply", "-f", f]).await;
+        assert_eq!(
+            stdout_ok(&out, "apply").trim(),
+            format!("configmap/{name} configured")
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("missing the kubectl.kubernetes.io/last-applied-configuration"),
+            "{}: {stderr}",
+            bin.display()
+        );
+        let cm = stored(&sb, "", "configmaps", "default", &name);
+        assert_eq!(cm["data"], json!({"a": "1"}), "{}: b pruned", bin.display());
+    }
+}

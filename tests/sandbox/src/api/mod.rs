@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod eviction;
 pub mod openapi;
 pub mod protobuf;
+pub mod ssa;
 pub mod table;
 pub mod watch;
 
