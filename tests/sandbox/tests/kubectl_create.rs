@@ -160,6 +160,16 @@ fn generators(ns: &str, tag: &str) -> Vec<(Vec<String>, Target)> {
             ),
         ),
         (
+            cmd(&[
+                "create",
+                "priorityclass",
+                &format!("low-{tag}"),
+                "--value=0",
+                "--description=test",
+            ]),
+            ("scheduling.k8s.io", "priorityclasses", format!("low-{tag}")),
+        ),
+        (
             cmd(&["create", "job", "once", "--image=busybox:1.36"]),
             ("batch", "jobs", n("once")),
         ),
@@ -211,7 +221,7 @@ async fn create_generators_store_the_same_objects_on_every_version() {
                 bin.display(),
                 args.join(" ")
             );
-            let scope = if plural == "clusterroles" {
+            let scope = if matches!(plural, "clusterroles" | "priorityclasses") {
                 ""
             } else {
                 ns.as_str()
@@ -245,6 +255,14 @@ async fn create_generators_store_the_same_objects_on_every_version() {
             json!([{"name": "A", "value": "b"}])
         );
         assert_eq!(pod["spec"]["restartPolicy"], "Never");
+        let pc = stored(
+            &sb,
+            "scheduling.k8s.io",
+            "priorityclasses",
+            "",
+            &format!("low-{tag}"),
+        );
+        assert_eq!(pc["value"], 0, "{pc:#}");
 
         match &reference {
             None => reference = Some((bin.display().to_string(), objects)),

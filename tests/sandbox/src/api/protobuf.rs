@@ -13,7 +13,7 @@ mod tables;
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use k8s_pb::api::{apps, batch, core, policy, rbac};
+use k8s_pb::api::{apps, autoscaling, batch, core, networking, policy, rbac, scheduling};
 use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
@@ -48,7 +48,7 @@ pub enum ProtoError {
     },
 }
 
-const SUPPORTED: &str = "Namespace, ConfigMap, Secret, Service, ServiceAccount, Pod, Deployment, Job, CronJob, PodDisruptionBudget, Eviction, Role, ClusterRole, RoleBinding, ClusterRoleBinding and DeleteOptions";
+const SUPPORTED: &str = "Namespace, ConfigMap, Secret, Service, ServiceAccount, Pod, Deployment, Job, CronJob, HorizontalPodAutoscaler, Ingress, PodDisruptionBudget, PriorityClass, Eviction, Role, ClusterRole, RoleBinding, ClusterRoleBinding and DeleteOptions";
 
 /// Decodes a protobuf body into the JSON object the JSON path would have produced.
 pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
@@ -87,6 +87,13 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => convert::<rbac::v1::RoleBinding>(&raw)?,
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             convert::<rbac::v1::ClusterRoleBinding>(&raw)?
+        }
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+            convert::<autoscaling::v2::HorizontalPodAutoscaler>(&raw)?
+        }
+        ("networking.k8s.io/v1", "Ingress") => convert::<networking::v1::Ingress>(&raw)?,
+        ("scheduling.k8s.io/v1", "PriorityClass") => {
+            convert::<scheduling::v1::PriorityClass>(&raw)?
         }
         // client-go encodes DeleteOptions with the version of the resource it deletes.
         (_, "DeleteOptions") => convert::<meta::DeleteOptions>(&raw)?,

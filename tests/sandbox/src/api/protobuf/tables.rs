@@ -3,7 +3,7 @@
 //! message; `x` refuses the body when set.
 
 use super::conv;
-use super::{apps, batch, core, meta, policy, rbac};
+use super::{apps, autoscaling, batch, core, meta, networking, policy, rbac, scheduling};
 
 conv!(meta::ObjectMeta {
     name: e "name",
@@ -566,4 +566,100 @@ conv!(batch::v1::CronJobStatus {
     active: x "active",
     last_schedule_time: p "lastScheduleTime",
     last_successful_time: p "lastSuccessfulTime",
+});
+
+conv!(scheduling::v1::PriorityClass {
+    metadata: e "metadata",
+    value: k "value",
+    global_default: e "globalDefault",
+    description: e "description",
+    preemption_policy: p "preemptionPolicy",
+});
+conv!(autoscaling::v2::HorizontalPodAutoscaler {
+    metadata: e "metadata",
+    spec: e "spec",
+    status: e "status",
+});
+conv!(autoscaling::v2::HorizontalPodAutoscalerSpec {
+    scale_target_ref: e "scaleTargetRef",
+    min_replicas: p "minReplicas",
+    max_replicas: k "maxReplicas",
+    metrics: e "metrics",
+    behavior: x "behavior",
+});
+conv!(autoscaling::v2::HorizontalPodAutoscalerStatus {
+    observed_generation: p "observedGeneration",
+    last_scale_time: p "lastScaleTime",
+    current_replicas: e "currentReplicas",
+    desired_replicas: k "desiredReplicas",
+    current_metrics: x "currentMetrics",
+    conditions: x "conditions",
+});
+conv!(autoscaling::v2::CrossVersionObjectReference {
+    kind: e "kind",
+    name: e "name",
+    api_version: e "apiVersion",
+});
+conv!(autoscaling::v2::MetricSpec {
+    r#type: e "type",
+    object: x "object",
+    pods: x "pods",
+    resource: p "resource",
+    container_resource: x "containerResource",
+    external: x "external",
+});
+conv!(autoscaling::v2::ResourceMetricSource {
+    name: e "name",
+    target: e "target",
+});
+conv!(autoscaling::v2::MetricTarget {
+    r#type: e "type",
+    value: p "value",
+    average_value: p "averageValue",
+    average_utilization: p "averageUtilization",
+});
+conv!(networking::v1::Ingress {
+    metadata: e "metadata",
+    spec: e "spec",
+    status: e "status",
+});
+conv!(networking::v1::IngressSpec {
+    ingress_class_name: p "ingressClassName",
+    default_backend: p "defaultBackend",
+    tls: e "tls",
+    rules: e "rules",
+});
+conv!(networking::v1::IngressStatus {
+    load_balancer: x "loadBalancer",
+});
+conv!(networking::v1::IngressBackend {
+    service: p "service",
+    resource: x "resource",
+});
+conv!(networking::v1::IngressServiceBackend {
+    name: e "name",
+    port: e "port",
+});
+conv!(networking::v1::ServiceBackendPort {
+    name: e "name",
+    number: e "number",
+});
+conv!(networking::v1::IngressTls {
+    hosts: e "hosts",
+    secret_name: e "secretName",
+});
+conv!(networking::v1::IngressRule {
+    host: e "host",
+    ingress_rule_value: i "",
+});
+conv!(networking::v1::IngressRuleValue {
+    http: p "http",
+});
+conv!(networking::v1::HttpIngressRuleValue {
+    paths: e "paths",
+});
+conv!(networking::v1::HttpIngressPath {
+    path: e "path",
+    path_type: p "pathType",
+    backend: e "backend",
 });
