@@ -506,6 +506,44 @@ mod tests {
     }
 
     #[test]
+    fn ingress_rules_inline_their_value_and_hpa_keeps_pointers() {
+        let rule = networking::v1::IngressRule {
+            host: Some("shop.example".into()),
+            ingress_rule_value: Some(networking::v1::IngressRuleValue {
+                http: Some(networking::v1::HttpIngressRuleValue {
+                    paths: vec![networking::v1::HttpIngressPath {
+                        path: Some("/".into()),
+                        path_type: Some("Prefix".into()),
+                        backend: Some(networking::v1::IngressBackend {
+                            service: Some(networking::v1::IngressServiceBackend {
+                                name: Some("web".into()),
+                                port: Some(networking::v1::ServiceBackendPort {
+                                    name: Some(String::new()),
+                                    number: Some(80),
+                                }),
+                            }),
+                            resource: None,
+                        }),
+                    }],
+                }),
+            }),
+        };
+        assert_eq!(
+            rule.to_json().unwrap(),
+            serde_json::json!({"host": "shop.example", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}})
+        );
+        let target = autoscaling::v2::MetricTarget {
+            r#type: Some("Utilization".into()),
+            average_utilization: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            target.to_json().unwrap(),
+            serde_json::json!({"type": "Utilization", "averageUtilization": 0})
+        );
+    }
+
+    #[test]
     fn delete_options_and_errors() {
         let o = meta::DeleteOptions {
             grace_period_seconds: Some(0),
