@@ -479,19 +479,9 @@ async fn drain_server_dry_run_writes_nothing() {
     assert!(evictions.iter().all(|r| r.dry_run && r.status == 201));
 }
 
-fn minor(bin: &std::path::Path) -> u32 {
-    bin.file_name()
-        .unwrap()
-        .to_string_lossy()
-        .rsplit('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(99)
-}
-
-/// `create -f`, `apply -f` (client- and server-side) and `delete -f`. kubectl 1.29+ validates
-/// through the served OpenAPI v3 documents; 1.27 and 1.28 want the protobuf OpenAPI v2, which
-/// the sandbox does not serve, so they run with `--validate=false`.
+/// `create -f`, `apply -f` (client- and server-side) and `delete -f`, with kubectl's own
+/// validation: 1.29+ read the OpenAPI v3 documents to find `fieldValidation`, 1.27 and 1.28
+/// also load the protobuf OpenAPI v2 (the sandbox derives it from the v3 documents).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs kubectl"]
 async fn create_apply_and_delete_from_files() {
@@ -509,11 +499,7 @@ async fn create_apply_and_delete_from_files() {
             .unwrap();
         };
         let f = file.to_str().unwrap();
-        let validate = if minor(&bin) < 29 {
-            "--validate=false"
-        } else {
-            "--validate=strict"
-        };
+        let validate = "--validate=strict";
         write("1");
         let out = kubectl(&bin, sb.kubeconfig_path(), &["create", "-f", f, validate]).await;
         assert_eq!(

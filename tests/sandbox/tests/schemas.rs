@@ -232,3 +232,96 @@ fn the_check_can_fail() {
     let pdb = schemas.validator("policy/v1", "io.k8s.api.policy.v1.PodDisruptionBudget");
     assert!(!pdb.is_valid(&json!({"status": {"disruptionsAllowed": "1"}})));
 }
+
+/// `/openapi/v3` serves the shared 1.35 documents byte for byte (the index points at each), a
+/// generated one for group/versions without a shared document, and `/openapi/v2` carries the
+/// same definitions with their group/version/kind, as JSON or as gnostic protobuf.
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_serves_the_shared_documents() {
+    let dir = shared_dir();
+    let sb = common::sandbox().await;
+    let index = expect(&get(&sb, "/openapi/v3").await, 200).clone();
+    for (gv, file) in [
+        ("api/v1", "api__v1_openapi.json"),
+        ("apis/apps/v1", "apis__apps__v1_openapi.json"),
+        ("apis/policy/v1", "apis__policy__v1_openapi.json"),
+        (
+            "apis/rbac.authorization.k8s.io/v1",
+            "apis__rbac.authorization.k8s.io__v1_openapi.json",
+        ),
+    ] {
+        let url = index["paths"][gv]["serverRelativeURL"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{gv} not in {index}"));
+        assert!(url.starts_with(&format!("/openapi/v3/{gv}?hash=")), "{url}");
+        let served = expect(&get(&sb, url).await, 200).clone();
+        let shared: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        assert!(served == shared, "{gv} differs from {file}");
+    }
+    // Every served group/version has a document, generated when none is shared.
+    for (gv, entry) in index["paths"].as_object().unwrap() {
+        let doc = expect(
+            &get(&sb, entry["serverRelativeURL"].as_str().unwrap()).await,
+            200,
+        )
+        .clone();
+        assert_eq!(doc["openapi"], "3.0.0", "{gv}");
+    }
+    assert_eq!(get(&sb, "/openapi/v3/apis/bogus/v1").await.status, 404);
+
+    let v2 = expect(&get(&sb, "/openapi/v2").await, 200).clone();
+    assert_eq!(v2["swagger"], "2.0");
+    let pod = &v2["definitions"]["io.k8s.api.core.v1.Pod"];
+    assert_eq!(
+        pod["x-kubernetes-group-version-kind"],
+        json!([{"group": "", "kind": "Pod", "version": "v1"}])
+    );
+    assert_eq!(
+        pod["properties"]["spec"]["$ref"],
+        "#/definitions/io.k8s.api.core.v1.PodSpec"
+    );
+    let containers = &v2["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["type"], "array");
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(
+        containers["items"]["$ref"],
+        "#/definitions/io.k8s.api.core.v1.Container"
+    );
+    let max_surge =
+        &v2["definitions"]["io.k8s.api.apps.v1.RollingUpdateDeployment"]["properties"]["maxSurge"];
+    assert_eq!(
+        max_surge["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+    );
+    let post = &v2["paths"]["/api/v1/namespaces/{namespace}/configmaps"]["post"];
+    assert_eq!(post["x-kubernetes-action"], "post");
+    assert!(
+        post["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation" && p["in"] == "query"),
+        "{post}"
+    );
+    // What kubectl 1.27/1.28 ask for.
+    let pb = common::send_headers(
+        &sb,
+        Some(sb.admin_token()),
+        http::Method::GET,
+        "/openapi/v2",
+        None,
+        &[(
+            "accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )],
+    )
+    .await;
+    assert_eq!(pb.status, 200);
+    assert_eq!(
+        pb.headers["content-type"],
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    let bytes = pb.body.as_str().unwrap_or_default();
+    assert!(bytes.starts_with("\n\u{3}2.0"), "field 1 (swagger) first");
+}

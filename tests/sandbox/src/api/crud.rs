@@ -550,7 +550,7 @@ fn update(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), 
 
 fn patch(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), ApiError> {
     let kind = PatchType::from_content_type(&ctx.content_type)?;
-    let body = patch::parse_body(kind, &ctx.body)?;
+    let body = super::ssa::with_last_applied(kind, &ctx.query, patch::parse_body(kind, &ctx.body)?);
     let name = p.name.as_deref().unwrap_or("");
     let cur = match current(c, p) {
         Ok(cur) => cur,

@@ -4,9 +4,13 @@
 //! Every handler runs its state change under the cluster lock in one synchronous section and
 //! serialises responses after releasing it, so a large list never blocks the controllers.
 
+pub mod body;
 pub mod crud;
 pub mod discovery;
 pub mod eviction;
+pub mod openapi;
+pub mod protobuf;
+pub mod ssa;
 pub mod table;
 pub mod watch;
 
@@ -200,15 +204,10 @@ impl Ctx {
             .is_some_and(|first| first.contains("as=Table"))
     }
 
-    /// The body as JSON (400 on bad JSON, `{}` when empty).
+    /// The body as a JSON object, decoded by Content-Type (JSON, YAML or protobuf; `{}` when
+    /// empty).
     pub fn json_body(&self) -> Result<Value, ApiError> {
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(json!({}));
-        }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            // kubectl sends YAML only for apply patches; everything else must be JSON.
-            ApiError::bad_request(format!("error decoding request body: {e}"))
-        })
+        body::decode(&self.content_type, &self.body)
     }
 }
 
@@ -328,7 +327,7 @@ pub async fn handle(
     };
     // DeleteOptions may carry dryRun in the body (DELETE, and an Eviction's deleteOptions, which
     // is how `kubectl drain --dry-run=server` and kube-rs send it).
-    let dry_run = dry_run || body_dry_run(verb_name, &body);
+    let dry_run = dry_run || body_dry_run(verb_name, &content_type, &body);
     record.dry_run = dry_run;
 
     if identity.dry_run && mutating && !dry_run {
@@ -437,7 +436,7 @@ pub async fn handle(
     };
 
     let resp = match route {
-        Route::NonResource(p) => non_resource(&shared, &p, &host),
+        Route::NonResource(p) => non_resource(&shared, &p, &host, &ctx.accept),
         Route::NotFound => error_response(&ApiError::new(
             404,
             "NotFound",
@@ -482,11 +481,11 @@ pub async fn handle(
 }
 
 /// Whether a DELETE's DeleteOptions or an Eviction's `deleteOptions` asks for `dryRun: [All]`.
-fn body_dry_run(verb: &str, body: &[u8]) -> bool {
+fn body_dry_run(verb: &str, content_type: &str, body: &[u8]) -> bool {
     if !matches!(verb, "delete" | "deletecollection" | "evict") || body.is_empty() {
         return false;
     }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+    let Ok(v) = body::decode(content_type, body) else {
         return false;
     };
     let opts = if verb == "evict" {
@@ -506,7 +505,7 @@ fn finish(shared: &Shared, record: &mut RequestRecord, resp: Response<Body>) -> 
     resp
 }
 
-fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
+fn non_resource(shared: &Shared, path: &str, host: &str, accept: &str) -> Response<Body> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -535,8 +534,15 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
             },
             |v| json_response(200, &v),
         ),
-        ["openapi", "v3"] => json_response(200, &discovery::openapi_v3_root()),
-        ["openapi", "v3", rest @ ..] => discovery::openapi_v3_gv(&rest.join("/")).map_or_else(
+        ["openapi", "v2"] => {
+            let (content_type, body) = openapi::v2(accept);
+            let mut r = bytes_response(200, body);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
+        ["openapi", "v3"] => json_response(200, &openapi::v3_index()),
+        ["openapi", "v3", rest @ ..] => openapi::v3_document(&rest.join("/")).map_or_else(
             || {
                 error_response(&ApiError::new(
                     404,
@@ -545,7 +551,7 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
                     None,
                 ))
             },
-            |v| json_response(200, &v),
+            |b| bytes_response(200, b),
         ),
         ["api", "v1"] => json_response(200, &discovery::resource_list("", "v1")),
         ["apis", g, v] => json_response(200, &discovery::resource_list(g, v)),
