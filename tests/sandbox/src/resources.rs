@@ -283,6 +283,38 @@ pub static RESOURCES: &[ResourceInfo] = &[
         ["pc"],
         []
     ),
+    // Reviews: create-only, answered by `api::authz` and never stored.
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "",
+        "SelfSubjectAccessReview",
+        false,
+        [],
+        []
+    ),
+    resource!(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "",
+        "SelfSubjectReview",
+        false,
+        [],
+        []
+    ),
+    // kubectl 1.27's `auth whoami` knows only the beta.
+    resource!(
+        "authentication.k8s.io",
+        "v1beta1",
+        "selfsubjectreviews",
+        "",
+        "SelfSubjectReview",
+        false,
+        [],
+        []
+    ),
     resource!(
         "events.k8s.io",
         "v1",
@@ -295,12 +327,27 @@ pub static RESOURCES: &[ResourceInfo] = &[
     ),
 ];
 
+/// Resources clients may only create (reviews), which discovery lists with the `create` verb.
+#[must_use]
+pub fn create_only(r: &ResourceInfo) -> bool {
+    matches!(r.plural, "selfsubjectaccessreviews" | "selfsubjectreviews")
+}
+
 /// The resource `plural` in `group` ("" for core).
 #[must_use]
 pub fn find(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.plural == plural)
+}
+
+/// The resource `plural` in `group` at `version` (a resource served at two versions has two
+/// entries).
+#[must_use]
+pub fn find_version(group: &str, plural: &str, version: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural && r.version == version)
 }
 
 /// The resource of `kind` in `group` ("" for core).

@@ -108,7 +108,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ALL_VERBS,
+            "verbs": if resources::create_only(r) { &["create"][..] } else { ALL_VERBS },
             "storageVersionHash": format!("{:x}", r.key().len() * 7919 + r.kind.len()),
         });
         if !r.short_names.is_empty() {

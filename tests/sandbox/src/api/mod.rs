@@ -4,6 +4,7 @@
 //! Every handler runs its state change under the cluster lock in one synchronous section and
 //! serialises responses after releasing it, so a large list never blocks the controllers.
 
+pub mod authz;
 pub mod crud;
 pub mod discovery;
 pub mod eviction;
@@ -83,7 +84,7 @@ pub fn route(path: &str) -> Route {
         ["watch", rest @ ..] => (true, rest),
         rest => (false, rest),
     };
-    let find = |plural: &str| resources::find(group, plural).filter(|r| r.version == version);
+    let find = |plural: &str| resources::find_version(group, plural, version);
     let parsed = match rest {
         ["namespaces", ns, plural, tail @ ..]
             if !matches!(*plural, "status" | "finalize")
@@ -264,7 +265,9 @@ pub async fn handle(
         ),
     };
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
-    let mutating = is_mutating(verb_name);
+    // Reviews (`auth can-i`) are creates that change nothing: dry-run clients may send them.
+    let mutating = is_mutating(verb_name)
+        && !matches!(&route, Route::Resource(p) if resources::create_only(p.res));
 
     let (identity, mut record) = {
         let mut c = shared.lock();
@@ -460,6 +463,9 @@ pub async fn handle(
                 let ns = p.namespace.clone().unwrap_or_default();
                 let proxied = crate::dcgm::pod_proxy(&shared, &ns, &name_port, &target).await;
                 return Ok(finish(&shared, &mut record, proxied));
+            }
+            if let Some(r) = authz::handle(&shared, &p, verb_name, &ctx) {
+                return Ok(finish(&shared, &mut record, r));
             }
             if verb_name == "watch" {
                 match watch::start(&shared, &p, &ctx, watch_close) {
