@@ -44,6 +44,8 @@ pub struct Options {
     pub controllers: bool,
     /// Port to bind on 127.0.0.1 (0 = any free port, the default).
     pub port: u16,
+    /// Also write the request log to this file as JSON lines.
+    pub request_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             scale: None,
             controllers: true,
             port: 0,
+            request_log: None,
         }
     }
 }
@@ -84,6 +87,13 @@ impl Options {
     #[must_use]
     pub fn controllers(mut self, on: bool) -> Self {
         self.controllers = on;
+        self
+    }
+
+    /// Writes the request log to `path` as JSON lines (see [`crate::requestlog`]).
+    #[must_use]
+    pub fn request_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.request_log = Some(path.into());
         self
     }
 
@@ -150,6 +160,13 @@ impl Sandbox {
                 .add(FaultRule::from_value(raw).with_context(|| format!("scenario fault {raw}"))?);
         }
         cluster.api.rbac = scenario.rbac;
+        if let Some(path) = &options.request_log {
+            cluster
+                .api
+                .log
+                .write_to(path)
+                .with_context(|| format!("creating the request log {}", path.display()))?;
+        }
         for (token, identity) in parse_users(&scenario.users)? {
             match token {
                 Some(t) => {
@@ -327,6 +344,12 @@ impl Sandbox {
         self.s3.get_or_try_init(crate::s3::start_temp).await
     }
 
+    /// Starts the S3 endpoint on `dir` (unless it already runs) and returns its URL.
+    pub async fn s3_at(&self, dir: &Path) -> anyhow::Result<String> {
+        let s3 = self.s3.get_or_try_init(|| crate::s3::start(dir)).await?;
+        Ok(s3.url())
+    }
+
     /// The S3 endpoint's URL (for `AWS_ENDPOINT_URL_S3`), starting it on first use.
     pub async fn s3_url(&self) -> anyhow::Result<String> {
         Ok(self.s3().await?.url())
@@ -344,6 +367,18 @@ impl Sandbox {
     #[must_use]
     pub fn eks_url(&self) -> String {
         self.eks.url()
+    }
+
+    /// The invariant report (see [`crate::invariants::report`]).
+    #[must_use]
+    pub fn invariant_report(&self) -> serde_json::Value {
+        crate::invariants::report(&self.shared.lock())
+    }
+
+    /// The EKS cluster's region.
+    #[must_use]
+    pub fn region(&self) -> String {
+        self.shared.lock().eks.region.clone()
     }
 
     /// Stops the server and controllers (idempotent).

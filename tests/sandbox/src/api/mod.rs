@@ -528,6 +528,7 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
             r
         }
         ["version"] => json_response(200, &shared.lock().api.version_json()),
+        ["sandbox", "invariants"] => json_response(200, &crate::invariants::report(&shared.lock())),
         ["api"] => json_response(200, &discovery::api_versions(host)),
         ["apis"] => json_response(200, &discovery::group_list()),
         ["apis", g] => discovery::group(g).map_or_else(
