@@ -121,6 +121,8 @@ pub struct Sandbox {
     s3: tokio::sync::OnceCell<crate::s3::S3Server>,
     /// The EKS API.
     eks: crate::eks::EksServer,
+    /// Holds this sandbox's pod-IP range (`crate::world::reserve_pod_ip_block`).
+    _pod_ip_block: std::net::TcpListener,
 }
 
 /// Namespaces every apiserver has.
@@ -148,6 +150,9 @@ impl Sandbox {
         let scale = options.scale.unwrap_or(scenario.clock.scale);
         let clock = Arc::new(Clock::new(start, scale));
         let mut cluster = Cluster::new(clock);
+        let (block, pod_ip_block) =
+            crate::world::reserve_pod_ip_block().context("reserving a pod-IP range")?;
+        cluster.world.set_pod_ip_block(block);
         ensure_system_namespaces(&mut cluster);
         crate::scenario::load(&mut cluster, &scenario).context("loading the scenario")?;
         let gpu = crate::dcgm::GpuConfig::from_value(scenario.gpu.as_ref())?;
@@ -225,6 +230,7 @@ impl Sandbox {
             dcgm,
             s3: tokio::sync::OnceCell::new(),
             eks,
+            _pod_ip_block: pod_ip_block,
         })
     }
 
