@@ -155,6 +155,15 @@ impl Sandbox {
         cluster.world.set_pod_ip_block(block);
         ensure_system_namespaces(&mut cluster);
         crate::scenario::load(&mut cluster, &scenario).context("loading the scenario")?;
+        crate::crds::install_all(&mut cluster);
+        let namespaces: Vec<String> = cluster
+            .store
+            .list(well_known::namespaces(), None)
+            .map(|n| crate::podutil::ns_name(n).1.to_owned())
+            .collect();
+        for ns in namespaces {
+            crate::controllers::namespace::ensure_defaults(&mut cluster, &ns);
+        }
         let gpu = crate::dcgm::GpuConfig::from_value(scenario.gpu.as_ref())?;
         crate::eks::load(&mut cluster, &scenario).context("loading the scenario's eks section")?;
         cluster.eks.track_rollouts = options.controllers;

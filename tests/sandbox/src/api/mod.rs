@@ -604,7 +604,15 @@ fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Respons
         }
         _ => {
             let mut c = shared.lock();
-            crud::mutate(&mut c, p, verb, ctx).map(|(code, v)| (code, ValueOrArc::Value(v)))
+            let r = crud::mutate(&mut c, p, verb, ctx);
+            if let Ok((_, v)) = &r
+                && !ctx.dry_run
+                && p.res.key() == "customresourcedefinitions.apiextensions.k8s.io"
+                && let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str)
+            {
+                crate::crds::install(&mut c, name);
+            }
+            r.map(|(code, v)| (code, ValueOrArc::Value(v)))
         }
     };
     match result {
