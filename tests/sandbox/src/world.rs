@@ -120,6 +120,8 @@ pub struct World {
     /// Controllers run only when set (the scenario can turn them off; tests of the API layer
     /// alone may too).
     pub controllers_disabled: bool,
+    /// Events written by the controllers (correlation and bound).
+    pub event_log: crate::events::EventLog,
     pub(crate) next_pod_ip: u32,
     /// The pod-IP range: `127.<block>.0.0/16` (block 1 unless [`World::set_pod_ip_block`]).
     pod_ip_block: Option<u8>,
