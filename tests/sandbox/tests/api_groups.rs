@@ -381,3 +381,81 @@ async fn kubectl_creates_gets_and_deletes_each_new_type_and_custom_resources() {
     }
     sb.assert_invariants();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hpa_status_conditions_as_without_a_metrics_server() {
+    let sb = Sandbox::start(Options::default()).await.unwrap();
+    let client = client(&sb).await;
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    deploys
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), "default");
+    let mut hpa = yaml(OBJECTS[2].1);
+    hpa["spec"]["minReplicas"] = json!(3);
+    hpas.create(
+        &PostParams::default(),
+        &serde_json::from_value(hpa.clone()).unwrap(),
+    )
+    .await
+    .unwrap();
+    hpa["metadata"]["name"] = json!("orphan");
+    hpa["spec"]["scaleTargetRef"]["name"] = json!("missing");
+    hpas.create(
+        &PostParams::default(),
+        &serde_json::from_value(hpa).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cond = |h: &Value, t: &str| -> (String, String) {
+        h["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let web = serde_json::to_value(hpas.get("web").await.unwrap()).unwrap();
+        let orphan = serde_json::to_value(hpas.get("orphan").await.unwrap()).unwrap();
+        let done =
+            cond(&web, "ScalingLimited").0 == "True" && cond(&orphan, "AbleToScale").0 == "False";
+        if done {
+            assert_eq!(
+                cond(&web, "AbleToScale"),
+                ("True".into(), "SucceededGetScale".into())
+            );
+            assert_eq!(
+                cond(&web, "ScalingActive"),
+                ("False".into(), "FailedGetResourceMetric".into())
+            );
+            assert_eq!(cond(&web, "ScalingLimited").1, "TooFewReplicas");
+            assert_eq!(web["status"]["currentReplicas"], 2);
+            assert_eq!(web["status"]["desiredReplicas"], 3);
+            assert_eq!(cond(&orphan, "AbleToScale").1, "FailedGetScale");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{web}\n{orphan}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The HPA never scales the target (no metrics).
+    let d = deploys.get("web").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(2));
+}

@@ -10,6 +10,7 @@
 pub mod daemonset;
 pub mod deployment;
 pub mod gc;
+pub mod hpa;
 pub mod kubelet;
 pub mod namespace;
 pub mod node;
@@ -208,7 +209,8 @@ fn classify(
         | "statefulsets.apps"
         | "daemonsets.apps"
         | "controllerrevisions.apps"
-        | "poddisruptionbudgets.policy" => {
+        | "poddisruptionbudgets.policy"
+        | "horizontalpodautoscalers.autoscaling" => {
             let ns = ev.object["metadata"]["namespace"].as_str().unwrap_or("");
             if !dirty.contains(ns) {
                 dirty.insert(ns.to_owned());
@@ -237,6 +239,7 @@ fn pass(cluster: &mut Cluster, ctx: &mut Ctx) {
     scheduler::run(cluster, ctx);
     kubelet::run(cluster, ctx);
     pdb::run(cluster, ctx);
+    hpa::run(cluster, ctx);
 }
 
 /// The background loop: a tick every [`TICK`] of real time until `shutdown`.
