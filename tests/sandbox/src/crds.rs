@@ -97,3 +97,52 @@ pub fn install_all(cluster: &mut Cluster) {
         install(cluster, &n);
     }
 }
+
+/// Whether `res` is served by this cluster: built-in resources always, custom ones while the
+/// cluster has a CRD serving that version (registration is process-wide, CRDs are not).
+#[must_use]
+pub fn served(cluster: &Cluster, res: &ResourceInfo) -> bool {
+    if resources::RESOURCES.iter().any(|r| std::ptr::eq(r, res)) {
+        return true;
+    }
+    cluster
+        .store
+        .get(crd_resource(), "", &format!("{}.{}", res.plural, res.group))
+        .is_some_and(|crd| specs(&crd).iter().any(|s| s.version == res.version))
+}
+
+/// Deletes the custom objects of the deleted CRD `name` (`<plural>.<group>`, every version), as
+/// the apiextensions-apiserver's finalizer does.
+pub fn uninstall(cluster: &mut Cluster, name: &str) {
+    for res in custom::all().into_iter().filter(|r| r.key() == name) {
+        let objs: Vec<(String, String)> = cluster
+            .store
+            .list(res, None)
+            .map(|o| {
+                let (ns, name) = crate::podutil::ns_name(o);
+                (ns.to_owned(), name.to_owned())
+            })
+            .collect();
+        for (ns, name) in objs {
+            cluster.store.remove(res, &ns, &name);
+        }
+    }
+}
+
+/// After a CRD write through the API: serve it, or on deletion remove its objects. `obj` is
+/// what the API answered (the CRD, or for a deletion its last state).
+pub fn after_write(cluster: &mut Cluster, verb: &str, obj: &Value) {
+    // A deletion answers with the object or, once it is gone, a Status naming it.
+    let Some(name) = obj
+        .pointer("/metadata/name")
+        .or_else(|| obj.pointer("/details/name"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    if cluster.store.get(crd_resource(), "", name).is_some() {
+        install(cluster, name);
+    } else if verb == "delete" {
+        uninstall(cluster, name);
+    }
+}

@@ -216,6 +216,34 @@ async fn crd_serves_custom_resources_with_list_and_watch() {
         .unwrap();
     assert_eq!(disc["resources"][0]["name"], "workflows", "{disc}");
     assert_eq!(disc["resources"][0]["shortNames"], json!(["wf"]), "{disc}");
+
+    // Another sandbox in this process has no such CRD: no such resource.
+    let other = Sandbox::start(Options::default().controllers(false))
+        .await
+        .unwrap();
+    let other_wfs: Api<DynamicObject> =
+        Api::namespaced_with(self::client(&other).await, "default", &ar);
+    let err = other_wfs
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 404),
+        "{err}"
+    );
+
+    // Deleting the CRD deletes its objects and stops serving them.
+    crds.delete("workflows.argoproj.io", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let err = wfs.get("hello").await.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 404),
+        "{err}"
+    );
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let listed = wfs.list(&kube::api::ListParams::default()).await.unwrap();
+    assert!(listed.items.is_empty(), "objects survived their CRD");
     sb.assert_invariants();
 }
 

@@ -464,6 +464,15 @@ pub async fn handle(
                 let proxied = crate::dcgm::pod_proxy(&shared, &ns, &name_port, &target).await;
                 return Ok(finish(&shared, &mut record, proxied));
             }
+            if !crate::crds::served(&shared.lock(), p.res) {
+                let e = ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                    None,
+                );
+                return Ok(finish(&shared, &mut record, error_response(&e)));
+            }
             if let Some(r) = authz::handle(&shared, &p, verb_name, &ctx) {
                 return Ok(finish(&shared, &mut record, r));
             }
@@ -608,9 +617,8 @@ fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Respons
             if let Ok((_, v)) = &r
                 && !ctx.dry_run
                 && p.res.key() == "customresourcedefinitions.apiextensions.k8s.io"
-                && let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str)
             {
-                crate::crds::install(&mut c, name);
+                crate::crds::after_write(&mut c, verb, v);
             }
             r.map(|(code, v)| (code, ValueOrArc::Value(v)))
         }
