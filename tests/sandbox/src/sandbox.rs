@@ -122,7 +122,7 @@ pub struct Sandbox {
     /// The EKS API.
     eks: crate::eks::EksServer,
     /// Holds this sandbox's pod-IP range (`crate::world::reserve_pod_ip_block`).
-    _pod_ip_block: std::net::TcpListener,
+    _pod_ip_block: Option<std::net::TcpListener>,
 }
 
 /// Namespaces every apiserver has.
@@ -142,6 +142,37 @@ fn ensure_system_namespaces(c: &mut Cluster) {
     }
 }
 
+/// Gives the cluster its own pod-IP range, held by the returned listener. Where only 127.0.0.1
+/// can be bound (macOS without loopback aliases) nothing can listen on pod IPs anyway: a random
+/// range, unreserved.
+fn claim_pod_ip_range(cluster: &mut Cluster) -> Option<std::net::TcpListener> {
+    match crate::world::reserve_pod_ip_block() {
+        Ok((block, listener)) => {
+            cluster.world.set_pod_ip_block(block);
+            Some(listener)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reserve a pod-IP range; using a random one");
+            cluster.world.set_pod_ip_block(rand::random_range(1..=249));
+            None
+        }
+    }
+}
+
+/// What the apiserver and controllers add to a loaded cluster: the scenario's CRDs served, the
+/// `default` ServiceAccounts and the `kubernetes` Service.
+fn install_defaults(cluster: &mut Cluster) {
+    crate::crds::install_all(cluster);
+    let namespaces: Vec<String> = cluster
+        .store
+        .list(well_known::namespaces(), None)
+        .map(|n| crate::podutil::ns_name(n).1.to_owned())
+        .collect();
+    for ns in namespaces {
+        crate::controllers::namespace::ensure_defaults(cluster, &ns);
+    }
+}
+
 impl Sandbox {
     /// Builds the cluster, starts the server (and controllers), writes the admin kubeconfig.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
@@ -150,20 +181,10 @@ impl Sandbox {
         let scale = options.scale.unwrap_or(scenario.clock.scale);
         let clock = Arc::new(Clock::new(start, scale));
         let mut cluster = Cluster::new(clock);
-        let (block, pod_ip_block) =
-            crate::world::reserve_pod_ip_block().context("reserving a pod-IP range")?;
-        cluster.world.set_pod_ip_block(block);
+        let pod_ip_block = claim_pod_ip_range(&mut cluster);
         ensure_system_namespaces(&mut cluster);
         crate::scenario::load(&mut cluster, &scenario).context("loading the scenario")?;
-        crate::crds::install_all(&mut cluster);
-        let namespaces: Vec<String> = cluster
-            .store
-            .list(well_known::namespaces(), None)
-            .map(|n| crate::podutil::ns_name(n).1.to_owned())
-            .collect();
-        for ns in namespaces {
-            crate::controllers::namespace::ensure_defaults(&mut cluster, &ns);
-        }
+        install_defaults(&mut cluster);
         let gpu = crate::dcgm::GpuConfig::from_value(scenario.gpu.as_ref())?;
         crate::eks::load(&mut cluster, &scenario).context("loading the scenario's eks section")?;
         cluster.eks.track_rollouts = options.controllers;
