@@ -273,5 +273,26 @@ async fn kubectl_shows_controller_events() {
             "get events --field-selector",
         );
         assert_eq!(out.lines().count(), 2, "{v}: {out}");
+        // `describe` finds a pod's events by involvedObject field selectors.
+        let pod = sb.with(|c| {
+            c.store
+                .list(well_known::pods(), Some("default"))
+                .next()
+                .map(|p| opsteps_sandbox::podutil::ns_name(p).1.to_owned())
+                .unwrap()
+        });
+        let out = stdout_ok(
+            &kubectl(
+                &bin,
+                sb.kubeconfig_path(),
+                &["describe", "pod", "-n", "default", &pod],
+            )
+            .await,
+            "describe pod",
+        );
+        let events = out.split_once("Events:").map_or("", |(_, e)| e);
+        for needle in ["Scheduled", "default-scheduler", "Started", "kubelet"] {
+            assert!(events.contains(needle), "{v}: {needle} missing from\n{out}");
+        }
     }
 }
