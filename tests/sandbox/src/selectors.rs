@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::resources::ResourceInfo;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Op {
@@ -60,6 +61,28 @@ fn set_values(rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
         .collect())
 }
 
+/// Keys must be qualified names and values label values, as `labels.Parse` checks them.
+fn check_requirement((key, op): &(String, Op)) -> Result<(), ApiError> {
+    if let Some(msg) = crate::api::validate::qualified_name_errors(key).first() {
+        return Err(ApiError::bad_request(format!(
+            "unable to parse requirement: key: Invalid value: {key:?}: {msg}"
+        )));
+    }
+    let values: &[String] = match op {
+        Op::Eq(v) | Op::NotEq(v) => std::slice::from_ref(v),
+        Op::In(vs) | Op::NotIn(vs) => vs,
+        Op::Exists | Op::NotExists => &[],
+    };
+    for (i, v) in values.iter().enumerate() {
+        if let Some(msg) = crate::api::validate::label_value_errors(v).first() {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse requirement: values[{i}][{key}]: Invalid value: {v:?}: {msg}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl LabelSelector {
     /// Parses the string form; an empty string selects everything.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
@@ -89,6 +112,7 @@ impl LabelSelector {
                     "unable to parse requirement: {part}: key is empty"
                 )));
             }
+            check_requirement(&req)?;
             reqs.push(req);
         }
         Ok(Self { reqs })
@@ -156,6 +180,13 @@ impl FieldSelector {
         self.reqs.is_empty()
     }
 
+    /// The field labels used (`spec.nodeName`).
+    pub fn fields(&self) -> impl Iterator<Item = String> + '_ {
+        self.reqs
+            .iter()
+            .map(|(p, _, _)| p.trim_start_matches('/').replace('/', "."))
+    }
+
     /// The value required by an equality on `field` (`metadata.name`), if any: lets watches and
     /// lists on one object skip the scan.
     #[must_use]
@@ -183,6 +214,92 @@ impl FieldSelector {
             (have == want.as_str()) == *eq
         })
     }
+}
+
+/// Field labels a kind supports beyond `metadata.name` and `metadata.namespace` (the
+/// apiserver's field label conversion functions), and how it words a refusal.
+fn field_support(res: &ResourceInfo) -> (&'static [&'static str], Refusal) {
+    match res.key() {
+        "pods" => (
+            &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            Refusal::NotSupported,
+        ),
+        "nodes" => (&["spec.unschedulable"], Refusal::NotSupported),
+        "namespaces" => (&["status.phase"], Refusal::NotSupported),
+        "secrets" => (&["type"], Refusal::NotSupported),
+        "events" => (
+            &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            Refusal::NotSupported,
+        ),
+        "replicationcontrollers" => (&["status.replicas"], Refusal::NotSupported),
+        "jobs.batch" => (&["status.successful"], Refusal::NotSupported),
+        "replicasets.apps" => (&["status.replicas"], Refusal::NotKnown),
+        "certificatesigningrequests.certificates.k8s.io" => {
+            (&["spec.signerName"], Refusal::NotSupported)
+        }
+        "endpoints"
+        | "resourcequotas"
+        | "persistentvolumeclaims"
+        | "services"
+        | "serviceaccounts"
+        | "configmaps" => (&[], Refusal::NotSupportedFor),
+        _ => (&[], Refusal::NotKnown),
+    }
+}
+
+/// The wording of an unsupported field label, which differs by kind.
+enum Refusal {
+    /// `field label not supported: X`
+    NotSupported,
+    /// `field label "X" not supported for "Kind"`
+    NotSupportedFor,
+    /// `"X" is not a known field selector: only "metadata.name", "metadata.namespace"`
+    NotKnown,
+}
+
+/// 400 BadRequest when the selector uses a field the kind does not support (the apiserver
+/// refuses rather than returning an empty list).
+pub fn check_supported(res: &ResourceInfo, sel: &FieldSelector) -> Result<(), ApiError> {
+    let (extra, refusal) = field_support(res);
+    for field in sel.fields() {
+        if matches!(field.as_str(), "metadata.name" | "metadata.namespace")
+            || extra.contains(&field.as_str())
+        {
+            continue;
+        }
+        let msg = match refusal {
+            Refusal::NotSupported => format!("field label not supported: {field}"),
+            Refusal::NotSupportedFor => {
+                format!("field label {field:?} not supported for {:?}", res.kind)
+            }
+            Refusal::NotKnown => format!(
+                "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            ),
+        };
+        return Err(ApiError::bad_request(msg));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod crud;
 pub mod discovery;
 pub mod eviction;
 pub mod table;
+pub mod validate;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -319,13 +320,18 @@ pub async fn handle(
         }
     };
 
-    let body = match axum::body::to_bytes(Body::new(req.into_body()), 256 << 20).await {
-        Ok(b) => b,
-        Err(e) => {
-            let e = ApiError::bad_request(format!("reading request body: {e}"));
-            return Ok(finish(&shared, &mut record, error_response(&e)));
-        }
-    };
+    let body =
+        match axum::body::to_bytes(Body::new(req.into_body()), validate::MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                let e = if format!("{e:?}").contains("LengthLimit") {
+                    validate::body_too_large()
+                } else {
+                    ApiError::bad_request(format!("reading request body: {e}"))
+                };
+                return Ok(finish(&shared, &mut record, error_response(&e)));
+            }
+        };
     // DeleteOptions may carry dryRun in the body (DELETE, and an Eviction's deleteOptions, which
     // is how `kubectl drain --dry-run=server` and kube-rs send it).
     let dry_run = dry_run || body_dry_run(verb_name, &body);
@@ -593,7 +599,9 @@ fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Respons
         }
         "evict" => {
             let mut c = shared.lock();
-            eviction::evict(&mut c, p, ctx).map(|v| (201, ValueOrArc::Value(v)))
+            validate::dry_run("create", &ctx.query, None)
+                .and_then(|()| eviction::evict(&mut c, p, ctx))
+                .map(|v| (201, ValueOrArc::Value(v)))
         }
         _ => {
             let mut c = shared.lock();

@@ -135,7 +135,9 @@ pub fn start(
     close: Option<(Option<u64>, Option<Duration>)>,
 ) -> Result<Body, ApiError> {
     let q = &ctx.query;
+    super::validate::list_options(q, true)?;
     let mut sel = Selectors::parse(q)?;
+    crate::selectors::check_supported(p.res, &sel.fields)?;
     if let Some(name) = &p.name {
         // GET .../pods/NAME?watch=true watches one object.
         let extra = format!("metadata.name={name}");
@@ -188,6 +190,7 @@ pub fn start(
                 }
                 l.remove("limit");
                 l.remove("continue");
+                l.remove("resourceVersionMatch");
                 l
             };
             let page = super::crud::list(
