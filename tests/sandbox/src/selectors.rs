@@ -200,7 +200,8 @@ impl FieldSelector {
 
     /// Whether the object's fields satisfy the selector. Absent fields compare as "" (so
     /// `spec.nodeName=` selects unscheduled pods, as in the apiserver); `status.phase` defaults
-    /// to `Pending` for pods without status.
+    /// to `Pending` for pods without status, and absent booleans (`spec.hostNetwork`,
+    /// `spec.unschedulable`) to `false`.
     #[must_use]
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(pointer, eq, want)| {
@@ -209,6 +210,14 @@ impl FieldSelector {
                 Some(Value::Bool(b)) => b.to_string().into(),
                 Some(Value::Number(n)) => n.to_string().into(),
                 _ if pointer == "/status/phase" && obj["kind"] == "Pod" => "Pending".into(),
+                // Booleans select by their Go value, false when absent.
+                _ if matches!(
+                    pointer.as_str(),
+                    "/spec/hostNetwork" | "/spec/unschedulable"
+                ) =>
+                {
+                    "false".into()
+                }
                 _ => "".into(),
             };
             (have == want.as_str()) == *eq

@@ -399,7 +399,7 @@ pub fn dry_run(verb: &str, query: &Query, body: Option<&Value>) -> Result<(), Ap
 }
 
 /// ListOptions of a list or watch: integers must parse (400), `resourceVersionMatch` needs a
-/// resourceVersion and is not for watches (422).
+/// resourceVersion and is not for watches, except NotOlderThan with `sendInitialEvents` (422).
 pub fn list_options(query: &Query, watch: bool) -> Result<(), ApiError> {
     for k in ["timeoutSeconds", "limit"] {
         if let Some(v) = query.get(k)
@@ -411,9 +411,18 @@ pub fn list_options(query: &Query, watch: bool) -> Result<(), ApiError> {
             )));
         }
     }
-    let Some(m) = query.get("resourceVersionMatch").filter(|m| !m.is_empty()) else {
+    let m = query.get("resourceVersionMatch").map_or("", String::as_str);
+    // Streaming lists: a watch with sendInitialEvents takes NotOlderThan.
+    if watch && query.contains_key("sendInitialEvents") {
+        if m == "NotOlderThan" {
+            return Ok(());
+        }
+        let c = Cause::not_supported("resourceVersionMatch", m, "NotOlderThan");
+        return Err(invalid("meta.k8s.io", "ListOptions", "", &[c]));
+    }
+    if m.is_empty() {
         return Ok(());
-    };
+    }
     let rv = query.get("resourceVersion").map_or("", String::as_str);
     let cause = if watch {
         Some(Cause::forbidden(
