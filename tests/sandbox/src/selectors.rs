@@ -240,11 +240,11 @@ fn field_support(res: &ResourceInfo) -> (&'static [&'static str], Refusal) {
                 "status.podIP",
                 "status.nominatedNodeName",
             ],
-            Refusal::NotSupported,
+            Refusal::Unsupported,
         ),
-        "nodes" => (&["spec.unschedulable"], Refusal::NotSupported),
-        "namespaces" => (&["status.phase"], Refusal::NotSupported),
-        "secrets" => (&["type"], Refusal::NotSupported),
+        "nodes" => (&["spec.unschedulable"], Refusal::Unsupported),
+        "namespaces" => (&["status.phase"], Refusal::Unsupported),
+        "secrets" => (&["type"], Refusal::Unsupported),
         "events" => (
             &[
                 "involvedObject.kind",
@@ -259,32 +259,32 @@ fn field_support(res: &ResourceInfo) -> (&'static [&'static str], Refusal) {
                 "source",
                 "type",
             ],
-            Refusal::NotSupported,
+            Refusal::Unsupported,
         ),
-        "replicationcontrollers" => (&["status.replicas"], Refusal::NotSupported),
-        "jobs.batch" => (&["status.successful"], Refusal::NotSupported),
-        "replicasets.apps" => (&["status.replicas"], Refusal::NotKnown),
+        "replicationcontrollers" => (&["status.replicas"], Refusal::Unsupported),
+        "jobs.batch" => (&["status.successful"], Refusal::Unsupported),
+        "replicasets.apps" => (&["status.replicas"], Refusal::Unknown),
         "certificatesigningrequests.certificates.k8s.io" => {
-            (&["spec.signerName"], Refusal::NotSupported)
+            (&["spec.signerName"], Refusal::Unsupported)
         }
         "endpoints"
         | "resourcequotas"
         | "persistentvolumeclaims"
         | "services"
         | "serviceaccounts"
-        | "configmaps" => (&[], Refusal::NotSupportedFor),
-        _ => (&[], Refusal::NotKnown),
+        | "configmaps" => (&[], Refusal::NotForKind),
+        _ => (&[], Refusal::Unknown),
     }
 }
 
 /// The wording of an unsupported field label, which differs by kind.
 enum Refusal {
     /// `field label not supported: X`
-    NotSupported,
+    Unsupported,
     /// `field label "X" not supported for "Kind"`
-    NotSupportedFor,
+    NotForKind,
     /// `"X" is not a known field selector: only "metadata.name", "metadata.namespace"`
-    NotKnown,
+    Unknown,
 }
 
 /// 400 BadRequest when the selector uses a field the kind does not support (the apiserver
@@ -298,11 +298,11 @@ pub fn check_supported(res: &ResourceInfo, sel: &FieldSelector) -> Result<(), Ap
             continue;
         }
         let msg = match refusal {
-            Refusal::NotSupported => format!("field label not supported: {field}"),
-            Refusal::NotSupportedFor => {
+            Refusal::Unsupported => format!("field label not supported: {field}"),
+            Refusal::NotForKind => {
                 format!("field label {field:?} not supported for {:?}", res.kind)
             }
-            Refusal::NotKnown => format!(
+            Refusal::Unknown => format!(
                 "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
             ),
         };

@@ -150,14 +150,13 @@ pub fn list(c: &Cluster, p: &ResourcePath, q: &Query) -> Result<Page, ApiError> 
     Ok(Page { items, rv, cont })
 }
 
+/// A list at one resourceVersion.
+type Snapshot = (u64, Vec<Arc<Value>>);
+
 /// For `resourceVersionMatch=Exact`: the requested version and the objects as they were then.
 /// An old version the history no longer holds is 410, a future one 504 (the apiserver's
 /// "Too large resource version").
-fn exact_rv(
-    c: &Cluster,
-    p: &ResourcePath,
-    q: &Query,
-) -> Result<Option<(u64, Vec<Arc<Value>>)>, ApiError> {
+fn exact_rv(c: &Cluster, p: &ResourcePath, q: &Query) -> Result<Option<Snapshot>, ApiError> {
     if q.get("resourceVersionMatch").map(String::as_str) != Some("Exact")
         || q.get("continue").is_some_and(|t| !t.is_empty())
     {

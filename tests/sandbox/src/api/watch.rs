@@ -6,7 +6,9 @@
 //! replayed from history; a version older than the history gets an ERROR event with a 410
 //! Status, as the apiserver sends. With selectors, every event (replayed or live) is judged by
 //! the object's state before and after it: objects moving into or out of the selection are sent
-//! as ADDED and DELETED, as the apiserver's watch cache does.
+//! as ADDED and DELETED, as the apiserver's watch cache does. With `allowWatchBookmarks`,
+//! BOOKMARKs come every `bookmark_interval` and 2 s before `timeoutSeconds` ends, as the
+//! apiserver sends one before a watch's deadline.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -244,6 +246,7 @@ pub fn start(
             res,
             want_bookmarks.then_some(interval),
             deadline,
+            timeout,
             after_events,
         )
         .await;
@@ -270,6 +273,7 @@ async fn run(
     res: &'static ResourceInfo,
     bookmarks: Option<Duration>,
     deadline: Option<Duration>,
+    client_timeout: Option<Duration>,
     close_after: Option<u64>,
 ) {
     let mut sent = 0u64;
@@ -282,6 +286,20 @@ async fn run(
         }
     };
     tokio::pin!(sleep_until_end);
+    // The apiserver also sends a bookmark 2 s before the watch's deadline, so the client can
+    // resume from the latest version.
+    let started = tokio::time::Instant::now();
+    let pre_deadline = client_timeout
+        .and_then(|t| (started + t).checked_sub(Duration::from_secs(2)))
+        .filter(|t| bookmarks.is_some() && *t > tokio::time::Instant::now());
+    let mut pre_sent = pre_deadline.is_none();
+    let sleep_until_pre = async {
+        match pre_deadline {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until_pre);
     let mut tick = tokio::time::interval(bookmarks.unwrap_or(Duration::from_hours(1)));
     tick.tick().await;
     for pending in initial {
@@ -301,6 +319,12 @@ async fn run(
         tokio::select! {
             () = &mut sleep_until_end => return,
             () = tx.closed() => return,
+            () = &mut sleep_until_pre, if !pre_sent => {
+                pre_sent = true;
+                if tx.send(bookmark(res, last_rv, false)).await.is_err() {
+                    return;
+                }
+            }
             _ = tick.tick(), if bookmarks.is_some() => {
                 if tx.send(bookmark(res, last_rv, false)).await.is_err() {
                     return;
