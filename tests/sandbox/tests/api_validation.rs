@@ -562,3 +562,140 @@ async fn list_options_are_checked() {
     let r = send_as(&sb, None, Method::GET, "/api/v1/pods?limit=1", None).await;
     expect(&r, 200);
 }
+
+#[tokio::test]
+async fn field_validation_strict_warn_and_ignore() {
+    let sb = sandbox().await;
+    let bogus = || {
+        let mut p = pod_obj("default", "p", None, json!({"app": "web"}));
+        p["spec"]["bogus"] = json!(1);
+        p
+    };
+    // Strict: 400, nothing stored.
+    let r = post(
+        &sb,
+        "/api/v1/namespaces/default/pods?fieldValidation=Strict",
+        &bogus(),
+    )
+    .await;
+    let b = status(
+        &r,
+        400,
+        "BadRequest",
+        "strict decoding error: unknown field \"spec.bogus\"",
+    );
+    assert_eq!(
+        b["message"],
+        "strict decoding error: unknown field \"spec.bogus\""
+    );
+    assert_eq!(pod_count(&sb), 0);
+    // Several, nested in lists too.
+    let mut pod = bogus();
+    pod["spec"]["containers"][0]["colour"] = json!("red");
+    pod["extra"] = json!({});
+    let r = post(
+        &sb,
+        "/api/v1/namespaces/default/pods?fieldValidation=Strict",
+        &pod,
+    )
+    .await;
+    let b = status(&r, 400, "BadRequest", "strict decoding error: ");
+    let m = b["message"].as_str().unwrap();
+    for f in ["extra", "spec.bogus", "spec.containers[0].colour"] {
+        assert!(m.contains(&format!("unknown field \"{f}\"")), "{m}");
+    }
+    // Warn (and the default): stored, one Warning header per field.
+    for q in ["?fieldValidation=Warn", ""] {
+        let r = post(
+            &sb,
+            &format!("/api/v1/namespaces/default/pods{q}"),
+            &bogus(),
+        )
+        .await;
+        expect(&r, 201);
+        let warnings: Vec<&str> = r
+            .headers
+            .get_all("warning")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            warnings,
+            vec![r#"299 - "unknown field \"spec.bogus\"""#],
+            "{q}"
+        );
+        expect(
+            &delete(
+                &sb,
+                "/api/v1/namespaces/default/pods/p",
+                Some(&json!({"gracePeriodSeconds": 0})),
+            )
+            .await,
+            200,
+        );
+    }
+    // Ignore: no warning.
+    let r = post(
+        &sb,
+        "/api/v1/namespaces/default/pods?fieldValidation=Ignore",
+        &bogus(),
+    )
+    .await;
+    expect(&r, 201);
+    assert!(r.headers.get("warning").is_none());
+    // Patches: the body's fields count; strategic-merge directives are not fields.
+    let r = patch(
+        &sb,
+        "/api/v1/namespaces/default/pods/p?fieldValidation=Strict",
+        "application/merge-patch+json",
+        &json!({"metadata": {"labelz": {"a": "b"}}}),
+    )
+    .await;
+    status(
+        &r,
+        400,
+        "BadRequest",
+        "strict decoding error: unknown field \"metadata.labelz\"",
+    );
+    let r = patch(
+        &sb,
+        "/api/v1/namespaces/default/pods/p?fieldValidation=Strict",
+        "application/strategic-merge-patch+json",
+        &json!({"metadata": {"labels": {"v": "2"}}, "spec": {"$setElementOrder/containers": [{"name": "app"}], "containers": [{"name": "app", "image": "nginx:1.28"}]}}),
+    )
+    .await;
+    expect(&r, 200);
+    // A full, valid Deployment passes Strict.
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"a/b": "c"}, "creationTimestamp": null},
+        "spec": {
+            "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}, "creationTimestamp": null},
+                "spec": {
+                    "containers": [{
+                        "name": "web", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"nvidia.com/gpu": 1}},
+                        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
+                        "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+                    }],
+                    "volumes": [{"name": "scratch", "emptyDir": {}}],
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]}]}}},
+                    "tolerations": [{"operator": "Exists"}],
+                },
+            },
+        },
+        "status": {},
+    });
+    let r = post(
+        &sb,
+        "/apis/apps/v1/namespaces/default/deployments?fieldValidation=Strict",
+        &deployment,
+    )
+    .await;
+    expect(&r, 201);
+    assert!(r.headers.get("warning").is_none());
+}

@@ -7,6 +7,7 @@
 pub mod crud;
 pub mod discovery;
 pub mod eviction;
+pub mod fields;
 pub mod table;
 pub mod validate;
 pub mod watch;
@@ -564,7 +565,24 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
     }
 }
 
+/// A resource request, with `fieldValidation` (400 under Strict, else `Warning` headers).
 fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Response<Body> {
+    let warnings = match fields::check(p, verb, ctx) {
+        Ok(w) => w,
+        Err(e) => return error_response(&e),
+    };
+    let mut resp = resource_verb(shared, p, verb, ctx);
+    if resp.status().is_success() {
+        for w in warnings {
+            if let Ok(v) = HeaderValue::from_str(&w) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+        }
+    }
+    resp
+}
+
+fn resource_verb(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Response<Body> {
     let result = match verb {
         "list" => {
             let page = {
