@@ -97,6 +97,7 @@ pub async fn start(
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
+    std::thread::spawn(crate::api::fields::warm);
     let (ca_pem, acceptor) = if tls {
         let (pem, config) = tls_material().context("generating the sandbox CA")?;
         (

@@ -55,6 +55,12 @@ fn documents() -> &'static HashMap<String, Value> {
     })
 }
 
+/// Loads the documents ahead of the first write (a few hundred milliseconds in debug builds),
+/// so that first write is not slower than the rest.
+pub fn warm() {
+    let _ = documents();
+}
+
 /// The document and component schema of a kind.
 fn schema_of(res: &ResourceInfo) -> Option<(&'static Value, &'static Value)> {
     let doc = documents().get(&res.api_version())?;
