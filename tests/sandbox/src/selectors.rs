@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::resources::ResourceInfo;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Op {
@@ -60,6 +61,28 @@ fn set_values(rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
         .collect())
 }
 
+/// Keys must be qualified names and values label values, as `labels.Parse` checks them.
+fn check_requirement((key, op): &(String, Op)) -> Result<(), ApiError> {
+    if let Some(msg) = crate::api::validate::qualified_name_errors(key).first() {
+        return Err(ApiError::bad_request(format!(
+            "unable to parse requirement: key: Invalid value: {key:?}: {msg}"
+        )));
+    }
+    let values: &[String] = match op {
+        Op::Eq(v) | Op::NotEq(v) => std::slice::from_ref(v),
+        Op::In(vs) | Op::NotIn(vs) => vs,
+        Op::Exists | Op::NotExists => &[],
+    };
+    for (i, v) in values.iter().enumerate() {
+        if let Some(msg) = crate::api::validate::label_value_errors(v).first() {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse requirement: values[{i}][{key}]: Invalid value: {v:?}: {msg}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl LabelSelector {
     /// Parses the string form; an empty string selects everything.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
@@ -89,6 +112,7 @@ impl LabelSelector {
                     "unable to parse requirement: {part}: key is empty"
                 )));
             }
+            check_requirement(&req)?;
             reqs.push(req);
         }
         Ok(Self { reqs })
@@ -156,6 +180,13 @@ impl FieldSelector {
         self.reqs.is_empty()
     }
 
+    /// The field labels used (`spec.nodeName`).
+    pub fn fields(&self) -> impl Iterator<Item = String> + '_ {
+        self.reqs
+            .iter()
+            .map(|(p, _, _)| p.trim_start_matches('/').replace('/', "."))
+    }
+
     /// The value required by an equality on `field` (`metadata.name`), if any: lets watches and
     /// lists on one object skip the scan.
     #[must_use]
@@ -169,7 +200,8 @@ impl FieldSelector {
 
     /// Whether the object's fields satisfy the selector. Absent fields compare as "" (so
     /// `spec.nodeName=` selects unscheduled pods, as in the apiserver); `status.phase` defaults
-    /// to `Pending` for pods without status.
+    /// to `Pending` for pods without status, and absent booleans (`spec.hostNetwork`,
+    /// `spec.unschedulable`) to `false`.
     #[must_use]
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(pointer, eq, want)| {
@@ -178,11 +210,105 @@ impl FieldSelector {
                 Some(Value::Bool(b)) => b.to_string().into(),
                 Some(Value::Number(n)) => n.to_string().into(),
                 _ if pointer == "/status/phase" && obj["kind"] == "Pod" => "Pending".into(),
+                // Booleans select by their Go value, false when absent.
+                _ if matches!(
+                    pointer.as_str(),
+                    "/spec/hostNetwork" | "/spec/unschedulable"
+                ) =>
+                {
+                    "false".into()
+                }
                 _ => "".into(),
             };
             (have == want.as_str()) == *eq
         })
     }
+}
+
+/// Field labels a kind supports beyond `metadata.name` and `metadata.namespace` (the
+/// apiserver's field label conversion functions), and how it words a refusal.
+fn field_support(res: &ResourceInfo) -> (&'static [&'static str], Refusal) {
+    match res.key() {
+        "pods" => (
+            &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            Refusal::Unsupported,
+        ),
+        "nodes" => (&["spec.unschedulable"], Refusal::Unsupported),
+        "namespaces" => (&["status.phase"], Refusal::Unsupported),
+        "secrets" => (&["type"], Refusal::Unsupported),
+        "events" => (
+            &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            Refusal::Unsupported,
+        ),
+        "replicationcontrollers" => (&["status.replicas"], Refusal::Unsupported),
+        "jobs.batch" => (&["status.successful"], Refusal::Unsupported),
+        "replicasets.apps" => (&["status.replicas"], Refusal::Unknown),
+        "certificatesigningrequests.certificates.k8s.io" => {
+            (&["spec.signerName"], Refusal::Unsupported)
+        }
+        "endpoints"
+        | "resourcequotas"
+        | "persistentvolumeclaims"
+        | "services"
+        | "serviceaccounts"
+        | "configmaps" => (&[], Refusal::NotForKind),
+        _ => (&[], Refusal::Unknown),
+    }
+}
+
+/// The wording of an unsupported field label, which differs by kind.
+enum Refusal {
+    /// `field label not supported: X`
+    Unsupported,
+    /// `field label "X" not supported for "Kind"`
+    NotForKind,
+    /// `"X" is not a known field selector: only "metadata.name", "metadata.namespace"`
+    Unknown,
+}
+
+/// 400 BadRequest when the selector uses a field the kind does not support (the apiserver
+/// refuses rather than returning an empty list).
+pub fn check_supported(res: &ResourceInfo, sel: &FieldSelector) -> Result<(), ApiError> {
+    let (extra, refusal) = field_support(res);
+    for field in sel.fields() {
+        if matches!(field.as_str(), "metadata.name" | "metadata.namespace")
+            || extra.contains(&field.as_str())
+        {
+            continue;
+        }
+        let msg = match refusal {
+            Refusal::Unsupported => format!("field label not supported: {field}"),
+            Refusal::NotForKind => {
+                format!("field label {field:?} not supported for {:?}", res.kind)
+            }
+            Refusal::Unknown => format!(
+                "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            ),
+        };
+        return Err(ApiError::bad_request(msg));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The listener: HTTPS with a CA generated at start (or plain HTTP), HTTP/1.1 and HTTP/2.
+//! The listener: HTTPS with a CA generated at start (or plain HTTP), HTTP/1.1 and HTTP/2, with
+//! the virtual clock in every response's `Date` header.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,6 +80,12 @@ fn tls_material() -> anyhow::Result<(String, rustls::ServerConfig)> {
     Ok((ca_cert.pem(), config))
 }
 
+/// An RFC 7231 IMF-fixdate (`Thu, 26 Nov 2026 10:00:00 GMT`), the `Date` header's format.
+#[must_use]
+pub fn http_date(t: jiff::Timestamp) -> String {
+    t.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
 /// Binds `127.0.0.1:port` (0 = any free port) and serves the API until `shutdown`.
 pub async fn start(
     shared: Shared,
@@ -90,6 +97,7 @@ pub async fn start(
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
+    std::thread::spawn(crate::api::fields::warm);
     let (ca_pem, acceptor) = if tls {
         let (pem, config) = tls_material().context("generating the sandbox CA")?;
         (
@@ -114,9 +122,20 @@ pub async fn start(
             let _ = stream.set_nodelay(true);
             let shared = shared.clone();
             let acceptor = acceptor.clone();
+            let clock = shared.lock().clock.clone();
             conns.spawn(async move {
-                let svc =
-                    hyper::service::service_fn(move |req| crate::api::handle(shared.clone(), req));
+                let svc = hyper::service::service_fn(move |req| {
+                    let (shared, clock) = (shared.clone(), clock.clone());
+                    async move {
+                        let mut resp = crate::api::handle(shared, req).await?;
+                        // The virtual clock, so a client can read "now" from the API server
+                        // (hyper adds the real time only when the header is missing).
+                        if let Ok(v) = http::HeaderValue::from_str(&http_date(clock.now())) {
+                            resp.headers_mut().insert(http::header::DATE, v);
+                        }
+                        Ok::<_, crate::api::DropConnection>(resp)
+                    }
+                });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let result = match acceptor {
                     Some(acceptor) => match acceptor.accept(stream).await {

@@ -85,6 +85,10 @@ pub struct WatchEvent {
     pub kind: EventType,
     /// The object after the change (for DELETED: its last state, with the deletion's rv).
     pub object: Arc<Value>,
+    /// The object before the change (None for ADDED). Selector watches judge each event by the
+    /// state before and after it, as the apiserver's watch cache does, and exact-version lists
+    /// roll the current state back with it.
+    pub prev: Option<Arc<Value>>,
 }
 
 /// All objects of the simulated cluster.
@@ -151,6 +155,41 @@ impl Store {
             .filter(|e| e.rv > rv && e.resource.key() == resource.key())
             .cloned()
             .collect())
+    }
+
+    /// Objects of `resource` (in one namespace or all) as they were at resourceVersion `rv`, in
+    /// key order: the current state with the later events rolled back (`resourceVersionMatch=
+    /// Exact`). 410 Gone when the history no longer reaches back to `rv`.
+    pub fn list_at(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        rv: u64,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        if rv < self.oldest_resumable() {
+            return Err(ApiError::gone(rv, self.oldest_resumable()));
+        }
+        let mut state: BTreeMap<ObjectKey, Arc<Value>> = self
+            .list(resource, namespace)
+            .map(|o| (ObjectKey::of(o), Arc::clone(o)))
+            .collect();
+        for e in self
+            .history
+            .iter()
+            .rev()
+            .take_while(|e| e.rv > rv)
+            .filter(|e| e.resource.key() == resource.key())
+        {
+            let key = ObjectKey::of(&e.object);
+            if namespace.is_some_and(|ns| ns != key.namespace) {
+                continue;
+            }
+            match &e.prev {
+                Some(prev) => state.insert(key, Arc::clone(prev)),
+                None => state.remove(&key),
+            };
+        }
+        Ok(state.into_values().collect())
     }
 
     /// A fresh object UID.
@@ -359,7 +398,7 @@ impl Store {
         let mut obj = (*old).clone();
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let obj = Arc::new(obj);
-        self.record(resource, EventType::Deleted, obj.clone());
+        self.record(resource, EventType::Deleted, obj.clone(), Some(old));
         Some(obj)
     }
 
@@ -373,20 +412,28 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let obj = Arc::new(obj);
-        self.tables
+        let prev = self
+            .tables
             .entry(resource.key())
             .or_default()
             .insert(key, obj.clone());
-        self.record(resource, kind, obj.clone());
+        self.record(resource, kind, obj.clone(), prev);
         obj
     }
 
-    fn record(&mut self, resource: &'static ResourceInfo, kind: EventType, object: Arc<Value>) {
+    fn record(
+        &mut self,
+        resource: &'static ResourceInfo,
+        kind: EventType,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) {
         let event = Arc::new(WatchEvent {
             rv: self.rv,
             resource,
             kind,
             object,
+            prev,
         });
         if self.history.len() >= self.history_limit {
             self.history.pop_front();

@@ -826,3 +826,49 @@ async fn table_output_for_pods_nodes_and_others() {
         [json!("app"), json!("nginx:1.27"), json!("app=web")]
     );
 }
+
+#[tokio::test]
+async fn date_header_carries_the_virtual_clock() {
+    use opsteps_sandbox::sandbox::{Options, Sandbox};
+    use opsteps_sandbox::scenario::Scenario;
+    // A clock far from the real one, running at scale 60.
+    let scenario =
+        Scenario::from_yaml("clock: {start: 2024-02-29T23:59:00Z, scale: 60}\n").unwrap();
+    let sb = Sandbox::start(
+        Options::default()
+            .tls(false)
+            .controllers(false)
+            .scenario(scenario),
+    )
+    .await
+    .unwrap();
+    let parse = |r: &common::Resp| {
+        let d = r.headers["date"].to_str().unwrap().to_owned();
+        // RFC 7231 IMF-fixdate: `Thu, 29 Feb 2024 23:59:00 GMT`.
+        let t = jiff::fmt::rfc2822::parse(&d)
+            .unwrap_or_else(|e| panic!("{d}: {e}"))
+            .timestamp();
+        assert!(d.ends_with(" GMT"), "{d}");
+        assert_eq!(d.len(), 29, "{d}");
+        t
+    };
+    let before = sb.with(|c| c.clock.now());
+    let ok = get(&sb, "/version").await;
+    let missing = get(&sb, "/api/v1/namespaces/default/pods/nope").await;
+    let denied = send_as(&sb, Some("bogus"), Method::GET, "/api/v1/pods", None).await;
+    let after = sb.with(|c| c.clock.now());
+    for r in [&ok, &missing, &denied] {
+        let t = parse(r);
+        // Whole seconds: the header truncates.
+        assert!(
+            t >= before - jiff::SignedDuration::from_secs(1) && t <= after,
+            "{t} not within {before}..{after}"
+        );
+    }
+    assert_eq!(missing.status, 404);
+    assert_eq!(denied.status, 401);
+    // It moves with jumps of the clock, as a step reading "now" from the API would see.
+    sb.with(|c| c.clock.advance(std::time::Duration::from_hours(24)));
+    let t = parse(&get(&sb, "/version").await);
+    assert!(t >= before + jiff::SignedDuration::from_secs(86_399), "{t}");
+}

@@ -307,3 +307,149 @@ async fn table_watches_for_kubectl_get_w() {
         "only the first event carries columns"
     );
 }
+
+#[tokio::test]
+async fn bookmark_comes_shortly_before_the_timeout() {
+    let sb = sandbox().await;
+    // No periodic bookmark within the test: only the one before the deadline.
+    sb.with(|c| c.api.bookmark_interval = Duration::from_hours(1));
+    let a = cm(&sb, "a", json!({})).await;
+    let rv = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let mut w = Stream::open(
+        &sb,
+        &format!("/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=4&resourceVersion={rv}"),
+    )
+    .await;
+    cm(&sb, "b", json!({})).await;
+    let (t, _) = w.next_ok().await;
+    assert_eq!(t, "ADDED");
+    let now_rv = sb.with(|c| c.store.resource_version()).to_string();
+    let (t, o) = w.next_ok().await;
+    let at = started.elapsed();
+    assert_eq!(t, "BOOKMARK");
+    assert_eq!(o["kind"], "ConfigMap");
+    assert_eq!(o["metadata"]["resourceVersion"], now_rv.as_str());
+    // 2 s before the 4 s deadline (the apiserver's pre-timeout bookmark), not on a tick.
+    assert!(
+        at >= Duration::from_millis(1500) && at < Duration::from_millis(3900),
+        "bookmark after {at:?}"
+    );
+    // Then the stream ends at the deadline.
+    assert!(w.next().await.is_none());
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // Without allowWatchBookmarks there is none.
+    let mut w = Stream::open(
+        &sb,
+        &format!("/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=3&resourceVersion={now_rv}"),
+    )
+    .await;
+    assert!(w.next().await.is_none());
+}
+
+#[tokio::test]
+async fn exact_resource_version_lists_the_past_state() {
+    let sb = sandbox().await;
+    let rv_of = |v: &Value| {
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let rv1 = rv_of(&cm(&sb, "a", json!({"v": "1"})).await);
+    let rv2 = rv_of(
+        &common::patch(
+            &sb,
+            "/api/v1/namespaces/default/configmaps/a",
+            "application/merge-patch+json",
+            &json!({"metadata": {"labels": {"v": "2"}}}),
+        )
+        .await
+        .body,
+    );
+    let rv3 = rv_of(&cm(&sb, "b", json!({"v": "1"})).await);
+    common::delete(&sb, "/api/v1/namespaces/default/configmaps/a", None).await;
+    let list = |rv: String| {
+        let sb = &sb;
+        async move {
+            let r = common::get(
+                sb,
+                &format!("/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact&resourceVersion={rv}"),
+            )
+            .await;
+            let b = expect(&r, 200).clone();
+            assert_eq!(b["metadata"]["resourceVersion"], rv.as_str());
+            b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}:{}",
+                        o["metadata"]["name"].as_str().unwrap(),
+                        o["metadata"]["labels"]["v"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(rv1.clone()).await, ["a:1"]);
+    assert_eq!(list(rv2).await, ["a:2"]);
+    assert_eq!(list(rv3).await, ["a:2", "b:1"]);
+    let now = sb.with(|c| c.store.resource_version()).to_string();
+    assert_eq!(list(now.clone()).await, ["b:1"]);
+    // A labelSelector applies to the past state.
+    let r = common::get(
+        &sb,
+        &format!("/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact&resourceVersion={rv1}&labelSelector=v%3D2"),
+    )
+    .await;
+    assert!(expect(&r, 200)["items"].as_array().unwrap().is_empty());
+    // A version in the future: the apiserver's "Too large resource version" (504, retry).
+    let future = (now.parse::<u64>().unwrap() + 100).to_string();
+    let r = common::get(
+        &sb,
+        &format!("/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact&resourceVersion={future}"),
+    )
+    .await;
+    let b = expect(&r, 504);
+    assert_eq!(b["reason"], "Timeout");
+    assert_eq!(
+        b["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too large resource version")
+    );
+    // Compacted: 410 Expired.
+    sb.with(|c| c.store.compact());
+    cm(&sb, "c", json!({})).await;
+    let r = common::get(
+        &sb,
+        &format!(
+            "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact&resourceVersion={rv1}"
+        ),
+    )
+    .await;
+    let b = expect(&r, 410);
+    assert_eq!(b["kind"], "Status");
+    assert_eq!(b["reason"], "Expired");
+    assert_eq!(
+        b["message"],
+        "The resourceVersion for the provided list is too old."
+    );
+    // NotOlderThan (and a plain resourceVersion) serve the current state.
+    let r = common::get(
+        &sb,
+        &format!("/api/v1/namespaces/default/configmaps?resourceVersionMatch=NotOlderThan&resourceVersion={rv1}"),
+    )
+    .await;
+    assert_eq!(expect(&r, 200)["items"].as_array().unwrap().len(), 2);
+}

@@ -549,18 +549,40 @@ fn garbage_collector_orphan_and_foreground_deletion() {
     assert_eq!(rs.len(), 1, "orphaned ReplicaSet kept");
     assert!(podutil::controller_ref(&rs[0]).is_none());
     assert_eq!(active(&pods(&c, "default", "app", "keep")), 2);
-    // Foreground: the ReplicaSet went first, then the Deployment.
-    assert!(
-        c.store
-            .get(well_known::deployments(), "default", "fg")
-            .is_none()
+    // Foreground: the Deployment waits, marked, while its ReplicaSet (itself deleted in the
+    // foreground) waits for its terminating pods.
+    let fg = c
+        .store
+        .get(well_known::deployments(), "default", "fg")
+        .expect("owner kept while dependents exist");
+    assert_eq!(fg["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    let rs: Vec<_> = c
+        .store
+        .list(well_known::replicasets(), Some("default"))
+        .filter(|r| r["metadata"]["labels"]["app"] == "fg")
+        .cloned()
+        .collect();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(
+        rs[0]["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
     );
+    assert!(
+        pods(&c, "default", "app", "fg")
+            .iter()
+            .all(|p| podutil::is_terminating(p))
+    );
+    settle(&mut c, 31);
+    assert!(pods(&c, "default", "app", "fg").is_empty());
     assert!(
         c.store
             .list(well_known::replicasets(), Some("default"))
             .all(|r| r["metadata"]["labels"]["app"] != "fg")
     );
-    settle(&mut c, 31);
-    assert!(pods(&c, "default", "app", "fg").is_empty());
+    assert!(
+        c.store
+            .get(well_known::deployments(), "default", "fg")
+            .is_none()
+    );
     assert_eq!(active(&pods(&c, "default", "app", "keep")), 2);
 }

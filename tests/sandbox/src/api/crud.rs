@@ -89,7 +89,9 @@ impl Selectors {
 /// Pages after the first are served from the current state rather than a snapshot at the
 /// token's resourceVersion; objects are never repeated or skipped because keys are ordered.
 pub fn list(c: &Cluster, p: &ResourcePath, q: &Query) -> Result<Page, ApiError> {
+    super::validate::list_options(q, false)?;
     let sel = Selectors::parse(q)?;
+    crate::selectors::check_supported(p.res, &sel.fields)?;
     let limit = q
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -112,8 +114,18 @@ pub fn list(c: &Cluster, p: &ResourcePath, q: &Query) -> Result<Page, ApiError> 
         None => (store.resource_version(), None),
     };
     let single: Vec<Arc<Value>>;
+    let exact = exact_rv(c, p, q)?;
+    let rv = exact.as_ref().map_or(rv, |(rv, _)| *rv);
     let iter: Box<dyn Iterator<Item = &Arc<Value>>> =
         match (&after, sel.fields.equals("metadata.name")) {
+            // resourceVersionMatch=Exact: the state at that version.
+            (None, _) if exact.is_some() => Box::new(
+                exact
+                    .as_ref()
+                    .map(|(_, items)| items.iter())
+                    .into_iter()
+                    .flatten(),
+            ),
             // One named object (kubectl wait, watches on one object): skip the table scan.
             (None, Some(name)) if ns.is_some() || !p.res.namespaced => {
                 single = store
@@ -136,6 +148,49 @@ pub fn list(c: &Cluster, p: &ResourcePath, q: &Query) -> Result<Page, ApiError> 
         items.push(Arc::clone(obj));
     }
     Ok(Page { items, rv, cont })
+}
+
+/// A list at one resourceVersion.
+type Snapshot = (u64, Vec<Arc<Value>>);
+
+/// For `resourceVersionMatch=Exact`: the requested version and the objects as they were then.
+/// An old version the history no longer holds is 410, a future one 504 (the apiserver's
+/// "Too large resource version").
+fn exact_rv(c: &Cluster, p: &ResourcePath, q: &Query) -> Result<Option<Snapshot>, ApiError> {
+    if q.get("resourceVersionMatch").map(String::as_str) != Some("Exact")
+        || q.get("continue").is_some_and(|t| !t.is_empty())
+    {
+        return Ok(None);
+    }
+    let raw = q.get("resourceVersion").map_or("", String::as_str);
+    let rv: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {raw}")))?;
+    let current = c.store.resource_version();
+    if rv > current {
+        let mut e = ApiError::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {rv}, current: {current}"),
+            Some(
+                json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+            ),
+        );
+        e.retry_after = Some(1);
+        return Err(e);
+    }
+    let items = c
+        .store
+        .list_at(p.res, p.namespace.as_deref(), rv)
+        .map_err(|_| {
+            ApiError::new(
+                410,
+                "Expired",
+                "The resourceVersion for the provided list is too old.",
+                None,
+            )
+        })?;
+    Ok(Some((rv, items)))
 }
 
 /// Serialises a list page straight from the shared objects.
@@ -296,11 +351,7 @@ fn defaults(res: &ResourceInfo, obj: &mut Value) {
     };
     match res.key() {
         "pods" => {
-            set(spec, "restartPolicy", json!("Always"));
-            set(spec, "terminationGracePeriodSeconds", json!(30));
-            set(spec, "dnsPolicy", json!("ClusterFirst"));
-            set(spec, "schedulerName", json!("default-scheduler"));
-            set(spec, "enableServiceLinks", json!(true));
+            super::validate::pod_spec_defaults(spec);
             set(spec, "priority", json!(0));
             let has_requests = spec["containers"].as_array().is_some_and(|cs| {
                 cs.iter().any(|c| {
@@ -424,6 +475,8 @@ fn create(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), 
         }
     }
     defaults(p.res, &mut obj);
+    super::validate::object(p.res, &obj, None)?;
+    super::validate::object_size(&obj)?;
     let now = c.now();
     if ctx.dry_run {
         if c.store.get(p.res, &path_ns, &name).is_some() {
@@ -478,9 +531,14 @@ fn write(
     c: &mut Cluster,
     p: &ResourcePath,
     cur: &Value,
-    new: Value,
+    mut new: Value,
     dry_run: bool,
 ) -> Result<(u16, Value), ApiError> {
+    if p.res.key() == "pods" && p.sub.is_none() {
+        super::validate::pod_spec_defaults(&mut new["spec"]);
+    }
+    super::validate::object(p.res, &new, Some(cur))?;
+    super::validate::object_size(&new)?;
     if dry_run {
         let want = new
             .pointer("/metadata/resourceVersion")
@@ -596,6 +654,8 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// preconditions.resourceVersion.
     pub resource_version: Option<String>,
+    /// propagationPolicy (or the deprecated orphanDependents): Orphan, Background, Foreground.
+    pub propagation: Option<String>,
 }
 
 impl DeleteOptions {
@@ -609,8 +669,24 @@ impl DeleteOptions {
                 q.and_then(|q| q.get("gracePeriodSeconds"))
                     .and_then(|g| g.parse().ok())
             });
+        let propagation = body
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| q.and_then(|q| q.get("propagationPolicy")).cloned())
+            .or_else(|| {
+                let orphan = body
+                    .get("orphanDependents")
+                    .and_then(Value::as_bool)
+                    .or_else(|| {
+                        q.and_then(|q| q.get("orphanDependents"))
+                            .map(|v| v == "true")
+                    });
+                orphan.map(|o| if o { "Orphan" } else { "Background" }.to_owned())
+            });
         Self {
             grace,
+            propagation,
             uid: body
                 .pointer("/preconditions/uid")
                 .and_then(Value::as_str)
@@ -775,8 +851,28 @@ pub fn delete_one(
         }
         return Ok((*c.store.put(res, new)).clone());
     }
-    if has_finalizers(obj) {
+    // Orphan and Foreground deletion of an owner: the apiserver adds the finalizer the garbage
+    // collector acts on, and the owner stays until the collector removes it.
+    let gc_finalizer = match opts.propagation.as_deref() {
+        Some("Orphan") => Some("orphan"),
+        Some("Foreground") => Some("foregroundDeletion"),
+        _ => None,
+    }
+    .filter(|_| crate::controllers::gc::is_owner_kind(res));
+    if has_finalizers(obj) || gc_finalizer.is_some() {
         let mut new = (**obj).clone();
+        if let Some(f) = gc_finalizer {
+            let list = new["metadata"]
+                .as_object_mut()
+                .expect("objects are JSON objects")
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut()
+                && !a.iter().any(|x| x == f)
+            {
+                a.push(json!(f));
+            }
+        }
         if !podutil::is_terminating(obj) {
             new["metadata"]["deletionTimestamp"] = json!(now);
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
@@ -872,6 +968,11 @@ pub fn mutate(
             None,
         )
     };
+    let delete_body = verb
+        .starts_with("delete")
+        .then(|| ctx.json_body().ok())
+        .flatten();
+    super::validate::dry_run(verb, &ctx.query, delete_body.as_ref())?;
     match (verb, p.sub.as_deref()) {
         ("create", None) => create(c, p, ctx),
         ("create", Some("binding")) => binding(c, p, ctx),

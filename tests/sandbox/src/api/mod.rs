@@ -9,10 +9,12 @@ pub mod body;
 pub mod crud;
 pub mod discovery;
 pub mod eviction;
+pub mod fields;
 pub mod openapi;
 pub mod protobuf;
 pub mod ssa;
 pub mod table;
+pub mod validate;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -321,13 +323,18 @@ pub async fn handle(
         }
     };
 
-    let body = match axum::body::to_bytes(Body::new(req.into_body()), 256 << 20).await {
-        Ok(b) => b,
-        Err(e) => {
-            let e = ApiError::bad_request(format!("reading request body: {e}"));
-            return Ok(finish(&shared, &mut record, error_response(&e)));
-        }
-    };
+    let body =
+        match axum::body::to_bytes(Body::new(req.into_body()), validate::MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                let e = if format!("{e:?}").contains("LengthLimit") {
+                    validate::body_too_large()
+                } else {
+                    ApiError::bad_request(format!("reading request body: {e}"))
+                };
+                return Ok(finish(&shared, &mut record, error_response(&e)));
+            }
+        };
     // DeleteOptions may carry dryRun in the body (DELETE, and an Eviction's deleteOptions, which
     // is how `kubectl drain --dry-run=server` and kube-rs send it).
     let dry_run = dry_run || body_dry_run(verb_name, &content_type, &body);
@@ -580,7 +587,24 @@ fn non_resource(shared: &Shared, path: &str, host: &str, accept: &str) -> Respon
     }
 }
 
+/// A resource request, with `fieldValidation` (400 under Strict, else `Warning` headers).
 fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Response<Body> {
+    let warnings = match fields::check(p, verb, ctx) {
+        Ok(w) => w,
+        Err(e) => return error_response(&e),
+    };
+    let mut resp = resource_verb(shared, p, verb, ctx);
+    if resp.status().is_success() {
+        for w in warnings {
+            if let Ok(v) = HeaderValue::from_str(&w) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+        }
+    }
+    resp
+}
+
+fn resource_verb(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Response<Body> {
     let result = match verb {
         "list" => {
             let page = {
@@ -615,7 +639,9 @@ fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Respons
         }
         "evict" => {
             let mut c = shared.lock();
-            eviction::evict(&mut c, p, ctx).map(|v| (201, ValueOrArc::Value(v)))
+            validate::dry_run("create", &ctx.query, None)
+                .and_then(|()| eviction::evict(&mut c, p, ctx))
+                .map(|v| (201, ValueOrArc::Value(v)))
         }
         _ => {
             let mut c = shared.lock();

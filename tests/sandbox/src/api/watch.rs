@@ -4,10 +4,12 @@
 //! `sendInitialEvents=true` (then followed by a BOOKMARK annotated
 //! `k8s.io/initial-events-end: "true"`). Otherwise events after the given resourceVersion are
 //! replayed from history; a version older than the history gets an ERROR event with a 410
-//! Status, as the apiserver sends. With selectors, objects moving into or out of the selection
-//! are sent as ADDED and DELETED, as the apiserver's watch cache does.
+//! Status, as the apiserver sends. With selectors, every event (replayed or live) is judged by
+//! the object's state before and after it: objects moving into or out of the selection are sent
+//! as ADDED and DELETED, as the apiserver's watch cache does. With `allowWatchBookmarks`,
+//! BOOKMARKs come every `bookmark_interval` and 2 s before `timeoutSeconds` ends, as the
+//! apiserver sends one before a watch's deadline.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use super::{Ctx, ResourcePath};
 use crate::cluster::Shared;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
-use crate::store::{ObjectKey, WatchEvent};
+use crate::store::{EventType, ObjectKey, WatchEvent};
 
 fn event_bytes(kind: &str, object: &Value) -> Bytes {
     let mut buf = Vec::with_capacity(1024);
@@ -65,8 +67,7 @@ struct Filter {
     res: &'static ResourceInfo,
     namespace: Option<String>,
     sel: Selectors,
-    /// Keys currently inside the selection (only tracked when a selector is set).
-    inside: HashSet<ObjectKey>,
+    /// Whether a selector is set (then events are judged by the states before and after).
     tracking: bool,
 }
 
@@ -92,37 +93,36 @@ impl Filter {
         event_bytes(kind, &table)
     }
 
-    /// The event type to send for a change, or None to skip it.
-    fn translate(&mut self, e: &WatchEvent) -> Option<&'static str> {
+    /// The event to send for a change, or None to skip it. With selectors, each event is judged
+    /// by the object's state before and after it, as the apiserver's watch cache does: entering
+    /// the selection is ADDED, leaving it DELETED (the previous state at the event's
+    /// resourceVersion), a change inside it MODIFIED and a deletion inside it DELETED.
+    fn translate(&self, e: &WatchEvent) -> Option<(&'static str, Arc<Value>)> {
         if e.resource.key() != self.res.key() {
             return None;
         }
-        let key = ObjectKey::of(&e.object);
         if self
             .namespace
             .as_deref()
-            .is_some_and(|ns| ns != key.namespace)
+            .is_some_and(|ns| ns != ObjectKey::of(&e.object).namespace)
         {
             return None;
         }
         if !self.tracking {
-            return Some(e.kind.as_str());
+            return Some((e.kind.as_str(), Arc::clone(&e.object)));
         }
-        let matches = self.sel.matches(&e.object);
-        let was = self.inside.contains(&key);
-        let deleted = e.kind == crate::store::EventType::Deleted;
-        match (deleted, was, matches) {
-            // Gone, or moved out of the selection: the client sees a deletion.
-            (true, true, _) | (false, true, false) => {
-                self.inside.remove(&key);
-                Some("DELETED")
+        let deleted = e.kind == EventType::Deleted;
+        let now_in = !deleted && self.sel.matches(&e.object);
+        let was_in = e.prev.as_deref().is_some_and(|p| self.sel.matches(p));
+        match (was_in, now_in) {
+            (false, false) => None,
+            (false, true) => Some(("ADDED", Arc::clone(&e.object))),
+            (true, true) => Some(("MODIFIED", Arc::clone(&e.object))),
+            (true, false) => {
+                let mut last = e.prev.as_deref().cloned().unwrap_or(Value::Null);
+                last["metadata"]["resourceVersion"] = json!(e.rv.to_string());
+                Some(("DELETED", Arc::new(last)))
             }
-            (true, false, _) | (false, false, false) => None,
-            (false, false, true) => {
-                self.inside.insert(key);
-                Some("ADDED")
-            }
-            (false, true, true) => Some("MODIFIED"),
         }
     }
 }
@@ -137,7 +137,9 @@ pub fn start(
     close: Option<(Option<u64>, Option<Duration>)>,
 ) -> Result<Body, ApiError> {
     let q = &ctx.query;
+    super::validate::list_options(q, true)?;
     let mut sel = Selectors::parse(q)?;
+    crate::selectors::check_supported(p.res, &sel.fields)?;
     if let Some(name) = &p.name {
         // GET .../pods/NAME?watch=true watches one object.
         let extra = format!("metadata.name={name}");
@@ -163,7 +165,6 @@ pub fn start(
         res: p.res,
         namespace: p.namespace.clone(),
         sel,
-        inside: HashSet::new(),
         tracking,
     };
 
@@ -191,6 +192,7 @@ pub fn start(
                 }
                 l.remove("limit");
                 l.remove("continue");
+                l.remove("resourceVersionMatch");
                 l
             };
             let page = super::crud::list(
@@ -204,9 +206,6 @@ pub fn start(
             )?;
             for obj in &page.items {
                 if filter.sel.matches(obj) {
-                    if tracking {
-                        filter.inside.insert(ObjectKey::of(obj));
-                    }
                     initial.push(Pending::Obj("ADDED", Arc::clone(obj)));
                 }
             }
@@ -220,26 +219,9 @@ pub fn start(
             })?;
             match c.store.events_since(p.res, rv) {
                 Ok(events) => {
-                    if tracking {
-                        // Objects matching now approximate the selection at `rv`.
-                        let page = super::crud::list(
-                            &c,
-                            &super::ResourcePath {
-                                name: None,
-                                sub: None,
-                                ..p.clone()
-                            },
-                            q,
-                        );
-                        if let Ok(page) = page {
-                            filter
-                                .inside
-                                .extend(page.items.iter().map(|o| ObjectKey::of(o)));
-                        }
-                    }
                     for e in &events {
-                        if let Some(kind) = filter.translate(e) {
-                            initial.push(Pending::Obj(kind, Arc::clone(&e.object)));
+                        if let Some((kind, obj)) = filter.translate(e) {
+                            initial.push(Pending::Obj(kind, obj));
                         }
                     }
                     (live, now_rv, interval)
@@ -264,6 +246,7 @@ pub fn start(
             res,
             want_bookmarks.then_some(interval),
             deadline,
+            timeout,
             after_events,
         )
         .await;
@@ -290,6 +273,7 @@ async fn run(
     res: &'static ResourceInfo,
     bookmarks: Option<Duration>,
     deadline: Option<Duration>,
+    client_timeout: Option<Duration>,
     close_after: Option<u64>,
 ) {
     let mut sent = 0u64;
@@ -302,6 +286,20 @@ async fn run(
         }
     };
     tokio::pin!(sleep_until_end);
+    // The apiserver also sends a bookmark 2 s before the watch's deadline, so the client can
+    // resume from the latest version.
+    let started = tokio::time::Instant::now();
+    let pre_deadline = client_timeout
+        .and_then(|t| (started + t).checked_sub(Duration::from_secs(2)))
+        .filter(|t| bookmarks.is_some() && *t > tokio::time::Instant::now());
+    let mut pre_sent = pre_deadline.is_none();
+    let sleep_until_pre = async {
+        match pre_deadline {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until_pre);
     let mut tick = tokio::time::interval(bookmarks.unwrap_or(Duration::from_hours(1)));
     tick.tick().await;
     for pending in initial {
@@ -321,6 +319,12 @@ async fn run(
         tokio::select! {
             () = &mut sleep_until_end => return,
             () = tx.closed() => return,
+            () = &mut sleep_until_pre, if !pre_sent => {
+                pre_sent = true;
+                if tx.send(bookmark(res, last_rv, false)).await.is_err() {
+                    return;
+                }
+            }
             _ = tick.tick(), if bookmarks.is_some() => {
                 if tx.send(bookmark(res, last_rv, false)).await.is_err() {
                     return;
@@ -332,8 +336,8 @@ async fn run(
                         continue;
                     }
                     last_rv = e.rv;
-                    if let Some(kind) = filter.translate(&e) {
-                        if tx.send(filter.encode(kind, &e.object)).await.is_err() {
+                    if let Some((kind, obj)) = filter.translate(&e) {
+                        if tx.send(filter.encode(kind, &obj)).await.is_err() {
                             return;
                         }
                         sent += 1;

@@ -56,8 +56,29 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
 }
 
 /// Whether a ReplicaSet's template equals the Deployment's but for the `pod-template-hash`
-/// label (upstream's `EqualIgnoreHash`), without cloning either.
+/// label (upstream's `EqualIgnoreHash`). Serialisation noise does not count: a template sent
+/// back by a Go client (`kubectl rollout undo`) carries `creationTimestamp: null` and empty
+/// structs (`resources: {}`) that the apiserver's typed decoding makes equal to absent.
 fn same_template(rs: &Value, d: &Value) -> bool {
+    same_template_exact(rs, d) || same_template_exact(&normalize(rs), &normalize(d))
+}
+
+/// Without nulls and empty objects, recursively.
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), normalize(v)))
+                .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
+        other => other.clone(),
+    }
+}
+
+/// [`same_template`] on the values as they are, without cloning either.
+fn same_template_exact(rs: &Value, d: &Value) -> bool {
     let (Some(r), Some(t)) = (rs.as_object(), d.as_object()) else {
         return rs == d;
     };

@@ -1,8 +1,9 @@
 //! The garbage collector and pod GC: dependents whose owners (by ownerReference UID) are all
 //! gone are deleted in the background (pods gracefully), and pods bound to a node that no longer
 //! exists are removed. Owners being deleted with the `orphan` finalizer (propagationPolicy
-//! Orphan) release their dependents; with `foregroundDeletion` they go once their dependents are
-//! gone.
+//! Orphan) release their dependents (owner reference removed); with `foregroundDeletion` their
+//! dependents are deleted (owners among them in the foreground too) and they go once the
+//! dependents with `blockOwnerDeletion` are gone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,6 +30,23 @@ fn owner_tables() -> [(&'static str, &'static ResourceInfo); 6] {
             crate::store::res("apps", "controllerrevisions"),
         ),
     ]
+}
+
+/// Whether the collector handles owners of this kind (so the `orphan` and `foregroundDeletion`
+/// finalizers the apiserver adds on delete will be acted on).
+#[must_use]
+pub fn is_owner_kind(res: &ResourceInfo) -> bool {
+    owner_tables().iter().any(|(_, r)| r.key() == res.key())
+}
+
+/// Whether `dependent` blocks the foreground deletion of the owner with `uid`.
+fn blocks(dependent: &Value, uid: &str) -> bool {
+    dependent["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["uid"] == uid && r["blockOwnerDeletion"] == true)
+        })
 }
 
 /// Tables whose objects can have owners.
@@ -158,11 +176,34 @@ fn deletion_finalizers(cluster: &mut Cluster, ctx: &Ctx) {
                 cluster.store.put(r, d);
             }
         } else if !dependents.is_empty() {
+            // Foreground: dependents go first, themselves in the foreground when they own
+            // others; the owner waits only for those with blockOwnerDeletion.
             for (r, d) in &dependents {
+                if !d["metadata"]["deletionTimestamp"].is_null() {
+                    continue;
+                }
                 let (ns, name) = podutil::ns_name(d);
-                pods::delete(&mut cluster.store, r, ns, name, ctx.now);
+                if is_owner_kind(r) && blocks(d, &uid) {
+                    let mut o = (**d).clone();
+                    let list = o["metadata"]
+                        .as_object_mut()
+                        .expect("objects are JSON objects")
+                        .entry("finalizers")
+                        .or_insert_with(|| serde_json::json!([]));
+                    if let Some(a) = list.as_array_mut() {
+                        a.push(serde_json::json!("foregroundDeletion"));
+                    }
+                    o["metadata"]["deletionTimestamp"] =
+                        serde_json::json!(crate::clock::rfc3339(ctx.now));
+                    o["metadata"]["deletionGracePeriodSeconds"] = serde_json::json!(0);
+                    cluster.store.put(r, o);
+                } else {
+                    pods::delete(&mut cluster.store, r, ns, name, ctx.now);
+                }
             }
-            continue;
+            if dependents.iter().any(|(_, d)| blocks(d, &uid)) {
+                continue;
+            }
         }
         let remaining: Vec<Value> = finalizers
             .into_iter()
