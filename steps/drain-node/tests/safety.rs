@@ -228,7 +228,7 @@ async fn release_never_deletes_a_successors_lease() {
         "kube-system",
         "a",
         "argo:first/1",
-        Duration::from_secs(600),
+        Duration::from_mins(10),
         &audit,
     )
     .await
