@@ -35,6 +35,7 @@ use kube::ResourceExt;
 use opsteps::exit::StepError;
 use opsteps::step::{Context, Report};
 use serde_json::json;
+use tracing::Instrument;
 
 pub use crate::args::Args;
 use crate::plan::NodePlan;
@@ -186,15 +187,20 @@ async fn drain_all(
         tracing::info!(node = %plan.node, pods = plan.to_remove().count(), "draining node");
         let mut r = drain::drain_node(shared, plan).await;
         if let Some(t) = shared.settings.wait_for_replacements {
+            let span = tracing::info_span!("replacements", node = %plan.node);
             if r.status == NodeStatus::Drained {
                 let evicted: Vec<&Pod> = plan.to_remove().map(|p| &p.object).collect();
-                let owners = replacements::owners_of(&shared.client, &evicted).await;
-                let short = replacements::wait_for_replacements(
-                    &shared.client,
-                    &owners,
-                    t,
-                    &shared.shutdown,
-                )
+                let short = async {
+                    let owners = replacements::owners_of(&shared.client, &evicted).await;
+                    replacements::wait_for_replacements(
+                        &shared.client,
+                        &owners,
+                        t,
+                        &shared.shutdown,
+                    )
+                    .await
+                }
+                .instrument(span)
                 .await;
                 if !short.is_empty() {
                     r.status = NodeStatus::Blocked;

@@ -230,6 +230,7 @@ async fn release_never_deletes_a_successors_lease() {
         "argo:first/1",
         Duration::from_mins(10),
         &audit,
+        &opsteps::shutdown::Shutdown::new(),
     )
     .await
     .unwrap()
