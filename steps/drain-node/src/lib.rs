@@ -143,8 +143,15 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     }
     let blocked = shared.blocker_report().await;
     if !dry.is_dry() {
-        node_state::record_outcomes(&client, &ctx, args.uncordon_on_failure, &cordoned, &results)
-            .await;
+        node_state::record_outcomes(
+            &client,
+            &ctx,
+            args.uncordon_on_failure,
+            &cordoned,
+            &results,
+            |node| shared.leases.get(node).is_some_and(|g| g.lost().is_some()),
+        )
+        .await;
     }
     // No write after SIGTERM: the leases stay, and a retry of this workflow takes them over.
     if !ctx.shutdown.is_requested() {

@@ -177,6 +177,7 @@ async fn a_lost_lease_stops_the_drain_and_the_successor_keeps_it() {
         "60s",
         "--lease-duration",
         "3s",
+        "--uncordon-on-failure",
     ]);
     let takeover = async {
         env.until(20, "the cordon", |e| e.unschedulable("a")).await;
@@ -195,6 +196,12 @@ async fn a_lost_lease_stops_the_drain_and_the_successor_keeps_it() {
     };
     let (out, ()) = tokio::join!(drain, takeover);
     assert_ne!(out.status, ExitStatus::Done, "{}", out.summary);
+    // The node is the successor's now: no outcome annotation, no uncordon, from us.
+    assert_eq!(
+        env.node("a")["metadata"]["annotations"][drain_node::ANN_STATE],
+        "draining"
+    );
+    assert!(env.unschedulable("a"));
     assert!(
         started.elapsed() < Duration::from_secs(40),
         "stopped when the lease was lost, not at --timeout: {:?}",
