@@ -91,23 +91,9 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         return report::stopped(&ctx, dry, &names, &plans, &interrupted("while planning"));
     }
     let me = lease::holder_identity();
-    let held = if dry.is_dry() {
-        Vec::new()
-    } else {
-        match lease::take_all(
-            &client,
-            &args.lease_namespace,
-            &names,
-            &me,
-            args.lease_duration.into(),
-            &ctx.audit,
-            &ctx.shutdown,
-        )
-        .await
-        {
-            Ok(h) => h,
-            Err(e) => return report::stopped(&ctx, dry, &names, &plans, &e),
-        }
+    let held = match take_leases(&client, &args, &names, &me, &ctx).await {
+        Ok(h) => h,
+        Err(e) => return report::stopped(&ctx, dry, &names, &plans, &e),
     };
     let (cordoned, mut results) = node_state::cordon_all(&client, &ctx, &names, &me, dry).await;
     let shared = Arc::new(Shared {
@@ -167,6 +153,29 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         &plans,
         &blocked,
     )
+}
+
+/// The drain leases of every node (none in a dry run).
+async fn take_leases(
+    client: &kube::Client,
+    args: &Args,
+    names: &[String],
+    me: &str,
+    ctx: &Context,
+) -> Result<Vec<lease::Held>, StepError> {
+    if args.dry_run.is_dry() {
+        return Ok(Vec::new());
+    }
+    lease::take_all(
+        client,
+        &args.lease_namespace,
+        names,
+        me,
+        args.lease_duration.into(),
+        &ctx.audit,
+        &ctx.shutdown,
+    )
+    .await
 }
 
 /// Drains up to `parallel` nodes at once. With replacement gating, a node whose owners do not
