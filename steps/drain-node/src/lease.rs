@@ -12,6 +12,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 use opsteps::audit::{Auditor, Target};
 use opsteps::exit::StepError;
+use opsteps::shutdown::Shutdown;
 
 /// Who holds drain leases in this run.
 #[must_use]
@@ -176,6 +177,7 @@ pub async fn acquire(
     me: &str,
     duration: Duration,
     audit: &Arc<Auditor>,
+    shutdown: &Shutdown,
 ) -> Result<Result<Held, Busy>, StepError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let name = lease_name(node);
@@ -241,6 +243,7 @@ pub async fn acquire(
                     duration,
                     audit.clone(),
                     state.clone(),
+                    shutdown.clone(),
                 ));
                 return Ok(Ok(Held {
                     api,
@@ -279,11 +282,16 @@ async fn renew(
     duration: Duration,
     audit: Arc<Auditor>,
     state: Arc<State>,
+    shutdown: Shutdown,
 ) {
     let name = target.name.clone();
     let mut renewed = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(duration / 3).await;
+        // No renewal after SIGTERM: a write; a retry of this workflow takes the lease over.
+        tokio::select! {
+            () = tokio::time::sleep(duration / 3) => {}
+            () = shutdown.requested() => return,
+        }
         let failed = |e: String| {
             tracing::debug!(lease = %name, error = %e, "lease renewal failed; will retry");
             if renewed.elapsed() >= duration {
@@ -346,7 +354,7 @@ pub async fn take_all(
     me: &str,
     duration: Duration,
     audit: &Arc<Auditor>,
-    shutdown: &opsteps::shutdown::Shutdown,
+    shutdown: &Shutdown,
 ) -> Result<Vec<Held>, StepError> {
     let mut held = Vec::new();
     for n in names {
@@ -357,7 +365,7 @@ pub async fn take_all(
                 "SIGTERM while taking the drain leases",
             ));
         }
-        match acquire(client, namespace, n, me, duration, audit).await {
+        match acquire(client, namespace, n, me, duration, audit, shutdown).await {
             Ok(Ok(h)) => held.push(h),
             other => {
                 if !shutdown.is_requested() {

@@ -35,6 +35,7 @@ use kube::ResourceExt;
 use opsteps::exit::StepError;
 use opsteps::step::{Context, Report};
 use serde_json::json;
+use tracing::Instrument;
 
 pub use crate::args::Args;
 use crate::plan::NodePlan;
@@ -90,23 +91,9 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         return report::stopped(&ctx, dry, &names, &plans, &interrupted("while planning"));
     }
     let me = lease::holder_identity();
-    let held = if dry.is_dry() {
-        Vec::new()
-    } else {
-        match lease::take_all(
-            &client,
-            &args.lease_namespace,
-            &names,
-            &me,
-            args.lease_duration.into(),
-            &ctx.audit,
-            &ctx.shutdown,
-        )
-        .await
-        {
-            Ok(h) => h,
-            Err(e) => return report::stopped(&ctx, dry, &names, &plans, &e),
-        }
+    let held = match take_leases(&client, &args, &names, &me, &ctx).await {
+        Ok(h) => h,
+        Err(e) => return report::stopped(&ctx, dry, &names, &plans, &e),
     };
     let (cordoned, mut results) = node_state::cordon_all(&client, &ctx, &names, &me, dry).await;
     let shared = Arc::new(Shared {
@@ -142,8 +129,15 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     }
     let blocked = shared.blocker_report().await;
     if !dry.is_dry() {
-        node_state::record_outcomes(&client, &ctx, args.uncordon_on_failure, &cordoned, &results)
-            .await;
+        node_state::record_outcomes(
+            &client,
+            &ctx,
+            args.uncordon_on_failure,
+            &cordoned,
+            &results,
+            |node| shared.leases.get(node).is_some_and(|g| g.lost().is_some()),
+        )
+        .await;
     }
     // No write after SIGTERM: the leases stay, and a retry of this workflow takes them over.
     if !ctx.shutdown.is_requested() {
@@ -159,6 +153,29 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         &plans,
         &blocked,
     )
+}
+
+/// The drain leases of every node (none in a dry run).
+async fn take_leases(
+    client: &kube::Client,
+    args: &Args,
+    names: &[String],
+    me: &str,
+    ctx: &Context,
+) -> Result<Vec<lease::Held>, StepError> {
+    if args.dry_run.is_dry() {
+        return Ok(Vec::new());
+    }
+    lease::take_all(
+        client,
+        &args.lease_namespace,
+        names,
+        me,
+        args.lease_duration.into(),
+        &ctx.audit,
+        &ctx.shutdown,
+    )
+    .await
 }
 
 /// Drains up to `parallel` nodes at once. With replacement gating, a node whose owners do not
@@ -186,15 +203,20 @@ async fn drain_all(
         tracing::info!(node = %plan.node, pods = plan.to_remove().count(), "draining node");
         let mut r = drain::drain_node(shared, plan).await;
         if let Some(t) = shared.settings.wait_for_replacements {
+            let span = tracing::info_span!("replacements", node = %plan.node);
             if r.status == NodeStatus::Drained {
                 let evicted: Vec<&Pod> = plan.to_remove().map(|p| &p.object).collect();
-                let owners = replacements::owners_of(&shared.client, &evicted).await;
-                let short = replacements::wait_for_replacements(
-                    &shared.client,
-                    &owners,
-                    t,
-                    &shared.shutdown,
-                )
+                let short = async {
+                    let owners = replacements::owners_of(&shared.client, &evicted).await;
+                    replacements::wait_for_replacements(
+                        &shared.client,
+                        &owners,
+                        t,
+                        &shared.shutdown,
+                    )
+                    .await
+                }
+                .instrument(span)
                 .await;
                 if !short.is_empty() {
                     r.status = NodeStatus::Blocked;

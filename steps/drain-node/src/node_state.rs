@@ -193,13 +193,14 @@ pub async fn cordon_all(
 
 /// Writes the outcome on each cordoned node (annotation, Event) and uncordons on failure when
 /// asked and when the node was schedulable before the first drain. Writes nothing after
-/// SIGTERM.
+/// SIGTERM, nor on a node whose lease `lost` says is no longer ours (another drain owns it now).
 pub async fn record_outcomes(
     client: &Client,
     ctx: &Context,
     uncordon_on_failure: bool,
     cordoned: &BTreeMap<String, Cordoned>,
     results: &BTreeMap<String, NodeResult>,
+    lost: impl Fn(&str) -> bool,
 ) {
     for r in results.values() {
         let Some(c) = cordoned.get(&r.node) else {
@@ -207,6 +208,10 @@ pub async fn record_outcomes(
         };
         if ctx.shutdown.is_requested() {
             tracing::warn!(node = %r.node, "SIGTERM: the drain outcome is not recorded on the node");
+            continue;
+        }
+        if lost(&r.node) {
+            tracing::warn!(node = %r.node, "lease lost: the node is left to its new holder");
             continue;
         }
         let (state, etype, reason) = match r.status {

@@ -190,10 +190,11 @@ impl Lookups {
 async fn kubectl_filters(pod: &Pod, f: &Filters, lookups: &mut Lookups) -> Verdict {
     let now = jiff::Timestamp::now();
     // 1. skipDeleted: terminating for longer than --skip-wait-for-delete-timeout.
+    // A timeout too large for a timestamp skips nothing (it never passes).
     if let Some(ts) = &pod.metadata.deletion_timestamp
         && f.skip_wait_for_delete_timeout > 0
-        && now.duration_since(ts.0)
-            > jiff::SignedDuration::from_secs(f.skip_wait_for_delete_timeout as i64)
+        && let Ok(skip) = i64::try_from(f.skip_wait_for_delete_timeout)
+        && now.duration_since(ts.0) > jiff::SignedDuration::from_secs(skip)
     {
         return Verdict::Skip {
             reason: "terminating for longer than --skip-wait-for-delete-timeout".into(),

@@ -340,3 +340,23 @@ async fn drains_under_exactly_the_rbac_its_readme_lists() {
     assert!(denied.is_empty(), "denied: {denied:?}");
     env.sb.assert_invariants();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_the_server_refuses_is_bad_input_not_an_empty_node() {
+    let yaml = format!(
+        "{}faults:\n  - {{verbs: [list], resource: pods, action: {{status: {{code: 400, message: 'field label not supported: spec.nodeName'}}}}}}\n",
+        one_node("  - {name: web, replicas: 2, placement: {nodes: [a]}}")
+    );
+    let env = Env::new(&yaml).await;
+    let out = env.run(&["--node", "a"]).await;
+    assert_eq!(out.status, ExitStatus::BadInput, "{}", out.summary);
+    assert!(
+        out.summary.contains("field label not supported"),
+        "{}",
+        out.summary
+    );
+    assert_eq!(out.result["nodes"][0]["status"], "not-started");
+    assert!(out.result["summary"].get("blocked").is_some());
+    assert!(env.mutations().is_empty(), "{:?}", env.mutations());
+    assert_eq!(env.pods_on("a").len(), 2);
+}

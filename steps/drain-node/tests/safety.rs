@@ -177,6 +177,7 @@ async fn a_lost_lease_stops_the_drain_and_the_successor_keeps_it() {
         "60s",
         "--lease-duration",
         "3s",
+        "--uncordon-on-failure",
     ]);
     let takeover = async {
         env.until(20, "the cordon", |e| e.unschedulable("a")).await;
@@ -195,6 +196,12 @@ async fn a_lost_lease_stops_the_drain_and_the_successor_keeps_it() {
     };
     let (out, ()) = tokio::join!(drain, takeover);
     assert_ne!(out.status, ExitStatus::Done, "{}", out.summary);
+    // The node is the successor's now: no outcome annotation, no uncordon, from us.
+    assert_eq!(
+        env.node("a")["metadata"]["annotations"][drain_node::ANN_STATE],
+        "draining"
+    );
+    assert!(env.unschedulable("a"));
     assert!(
         started.elapsed() < Duration::from_secs(40),
         "stopped when the lease was lost, not at --timeout: {:?}",
@@ -209,6 +216,45 @@ async fn a_lost_lease_stops_the_drain_and_the_successor_keeps_it() {
             .as_deref(),
         Some("argo:successor/1"),
         "the successor's lease is not deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_never_deletes_a_successors_lease() {
+    let env = Env::new(&one_node(
+        "  - {name: web, replicas: 1, placement: {nodes: [a]}}",
+    ))
+    .await;
+    let client = env.client().await;
+    let audit = std::sync::Arc::new(
+        opsteps::audit::Auditor::new(opsteps::audit::Actor::from_env("test"), None).unwrap(),
+    );
+    // A long lease: our renewer has not noticed the takeover when we release.
+    let held = drain_node::lease::acquire(
+        &client,
+        "kube-system",
+        "a",
+        "argo:first/1",
+        Duration::from_mins(10),
+        &audit,
+        &opsteps::shutdown::Shutdown::new(),
+    )
+    .await
+    .unwrap()
+    .expect("free lease");
+    let api: Api<Lease> = Api::namespaced(client, "kube-system");
+    let mut lease = api.get("opsteps-drain-a").await.unwrap();
+    lease.spec.as_mut().unwrap().holder_identity = Some("argo:successor/2".into());
+    api.replace("opsteps-drain-a", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    held.release(&audit).await;
+    let left = api.get_opt("opsteps-drain-a").await.unwrap();
+    assert_eq!(
+        left.and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .as_deref(),
+        Some("argo:successor/2")
     );
 }
 
@@ -270,4 +316,29 @@ async fn a_watch_answered_410_relists() {
             "a 410 watch is followed by a re-list: {reqs:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_skip_wait_timeout_skips_nothing() {
+    let env = Env::new(&one_node(
+        "  - {name: slow, replicas: 1, terminationGracePeriodSeconds: 120, placement: {nodes: [a]}}",
+    ))
+    .await;
+    let slow = env.pods_on("a").pop().unwrap();
+    let api: Api<Pod> = Api::namespaced(env.client().await, "default");
+    api.delete(slow.split('/').nth(1).unwrap(), &DeleteParams::default())
+        .await
+        .unwrap();
+    let out = env
+        .run(&[
+            "--node",
+            "a",
+            "--skip-wait-for-delete-timeout",
+            &u64::MAX.to_string(),
+        ])
+        .await;
+    assert_eq!(out.status, ExitStatus::Done, "{}", out.summary);
+    assert_eq!(out.result["plan"][0]["pods"][0]["action"], "wait");
+    assert_eq!(out.result["nodes"][0]["awaited"], json!([slow]));
+    assert!(env.pods_on("a").is_empty(), "waited until it was gone");
 }
