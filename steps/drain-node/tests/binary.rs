@@ -193,6 +193,8 @@ nodes:
 workloads:
   - {name: web, replicas: 12, terminationGracePeriodSeconds: 5, placement: {nodes: [a]}, pdb: {maxUnavailable: 1}}
 eks:
+  # Tokens age on the virtual clock, so this drain outlives several token lifetimes.
+  tokenClock: virtual
   accessEntries:
     - {accessKeyId: AKIDSANDBOXTEST, username: ops-runner, groups: ["system:masters"]}
 "#;

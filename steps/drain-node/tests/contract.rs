@@ -294,7 +294,6 @@ fn rbac_scenario(objects: &Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the sandbox's SelfSubjectAccessReview (branch serve); passes with it merged"]
 async fn a_missing_permission_is_named_before_any_change() {
     let env = Env::new(&rbac_scenario(&rbac_objects(|r| r == "pods/eviction"))).await;
     let out = env

@@ -181,7 +181,6 @@ async fn output_contract_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the sandbox's SelfSubjectAccessReview (sandbox branch `serve`); run once merged"]
 async fn missing_permissions_stop_before_any_change_with_exit_2() {
     // The README's role without evictions and Events.
     let rules: Vec<Value> = readme_rbac_rules()
