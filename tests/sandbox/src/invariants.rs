@@ -140,3 +140,18 @@ pub fn dry_run_mutation(user: &str, method: &str, path: &str, now: &str) -> Viol
         virtual_time: now.to_owned(),
     }
 }
+
+/// The invariant report `sandbox serve` writes on exit (`--invariants-out`) and serves at
+/// `GET /sandbox/invariants`: `ok` is true when no invariant was broken.
+#[must_use]
+pub fn report(c: &crate::cluster::Cluster) -> Value {
+    let (requests, mutations) = c.api.log.counts();
+    serde_json::json!({
+        "kind": "SandboxInvariantReport",
+        "ok": c.api.violations.is_empty(),
+        "virtualTime": c.now(),
+        "requests": requests,
+        "effectiveMutations": mutations,
+        "violations": c.api.violations,
+    })
+}

@@ -32,5 +32,7 @@ pub mod s3;
 
 // The simulated world: scenarios and controllers on the virtual clock.
 pub mod controllers;
+pub mod crds;
+pub mod events;
 pub mod scenario;
 pub mod world;

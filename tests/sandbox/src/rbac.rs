@@ -44,7 +44,7 @@ fn subject_matches(subj: &Value, binding_ns: &str, s: &Subject<'_>) -> bool {
     let name = subj["name"].as_str().unwrap_or("");
     match subj["kind"].as_str().unwrap_or("") {
         "User" => name == s.user,
-        "Group" => name == "system:authenticated" || s.groups.iter().any(|g| g == name),
+        "Group" => implied_group(s.user, name) || s.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
             let ns = subj["namespace"]
                 .as_str()
@@ -54,6 +54,24 @@ fn subject_matches(subj: &Value, binding_ns: &str, s: &Subject<'_>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Groups the authenticator adds: `system:authenticated` for everyone, and for ServiceAccounts
+/// `system:serviceaccounts` and `system:serviceaccounts:<namespace>`.
+fn implied_group(user: &str, group: &str) -> bool {
+    if group == "system:authenticated" {
+        return true;
+    }
+    let Some((ns, _)) = user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    else {
+        return false;
+    };
+    group == "system:serviceaccounts"
+        || group
+            .strip_prefix("system:serviceaccounts:")
+            .is_some_and(|g| g == ns)
 }
 
 fn list_has(list: &Value, want: &str) -> bool {
@@ -99,10 +117,23 @@ fn role_rules(store: &Store, role_ref: &Value, binding_ns: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// What every authenticated user may do, as the default `system:basic-user` ClusterRole grants:
+/// ask about itself (SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview).
+fn basic_user_allows(r: &Request<'_>) -> bool {
+    r.verb == "create"
+        && matches!(
+            (r.group, r.resource),
+            (
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            ) | ("authentication.k8s.io", "selfsubjectreviews")
+        )
+}
+
 /// Allows or denies `r` for `s`. Non-resource requests (discovery, `/version`) are allowed, as
 /// the default `system:discovery` and `system:public-info-viewer` roles do.
 pub fn authorize(store: &Store, s: &Subject<'_>, r: &Request<'_>) -> Result<(), ApiError> {
-    if is_superuser(s) || r.resource.is_empty() {
+    if is_superuser(s) || r.resource.is_empty() || basic_user_allows(r) {
         return Ok(());
     }
     let crbs = store.list(
@@ -137,6 +168,59 @@ pub fn authorize(store: &Store, s: &Subject<'_>, r: &Request<'_>) -> Result<(), 
         }
     }
     Err(forbidden(s, r))
+}
+
+/// Non-resource URLs every user may `get`, as the default `system:discovery` and
+/// `system:public-info-viewer` ClusterRoles grant.
+const PUBLIC_URLS: &[&str] = &[
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/version",
+    "/version/",
+    "/openapi",
+    "/openapi/*",
+];
+
+fn url_matches(pattern: &str, path: &str) -> bool {
+    pattern == "*"
+        || pattern == path
+        || pattern
+            .strip_suffix('*')
+            .is_some_and(|prefix| path.starts_with(prefix))
+}
+
+/// Whether `s` may send `verb` (lowercase HTTP verb: get, post, ...) to the non-resource URL
+/// `path`: the public URLs for `get`, then `nonResourceURLs` rules of ClusterRoles bound by
+/// ClusterRoleBindings (Roles cannot grant non-resource URLs).
+#[must_use]
+pub fn allows_non_resource(store: &Store, s: &Subject<'_>, verb: &str, path: &str) -> bool {
+    if is_superuser(s) || (verb == "get" && PUBLIC_URLS.iter().any(|p| url_matches(p, path))) {
+        return true;
+    }
+    store
+        .list(
+            res("rbac.authorization.k8s.io", "clusterrolebindings"),
+            None,
+        )
+        .filter(|b| {
+            b["subjects"]
+                .as_array()
+                .is_some_and(|subs| subs.iter().any(|x| subject_matches(x, "", s)))
+        })
+        .flat_map(|b| role_rules(store, &b["roleRef"], ""))
+        .any(|rule| {
+            list_has(&rule["verbs"], verb)
+                && rule["nonResourceURLs"].as_array().is_some_and(|urls| {
+                    urls.iter()
+                        .filter_map(Value::as_str)
+                        .any(|u| url_matches(u, path))
+                })
+        })
 }
 
 /// The apiserver's denial: `pods "web-1" is forbidden: User "alice" cannot create resource

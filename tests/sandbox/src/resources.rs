@@ -274,6 +274,86 @@ pub static RESOURCES: &[ResourceInfo] = &[
         [("status", "HorizontalPodAutoscaler")]
     ),
     resource!(
+        "batch",
+        "v1",
+        "jobs",
+        "job",
+        "Job",
+        true,
+        [],
+        [("status", "Job")]
+    ),
+    resource!(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        ["cj"],
+        [("status", "CronJob")]
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "ingress",
+        "Ingress",
+        true,
+        ["ing"],
+        [("status", "Ingress")]
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+        ["netpol"],
+        []
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "ingressclass",
+        "IngressClass",
+        false,
+        [],
+        []
+    ),
+    resource!(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        false,
+        ["sc"],
+        []
+    ),
+    resource!(
+        "storage.k8s.io",
+        "v1",
+        "csidrivers",
+        "csidriver",
+        "CSIDriver",
+        false,
+        [],
+        []
+    ),
+    resource!(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        ["crd", "crds"],
+        [("status", "CustomResourceDefinition")]
+    ),
+    resource!(
         "scheduling.k8s.io",
         "v1",
         "priorityclasses",
@@ -281,6 +361,38 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "PriorityClass",
         false,
         ["pc"],
+        []
+    ),
+    // Reviews: create-only, answered by `api::authz` and never stored.
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "",
+        "SelfSubjectAccessReview",
+        false,
+        [],
+        []
+    ),
+    resource!(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "",
+        "SelfSubjectReview",
+        false,
+        [],
+        []
+    ),
+    // kubectl 1.27's `auth whoami` knows only the beta.
+    resource!(
+        "authentication.k8s.io",
+        "v1beta1",
+        "selfsubjectreviews",
+        "",
+        "SelfSubjectReview",
+        false,
+        [],
         []
     ),
     resource!(
@@ -295,12 +407,36 @@ pub static RESOURCES: &[ResourceInfo] = &[
     ),
 ];
 
+/// Resources clients may only create (reviews), which discovery lists with the `create` verb.
+#[must_use]
+pub fn create_only(r: &ResourceInfo) -> bool {
+    matches!(r.plural, "selfsubjectaccessreviews" | "selfsubjectreviews")
+}
+
+/// Every served resource: the built-in table, then registered custom resources.
+#[must_use]
+pub fn all() -> Vec<&'static ResourceInfo> {
+    RESOURCES.iter().chain(custom::all()).collect()
+}
+
 /// The resource `plural` in `group` ("" for core).
 #[must_use]
 pub fn find(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.plural == plural)
+        .or_else(|| custom::find(|r| r.group == group && r.plural == plural))
+}
+
+/// The resource `plural` in `group` at `version` (a resource served at two versions has two
+/// entries).
+#[must_use]
+pub fn find_version(group: &str, plural: &str, version: &str) -> Option<&'static ResourceInfo> {
+    let hit = |r: &ResourceInfo| r.group == group && r.plural == plural && r.version == version;
+    RESOURCES
+        .iter()
+        .find(|r| hit(r))
+        .or_else(|| custom::find(hit))
 }
 
 /// The resource of `kind` in `group` ("" for core).
@@ -309,6 +445,7 @@ pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.kind == kind)
+        .or_else(|| custom::find(|r| r.group == group && r.kind == kind))
 }
 
 /// Resources of one group/version, in discovery order.
@@ -316,9 +453,97 @@ pub fn in_group_version<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    RESOURCES
-        .iter()
+    all()
+        .into_iter()
         .filter(move |r| r.group == group && r.version == version)
+}
+
+/// Custom resources, registered from CustomResourceDefinitions (`crate::crds`). Registration is
+/// process-wide and never undone: a `ResourceInfo` is `'static`, so each served group/version/
+/// plural is leaked once (a handful per test process).
+pub mod custom {
+    use std::sync::RwLock;
+
+    use super::ResourceInfo;
+
+    static REGISTRY: RwLock<Vec<&'static ResourceInfo>> = RwLock::new(Vec::new());
+
+    fn leak(s: &str) -> &'static str {
+        Box::leak(s.to_owned().into_boxed_str())
+    }
+
+    /// What a CRD version says about its resource.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Spec {
+        /// API group.
+        pub group: String,
+        /// Served version.
+        pub version: String,
+        /// Plural.
+        pub plural: String,
+        /// Singular.
+        pub singular: String,
+        /// Kind.
+        pub kind: String,
+        /// Namespaced or cluster-scoped.
+        pub namespaced: bool,
+        /// Short names.
+        pub short_names: Vec<String>,
+        /// Whether the `status` subresource is enabled.
+        pub status: bool,
+    }
+
+    /// Registers `spec` (a no-op when the same group/version/plural is registered) and returns
+    /// the resource.
+    pub fn register(spec: &Spec) -> &'static ResourceInfo {
+        let mut reg = REGISTRY
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = reg
+            .iter()
+            .find(|r| r.group == spec.group && r.version == spec.version && r.plural == spec.plural)
+        {
+            return r;
+        }
+        let short: Vec<&'static str> = spec.short_names.iter().map(|s| leak(s)).collect();
+        let kind = leak(&spec.kind);
+        let subs: &'static [(&'static str, &'static str)] = if spec.status {
+            Box::leak(vec![("status", kind)].into_boxed_slice())
+        } else {
+            &[]
+        };
+        let info: &'static ResourceInfo = Box::leak(Box::new(ResourceInfo {
+            group: leak(&spec.group),
+            version: leak(&spec.version),
+            plural: leak(&spec.plural),
+            singular: leak(&spec.singular),
+            kind,
+            namespaced: spec.namespaced,
+            short_names: Box::leak(short.into_boxed_slice()),
+            subresources: subs,
+            key: leak(&format!("{}.{}", spec.plural, spec.group)),
+        }));
+        reg.push(info);
+        info
+    }
+
+    /// Every registered custom resource.
+    pub fn all() -> Vec<&'static ResourceInfo> {
+        REGISTRY
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The first registered resource matching `pred`.
+    pub fn find(pred: impl Fn(&ResourceInfo) -> bool) -> Option<&'static ResourceInfo> {
+        REGISTRY
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .find(|r| pred(r))
+    }
 }
 
 /// Well-known resources, so controllers do not repeat lookups by string.

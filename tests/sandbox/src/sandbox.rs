@@ -44,6 +44,8 @@ pub struct Options {
     pub controllers: bool,
     /// Port to bind on 127.0.0.1 (0 = any free port, the default).
     pub port: u16,
+    /// Also write the request log to this file as JSON lines.
+    pub request_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             scale: None,
             controllers: true,
             port: 0,
+            request_log: None,
         }
     }
 }
@@ -87,6 +90,13 @@ impl Options {
         self
     }
 
+    /// Writes the request log to `path` as JSON lines (see [`crate::requestlog`]).
+    #[must_use]
+    pub fn request_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.request_log = Some(path.into());
+        self
+    }
+
     /// Binds a fixed port.
     #[must_use]
     pub fn port(mut self, port: u16) -> Self {
@@ -111,6 +121,8 @@ pub struct Sandbox {
     s3: tokio::sync::OnceCell<crate::s3::S3Server>,
     /// The EKS API.
     eks: crate::eks::EksServer,
+    /// Holds this sandbox's pod-IP range (`crate::world::reserve_pod_ip_block`).
+    _pod_ip_block: std::net::TcpListener,
 }
 
 /// Namespaces every apiserver has.
@@ -138,8 +150,20 @@ impl Sandbox {
         let scale = options.scale.unwrap_or(scenario.clock.scale);
         let clock = Arc::new(Clock::new(start, scale));
         let mut cluster = Cluster::new(clock);
+        let (block, pod_ip_block) =
+            crate::world::reserve_pod_ip_block().context("reserving a pod-IP range")?;
+        cluster.world.set_pod_ip_block(block);
         ensure_system_namespaces(&mut cluster);
         crate::scenario::load(&mut cluster, &scenario).context("loading the scenario")?;
+        crate::crds::install_all(&mut cluster);
+        let namespaces: Vec<String> = cluster
+            .store
+            .list(well_known::namespaces(), None)
+            .map(|n| crate::podutil::ns_name(n).1.to_owned())
+            .collect();
+        for ns in namespaces {
+            crate::controllers::namespace::ensure_defaults(&mut cluster, &ns);
+        }
         let gpu = crate::dcgm::GpuConfig::from_value(scenario.gpu.as_ref())?;
         crate::eks::load(&mut cluster, &scenario).context("loading the scenario's eks section")?;
         cluster.eks.track_rollouts = options.controllers;
@@ -150,6 +174,13 @@ impl Sandbox {
                 .add(FaultRule::from_value(raw).with_context(|| format!("scenario fault {raw}"))?);
         }
         cluster.api.rbac = scenario.rbac;
+        if let Some(path) = &options.request_log {
+            cluster
+                .api
+                .log
+                .write_to(path)
+                .with_context(|| format!("creating the request log {}", path.display()))?;
+        }
         for (token, identity) in parse_users(&scenario.users)? {
             match token {
                 Some(t) => {
@@ -208,6 +239,7 @@ impl Sandbox {
             dcgm,
             s3: tokio::sync::OnceCell::new(),
             eks,
+            _pod_ip_block: pod_ip_block,
         })
     }
 
@@ -327,6 +359,12 @@ impl Sandbox {
         self.s3.get_or_try_init(crate::s3::start_temp).await
     }
 
+    /// Starts the S3 endpoint on `dir` (unless it already runs) and returns its URL.
+    pub async fn s3_at(&self, dir: &Path) -> anyhow::Result<String> {
+        let s3 = self.s3.get_or_try_init(|| crate::s3::start(dir)).await?;
+        Ok(s3.url())
+    }
+
     /// The S3 endpoint's URL (for `AWS_ENDPOINT_URL_S3`), starting it on first use.
     pub async fn s3_url(&self) -> anyhow::Result<String> {
         Ok(self.s3().await?.url())
@@ -344,6 +382,18 @@ impl Sandbox {
     #[must_use]
     pub fn eks_url(&self) -> String {
         self.eks.url()
+    }
+
+    /// The invariant report (see [`crate::invariants::report`]).
+    #[must_use]
+    pub fn invariant_report(&self) -> serde_json::Value {
+        crate::invariants::report(&self.shared.lock())
+    }
+
+    /// The EKS cluster's region.
+    #[must_use]
+    pub fn region(&self) -> String {
+        self.shared.lock().eks.region.clone()
     }
 
     /// Stops the server and controllers (idempotent).

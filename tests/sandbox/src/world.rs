@@ -120,7 +120,11 @@ pub struct World {
     /// Controllers run only when set (the scenario can turn them off; tests of the API layer
     /// alone may too).
     pub controllers_disabled: bool,
+    /// Events written by the controllers (correlation and bound).
+    pub event_log: crate::events::EventLog,
     pub(crate) next_pod_ip: u32,
+    /// The pod-IP range: `127.<block>.0.0/16` (block 1 unless [`World::set_pod_ip_block`]).
+    pod_ip_block: Option<u8>,
     pub(crate) next_node_ip: u32,
     pub(crate) name_seq: u64,
     /// resourceVersion after the last controller pass that wrote nothing.
@@ -194,14 +198,21 @@ impl World {
         self.force_full = true;
     }
 
-    /// A fresh pod IP: 127.x.y.z with x in 1..=249, never reused within a run.
+    /// Gives this cluster the pod-IP range `127.<block>.0.0/16` (`block` in 1..=249), so pods of
+    /// sandboxes running at once never share an IP (see [`reserve_pod_ip_block`]).
+    pub fn set_pod_ip_block(&mut self, block: u8) {
+        self.pod_ip_block = Some(block);
+    }
+
+    /// A fresh pod IP in this cluster's range, 127.<block>.y.z with y in 0..=254 and z in
+    /// 1..=254: 64,770 addresses before one is reused. `127.<block>.255.254` is left out for
+    /// the range's reservation.
     pub fn alloc_pod_ip(&mut self) -> String {
         let n = self.next_pod_ip;
-        self.next_pod_ip += 1;
-        // 254 host numbers per /24 (1..=254), 256 /24s per /16, 249 /16s.
+        self.next_pod_ip = self.next_pod_ip.wrapping_add(1);
         let z = n % 254 + 1;
-        let y = (n / 254) % 256;
-        let x = (n / 254 / 256) % 249 + 1;
+        let y = (n / 254) % 255;
+        let x = self.pod_ip_block.unwrap_or(1);
         format!("127.{x}.{y}.{z}")
     }
 
@@ -220,4 +231,26 @@ impl World {
         self.name_seq += 1;
         crate::controllers::util::suffix(self.name_seq, 5)
     }
+}
+
+/// Port of the reservation listener that claims a pod-IP range machine-wide.
+const RESERVATION_PORT: u16 = 9399;
+
+/// Claims a free pod-IP range for one sandbox: the first block (from a random start) whose
+/// reservation address `127.<block>.255.254:9399` can be bound. The range is the caller's for as
+/// long as it holds the listener, against every other sandbox on the machine, in any process.
+pub fn reserve_pod_ip_block() -> std::io::Result<(u8, std::net::TcpListener)> {
+    let start: u8 = rand::random_range(0..249);
+    let mut last = None;
+    for i in 0..249u8 {
+        let block = (start + i) % 249 + 1;
+        match std::net::TcpListener::bind((
+            std::net::Ipv4Addr::new(127, block, 255, 254),
+            RESERVATION_PORT,
+        )) {
+            Ok(l) => return Ok((block, l)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no pod-IP range left")))
 }

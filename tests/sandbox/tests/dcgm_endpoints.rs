@@ -141,34 +141,15 @@ async fn proxy(client: &kube::Client, ns: &str, name_port: &str) -> String {
         .unwrap_or_else(|e| panic!("proxy to {ns}/{name_port}: {e}"))
 }
 
+/// A sandbox with its exporter pods listening. Each sandbox has its own pod-IP range, so these
+/// run in parallel, in this process and beside any other.
 struct Gpu {
     sb: Sandbox,
     /// Exporter pods: node → (namespace, name, address).
     pods: BTreeMap<String, (String, String, SocketAddr)>,
-    /// Released last, after the sandbox and its listeners.
-    _serial: std::fs::File,
-}
-
-/// Exporter pods get the same loopback IPs in every sandbox, in this process and in any other
-/// running these tests at the same time: one sandbox at a time, by a file lock.
-async fn serial() -> std::fs::File {
-    tokio::task::spawn_blocking(|| {
-        let path = std::env::temp_dir().join("opsteps-sandbox-dcgm-tests.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-        f.lock().expect("locking the dcgm test lock file");
-        f
-    })
-    .await
-    .unwrap()
 }
 
 async fn start() -> Gpu {
-    let serial = serial().await;
     let scenario = Scenario::from_yaml(SCENARIO).expect("scenario parses");
     let sb = Sandbox::start(Options::default().scenario(scenario))
         .await
@@ -193,11 +174,7 @@ async fn start() -> Gpu {
             .unwrap_or_else(|| panic!("exporter {ns}/{name} is not listening"));
         pods.insert(node, (ns, name, addr));
     }
-    Gpu {
-        sb,
-        pods,
-        _serial: serial,
-    }
+    Gpu { sb, pods }
 }
 
 /// Direct and proxied scrapes of one exporter pod, taken in the same collect interval.
@@ -218,6 +195,32 @@ async fn scrape_both(g: &Gpu, client: &kube::Client, node: &str, with_port: bool
         "direct and proxied scrapes of {ns}/{name} differ:\n--- direct\n{direct}\n--- proxy\n{proxied}"
     );
     direct
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sandboxes_serve_their_exporters_at_once() {
+    let (a, b) = tokio::join!(start(), start());
+    let ips = |g: &Gpu| -> BTreeSet<std::net::IpAddr> {
+        g.pods.values().map(|(_, _, addr)| addr.ip()).collect()
+    };
+    assert_eq!(ips(&a).len(), 3);
+    assert!(
+        ips(&a).is_disjoint(&ips(&b)),
+        "pod IPs overlap: {:?} / {:?}",
+        ips(&a),
+        ips(&b)
+    );
+    for g in [&a, &b] {
+        let client = client(&g.sb).await;
+        for node in g.pods.keys() {
+            let text = scrape_both(g, &client, node, false).await;
+            let hostname = parse(&text)
+                .samples
+                .iter()
+                .find_map(|s| s.labels.get("Hostname").map(str::to_owned));
+            assert_eq!(hostname.as_deref(), Some(node.as_str()), "{node}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{self, RESOURCES, ResourceInfo};
+use crate::resources::{self, ResourceInfo};
 
 const ALL_VERBS: &[&str] = &[
     "create",
@@ -19,7 +19,7 @@ const ALL_VERBS: &[&str] = &[
 /// Groups served, in the apiserver's priority order, with their versions.
 fn groups() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in resources::all() {
         if !r.group.is_empty() && !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
         }
@@ -108,7 +108,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ALL_VERBS,
+            "verbs": if resources::create_only(r) { &["create"][..] } else { ALL_VERBS },
             "storageVersionHash": format!("{:x}", r.key().len() * 7919 + r.kind.len()),
         });
         if !r.short_names.is_empty() {
@@ -123,6 +123,8 @@ pub fn resource_list(group: &str, version: &str) -> Value {
                 | "statefulsets"
                 | "daemonsets"
                 | "horizontalpodautoscalers"
+                | "jobs"
+                | "cronjobs"
         ) {
             e["categories"] = json!(["all"]);
         }

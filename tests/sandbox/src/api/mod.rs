@@ -4,6 +4,7 @@
 //! Every handler runs its state change under the cluster lock in one synchronous section and
 //! serialises responses after releasing it, so a large list never blocks the controllers.
 
+pub mod authz;
 pub mod crud;
 pub mod discovery;
 pub mod eviction;
@@ -83,7 +84,7 @@ pub fn route(path: &str) -> Route {
         ["watch", rest @ ..] => (true, rest),
         rest => (false, rest),
     };
-    let find = |plural: &str| resources::find(group, plural).filter(|r| r.version == version);
+    let find = |plural: &str| resources::find_version(group, plural, version);
     let parsed = match rest {
         ["namespaces", ns, plural, tail @ ..]
             if !matches!(*plural, "status" | "finalize")
@@ -264,7 +265,9 @@ pub async fn handle(
         ),
     };
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
-    let mutating = is_mutating(verb_name);
+    // Reviews (`auth can-i`) are creates that change nothing: dry-run clients may send them.
+    let mutating = is_mutating(verb_name)
+        && !matches!(&route, Route::Resource(p) if resources::create_only(p.res));
 
     let (identity, mut record) = {
         let mut c = shared.lock();
@@ -461,6 +464,18 @@ pub async fn handle(
                 let proxied = crate::dcgm::pod_proxy(&shared, &ns, &name_port, &target).await;
                 return Ok(finish(&shared, &mut record, proxied));
             }
+            if !crate::crds::served(&shared.lock(), p.res) {
+                let e = ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                    None,
+                );
+                return Ok(finish(&shared, &mut record, error_response(&e)));
+            }
+            if let Some(r) = authz::handle(&shared, &p, verb_name, &ctx) {
+                return Ok(finish(&shared, &mut record, r));
+            }
             if verb_name == "watch" {
                 match watch::start(&shared, &p, &ctx, watch_close) {
                     Ok(body) => {
@@ -522,6 +537,7 @@ fn non_resource(shared: &Shared, path: &str, host: &str) -> Response<Body> {
             r
         }
         ["version"] => json_response(200, &shared.lock().api.version_json()),
+        ["sandbox", "invariants"] => json_response(200, &crate::invariants::report(&shared.lock())),
         ["api"] => json_response(200, &discovery::api_versions(host)),
         ["apis"] => json_response(200, &discovery::group_list()),
         ["apis", g] => discovery::group(g).map_or_else(
@@ -597,7 +613,14 @@ fn resource(shared: &Shared, p: &ResourcePath, verb: &str, ctx: &Ctx) -> Respons
         }
         _ => {
             let mut c = shared.lock();
-            crud::mutate(&mut c, p, verb, ctx).map(|(code, v)| (code, ValueOrArc::Value(v)))
+            let r = crud::mutate(&mut c, p, verb, ctx);
+            if let Ok((_, v)) = &r
+                && !ctx.dry_run
+                && p.res.key() == "customresourcedefinitions.apiextensions.k8s.io"
+            {
+                crate::crds::after_write(&mut c, verb, v);
+            }
+            r.map(|(code, v)| (code, ValueOrArc::Value(v)))
         }
     };
     match result {

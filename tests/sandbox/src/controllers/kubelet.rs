@@ -210,6 +210,16 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         if b.hang_on_termination || finalizers || down.contains(node) {
             return;
         }
+        // Reported once, when the kubelet starts stopping the containers.
+        crate::events::containers(
+            cluster,
+            pod,
+            node,
+            &[("Normal", "Killing", |c, _| {
+                format!("Stopping container {c}")
+            })],
+            &now_str,
+        );
         let deadline = ts(pod, "/metadata/deletionTimestamp").unwrap_or(now);
         if now >= deadline {
             tracing::debug!(namespace = ns, pod = name, node, "terminated");
@@ -258,6 +268,22 @@ fn step(cluster: &mut Cluster, ctx: &mut Ctx, pod: &Value, down: &HashSet<String
         util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
             running_status(p, &started, &host, &ip, restarts.as_ref(), false);
         });
+        crate::events::containers(
+            cluster,
+            pod,
+            node,
+            &[
+                ("Normal", "Pulling", |_, i| format!("Pulling image \"{i}\"")),
+                ("Normal", "Pulled", |_, i| {
+                    format!("Successfully pulled image \"{i}\" in 1s (1s including waiting)")
+                }),
+                ("Normal", "Created", |c, _| {
+                    format!("Created container: {c}")
+                }),
+                ("Normal", "Started", |c, _| format!("Started container {c}")),
+            ],
+            &started,
+        );
         // Readiness is due after the delay; the next pass sees a Running pod.
         ctx.wake_ns(
             plus(

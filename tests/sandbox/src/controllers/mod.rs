@@ -10,11 +10,13 @@
 pub mod daemonset;
 pub mod deployment;
 pub mod gc;
+pub mod hpa;
 pub mod kubelet;
 pub mod namespace;
 pub mod node;
 pub mod pdb;
 pub mod pods;
+pub mod recorder;
 pub mod replicaset;
 pub mod scheduler;
 pub mod statefulset;
@@ -207,7 +209,8 @@ fn classify(
         | "statefulsets.apps"
         | "daemonsets.apps"
         | "controllerrevisions.apps"
-        | "poddisruptionbudgets.policy" => {
+        | "poddisruptionbudgets.policy"
+        | "horizontalpodautoscalers.autoscaling" => {
             let ns = ev.object["metadata"]["namespace"].as_str().unwrap_or("");
             if !dirty.contains(ns) {
                 dirty.insert(ns.to_owned());
@@ -225,13 +228,18 @@ fn pass(cluster: &mut Cluster, ctx: &mut Ctx) {
     node::run(cluster, ctx);
     kubelet::run_static_pods(cluster, ctx);
     gc::run(cluster, ctx);
+    let replicas = recorder::replicas_before(cluster, ctx);
     deployment::run(cluster, ctx);
+    recorder::scaling(cluster, ctx, &replicas);
+    let rs_pods = recorder::rs_pods_before(cluster, ctx);
     replicaset::run(cluster, ctx);
+    recorder::deletions(cluster, ctx, &rs_pods);
     statefulset::run(cluster, ctx);
     daemonset::run(cluster, ctx);
     scheduler::run(cluster, ctx);
     kubelet::run(cluster, ctx);
     pdb::run(cluster, ctx);
+    hpa::run(cluster, ctx);
 }
 
 /// The background loop: a tick every [`TICK`] of real time until `shutdown`.

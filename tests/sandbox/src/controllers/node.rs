@@ -52,9 +52,37 @@ fn reconcile_nodes(cluster: &mut Cluster, ctx: &mut Ctx) {
             None
         };
         let now = ctx.now_str.clone();
+        let was_ready = node
+            .ptr("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
         util::mutate(&mut cluster.store, well_known::nodes(), "", &name, |n| {
             reconcile(n, down, ip.as_deref(), &now);
         });
+        // Readiness transitions, reported as the node lifecycle controller and kubelet do.
+        let (kind, reason, source) = match (was_ready, down.is_some()) {
+            (true, true) => (
+                "Normal",
+                "NodeNotReady",
+                crate::events::Source::component("node-controller"),
+            ),
+            (false, false) => ("Normal", "NodeReady", crate::events::Source::kubelet(&name)),
+            _ => continue,
+        };
+        let message = format!("Node {name} status is now: {reason}");
+        let event = crate::events::Event {
+            object: &node,
+            resource: well_known::nodes(),
+            field_path: None,
+            kind,
+            reason,
+            message: &message,
+            source,
+        };
+        crate::events::record(cluster, &event, &now, false);
     }
 }
 

@@ -166,6 +166,7 @@ pub fn create_with_suffix(
         let name = format!("{base}-{}", cluster.world.name_suffix());
         pod["metadata"]["name"] = json!(name);
         if let Ok(p) = cluster.store.create(well_known::pods(), pod.clone(), now) {
+            super::recorder::created(cluster, &p, now);
             return Some(p);
         }
     }

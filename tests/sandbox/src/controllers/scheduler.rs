@@ -367,22 +367,47 @@ pub fn run(cluster: &mut Cluster, ctx: &mut Ctx) {
                     p["spec"]["nodeName"] = json!(node_name);
                     util::set_condition(p, "PodScheduled", "True", "", "", &now, false);
                 });
+                let message = format!("Successfully assigned {ns}/{name} to {node_name}");
+                record(cluster, pod, "Normal", "Scheduled", &message, &now);
             }
-            Err(message) => {
-                let now = ctx.now_str.clone();
-                util::mutate(&mut cluster.store, pods_res, ns, name, |p| {
-                    p["status"]["phase"] = json!("Pending");
-                    util::set_condition(
-                        p,
-                        "PodScheduled",
-                        "False",
-                        "Unschedulable",
-                        &message,
-                        &now,
-                        false,
-                    );
-                });
-            }
+            Err(message) => unschedulable(cluster, pod, &message, &ctx.now_str),
         }
     }
+}
+
+/// Marks `pod` unschedulable. Only a changed verdict is reported: the real scheduler backs off
+/// between attempts, and an unchanged one must not make the idle cluster write.
+fn unschedulable(cluster: &mut Cluster, pod: &Value, message: &str, now: &str) {
+    let (ns, name) = podutil::ns_name(pod);
+    let changed = util::mutate(&mut cluster.store, well_known::pods(), ns, name, |p| {
+        p["status"]["phase"] = json!("Pending");
+        util::set_condition(
+            p,
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            message,
+            now,
+            false,
+        );
+    });
+    if changed.is_some() {
+        record(cluster, pod, "Warning", "FailedScheduling", message, now);
+    }
+}
+
+fn record(cluster: &mut Cluster, pod: &Value, kind: &str, reason: &str, message: &str, now: &str) {
+    let event = crate::events::Event {
+        object: pod,
+        resource: well_known::pods(),
+        field_path: None,
+        kind,
+        reason,
+        message,
+        source: crate::events::Source::component("default-scheduler"),
+    };
+    cluster
+        .world
+        .event_log
+        .record(&mut cluster.store, &event, now, false);
 }
