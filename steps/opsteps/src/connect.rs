@@ -591,7 +591,7 @@ mod token_refresh_tests {
                             if sock.write_all(resp.as_bytes()).await.is_err() {
                                 return;
                             }
-                            buf[..have - end - 4].copy_within(end + 4..have, 0);
+                            buf.copy_within(end + 4..have, 0);
                             have -= end + 4;
                         }
                     }
