@@ -40,6 +40,11 @@ audit:
     command -v cargo-audit >/dev/null || cargo install --locked cargo-audit
     cargo audit --db {{shared}}/rustsec/advisory-db --no-fetch
 
+# Dependency policy (deny.toml): banned crates, licences, sources (what CI runs).
+deny:
+    command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+    cargo deny --locked check bans licenses sources
+
 # Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
 # memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A.
 bench:

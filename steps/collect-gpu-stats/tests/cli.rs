@@ -4,3 +4,15 @@
 fn cli_contract() {
     opsteps_testkit::assert_cli_contract(env!("CARGO_BIN_EXE_collect-gpu-stats"), &["--dry-run"]);
 }
+
+/// `--help` as a reviewed snapshot: a flag, default or env name change is a visible diff.
+#[test]
+fn help_snapshot() {
+    let out = opsteps_testkit::run_env(
+        env!("CARGO_BIN_EXE_collect-gpu-stats"),
+        &["--help"],
+        &[("COLUMNS", "100")],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}

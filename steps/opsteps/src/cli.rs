@@ -16,7 +16,7 @@ use crate::env;
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Cluster")]
 pub struct ClusterArgs {
-    /// Kubeconfig file to use.
+    /// Kubeconfig file to use. $KUBECONFIG may list several (a:b), merged as kubectl does.
     #[arg(long, env = env::KUBECONFIG, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 

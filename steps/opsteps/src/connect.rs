@@ -277,12 +277,12 @@ async fn eks_config(
             described.status
         ))
     })?;
+    let uri = crate::eks::check_cluster_endpoint(name, &endpoint)?;
     let ca = described.ca_pem.ok_or_else(|| {
         StepError::failed(format!(
             "EKS cluster {name} has no certificate authority data"
         ))
     })?;
-    let uri = crate::eks::check_cluster_endpoint(name, &endpoint)?;
     let mut config = Config::new(uri);
     let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&ca)
         .map(|c| c.map(|c| c.as_ref().to_vec()))
@@ -591,7 +591,7 @@ mod token_refresh_tests {
                             if sock.write_all(resp.as_bytes()).await.is_err() {
                                 return;
                             }
-                            buf[..have - end - 4].copy_within(end + 4..have, 0);
+                            buf.copy_within(end + 4..have, 0);
                             have -= end + 4;
                         }
                     }

@@ -218,6 +218,7 @@ impl Lister {
     }
 
     /// Hands each page to `each` as it arrives, so a large list need not be held at once.
+    #[tracing::instrument(skip_all, fields(list = %self.what), err)]
     pub async fn for_each_page<K, F>(
         &self,
         api: &Api<K>,

@@ -6,8 +6,38 @@ use std::process::{Command, Output};
 /// `KUBECONFIG` or `AWS_REGION` cannot change a test's outcome.
 #[must_use]
 pub fn run(bin: &str, args: &[&str]) -> Output {
+    run_env(bin, args, &[])
+}
+
+/// [`run`] with `env` set (after the inherited opsteps/kube/AWS variables are removed).
+#[must_use]
+pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = clean_command(bin);
+    cmd.args(args).envs(env.iter().copied());
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
+}
+
+/// Asserts that a step run ended by its own decision: an exit code of 0–4, not a signal, not a
+/// panic (101 in test builds, 134 with the release profile's `panic = "abort"`).
+///
+/// # Panics
+/// When it did not.
+pub fn assert_no_panic(out: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    assert!(
+        code.is_some_and(|c| (0..=4).contains(&c)) && !stderr.contains("panicked at"),
+        "{what}: exit {:?} ({}); stderr:\n{stderr}",
+        code,
+        out.status
+    );
+}
+
+/// A command for `bin` without the inherited opsteps/kube/AWS environment.
+#[must_use]
+pub fn clean_command(bin: &str) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(args);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("OPSTEPS_")
@@ -18,8 +48,7 @@ pub fn run(bin: &str, args: &[&str]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
+    cmd
 }
 
 /// The flags listed in `--help` output, with the text of each flag's block.
