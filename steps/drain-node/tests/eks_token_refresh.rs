@@ -31,6 +31,8 @@ nodes:
 workloads:
   - {name: web, replicas: 12, terminationGracePeriodSeconds: 5, placement: {nodes: [a]}, pdb: {maxUnavailable: 1}}
 eks:
+  # Tokens age on the virtual clock (the sandbox's default is real time), so 15 real seconds.
+  tokenClock: virtual
   accessEntries:
     - {accessKeyId: AKIDSANDBOXTEST, username: ops-runner, groups: ["system:masters"]}
 "#;

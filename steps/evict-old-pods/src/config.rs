@@ -178,6 +178,16 @@ impl Config {
             (None, s) => s,
         };
         let max_lifetime_seconds = flag_lifetime.or(p.max_pod_lifetime_seconds);
+        // The same ceiling as every duration flag (10 years): "now - lifetime" must stay a
+        // valid timestamp, and no pod is older than that.
+        let max_accepted = GoDuration::MAX.as_secs();
+        if let Some(s) = max_lifetime_seconds
+            && s > max_accepted
+        {
+            return Err(StepError::bad_input(format!(
+                "pod lifetime {s}s is too long: accepted is 1s to {max_accepted}s (87600h, 10 years)"
+            )));
+        }
 
         let states = {
             let f = clean(&a.states);

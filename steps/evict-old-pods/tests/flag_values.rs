@@ -22,7 +22,7 @@ const DURATION_FLAGS: &[&str] = &[
     "--timeout",
 ];
 // `--max-pod-lifetime-seconds` is covered by `lifetime_seconds_beyond_jiff_range_do_not_panic`
-// until the step caps it (a random u64 between about 3e11 and 2^63 panics today).
+// (values past jiff's range once panicked; the step now caps them at 10 years).
 const NUMBER_FLAGS: &[&str] = &[
     "--max-per-node",
     "--max-per-namespace",
@@ -182,10 +182,9 @@ fn absurd_values_are_refused_or_handled_never_a_panic() {
     }
 }
 
-/// `created + SignedDuration::from_secs(lifetime + 1)` (src/cycle.rs:374) panics once the sum
-/// passes jiff's year 9999, and `cast_signed` wraps values from 2^63 to negative lifetimes.
+/// `created + SignedDuration::from_secs(lifetime + 1)` panicked once the sum passed jiff's year
+/// 9999, and `cast_signed` wrapped values from 2^63 to negative lifetimes: now refused (exit 2).
 #[test]
-#[ignore = "panics today: evict-old-pods/src/cycle.rs:374 needs a cap on --max-pod-lifetime-seconds (helper evict)"]
 fn lifetime_seconds_beyond_jiff_range_do_not_panic() {
     let fx = Fixture::new();
     for value in [
@@ -194,8 +193,12 @@ fn lifetime_seconds_beyond_jiff_range_do_not_panic() {
         "9223372036854775808",
         "18446744073709551615",
     ] {
-        fx.check(&[("--max-pod-lifetime-seconds".to_owned(), value.to_owned())]);
+        let out = fx.check(&[("--max-pod-lifetime-seconds".to_owned(), value.to_owned())]);
+        assert_eq!(out.status.code(), Some(2), "{value}s is past the 10-year cap");
     }
+    // The cap itself is accepted.
+    let out = fx.check(&[("--max-pod-lifetime-seconds".to_owned(), "315360000".to_owned())]);
+    assert_eq!(out.status.code(), Some(0), "exactly 10 years is accepted");
 }
 
 #[test]
