@@ -194,10 +194,17 @@ fn lifetime_seconds_beyond_jiff_range_do_not_panic() {
         "18446744073709551615",
     ] {
         let out = fx.check(&[("--max-pod-lifetime-seconds".to_owned(), value.to_owned())]);
-        assert_eq!(out.status.code(), Some(2), "{value}s is past the 10-year cap");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{value}s is past the 10-year cap"
+        );
     }
     // The cap itself is accepted.
-    let out = fx.check(&[("--max-pod-lifetime-seconds".to_owned(), "315360000".to_owned())]);
+    let out = fx.check(&[(
+        "--max-pod-lifetime-seconds".to_owned(),
+        "315360000".to_owned(),
+    )]);
     assert_eq!(out.status.code(), Some(0), "exactly 10 years is accepted");
 }
 
