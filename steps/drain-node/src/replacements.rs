@@ -1,104 +1,66 @@
 //! `--wait-for-replacements`: before the next node, wait until the evicted pods' Deployments and
-//! StatefulSets have their available replicas back. What cannot be read (an error, a missing
-//! object) counts as short: the next node never starts because the API server is unhealthy.
+//! StatefulSets have their available replicas back. Owners are resolved and read through
+//! `opsteps::owners`, which keeps NotFound apart from errors; here both count as short, so the
+//! next node never starts because the API server is unhealthy or an owner is gone.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
-use kube::{Client, ResourceExt};
-use opsteps::evict;
+use kube::Client;
+use opsteps::owners::{self, OwnerRef, Owners};
 use opsteps::retry::RetryPolicy;
 use opsteps::shutdown::Shutdown;
 use tokio::time::Instant;
 
-/// A workload whose pods were evicted: `(namespace, kind, name)`.
-pub type Owner = (String, String, String);
+/// The controller kinds whose pods come back after an eviction and are waited for.
+const WAITED_KINDS: &[&str] = &["ReplicaSet", "StatefulSet"];
 
 /// The owners to wait for after draining a node: ReplicaSets resolve to their Deployment (a
-/// ReplicaSet that cannot be read is waited for itself).
+/// ReplicaSet whose Deployment is gone is waited for itself; an owner that cannot be read is
+/// waited for, and counts as short until it can be).
 #[tracing::instrument(skip_all)]
-pub async fn owners_of(client: &Client, pods: &[&Pod]) -> BTreeSet<Owner> {
+pub async fn owners_of(client: &Client, pods: &[&Pod]) -> BTreeSet<OwnerRef> {
+    // One GET each, no retry here: an owner that cannot be resolved is waited for as it is, and
+    // the wait below reads it again with backoff.
+    let resolver = Owners::with_retry(
+        client.clone(),
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+    );
     let mut out = BTreeSet::new();
     for pod in pods {
-        let ns = pod.namespace().unwrap_or_default();
-        let Some(o) = evict::controller(pod) else {
+        let Some(c) = owners::controller_of(pod) else {
             continue;
         };
-        match o.kind.as_str() {
-            "ReplicaSet" => {
-                let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-                let dep = api.get_opt(&o.name).await.ok().flatten().and_then(|rs| {
-                    rs.metadata
-                        .owner_references
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find(|r| r.controller == Some(true) && r.kind == "Deployment")
-                });
-                match dep {
-                    Some(d) => out.insert((ns, "Deployment".into(), d.name)),
-                    None => out.insert((ns, "ReplicaSet".into(), o.name.clone())),
-                };
-            }
-            "StatefulSet" => {
-                out.insert((ns, "StatefulSet".into(), o.name.clone()));
-            }
-            _ => {}
+        if !WAITED_KINDS.contains(&c.kind.as_str()) {
+            continue;
         }
+        match resolver.resolve(&c).await {
+            Ok(Some(w)) => out.insert(w.owner),
+            // The ReplicaSet itself is gone: wait for it, which reads as short.
+            Ok(None) => out.insert(c),
+            // What could not be read (the ReplicaSet, or its Deployment) is waited for.
+            Err(e) => out.insert(e.owner().clone()),
+        };
     }
     out
 }
 
-/// Wanted and available replicas of one owner; `Err` says why they cannot be known.
-async fn replicas(client: &Client, (ns, kind, name): &Owner) -> Result<(i32, i32), String> {
-    fn read<K>(r: Result<Option<K>, kube::Error>) -> Result<K, String> {
-        match r {
-            Ok(Some(o)) => Ok(o),
-            Ok(None) => Err("not found".into()),
-            Err(e) => Err(format!("cannot read it: {e}")),
-        }
-    }
-    Ok(match kind.as_str() {
-        "Deployment" => {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-            let d = read(api.get_opt(name).await)?;
-            (
-                d.spec.and_then(|s| s.replicas).unwrap_or(1),
-                d.status.and_then(|s| s.available_replicas).unwrap_or(0),
-            )
-        }
-        "StatefulSet" => {
-            let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-            let s = read(api.get_opt(name).await)?;
-            let st = s.status.unwrap_or_default();
-            (
-                s.spec.and_then(|sp| sp.replicas).unwrap_or(1),
-                st.available_replicas
-                    .unwrap_or(st.ready_replicas.unwrap_or(0)),
-            )
-        }
-        _ => {
-            let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-            let r = read(api.get_opt(name).await)?;
-            (
-                r.spec.and_then(|s| s.replicas).unwrap_or(1),
-                r.status.and_then(|s| s.available_replicas).unwrap_or(0),
-            )
-        }
-    })
-}
-
-/// The owners still short, each with why.
-async fn short_of(client: &Client, owners: &BTreeSet<Owner>) -> Vec<String> {
+/// The owners still short, each with why (an owner that cannot be read is short).
+async fn short_of(resolver: &Owners, owners: &BTreeSet<OwnerRef>) -> Vec<String> {
     let mut short = Vec::new();
     for o in owners {
-        let (ns, kind, name) = o;
-        match replicas(client, o).await {
-            Ok((want, have)) if have >= want => {}
-            Ok((want, have)) => short.push(format!("{kind} {ns}/{name}: {have}/{want} available")),
-            Err(why) => short.push(format!("{kind} {ns}/{name}: {why}")),
+        match resolver.replicas(o).await {
+            Ok(Some(r)) if !r.is_short() => {}
+            Ok(Some(r)) => short.push(format!("{o}: {}/{} available", r.available, r.desired)),
+            Ok(None) => short.push(format!("{o}: not found")),
+            Err(e) => short.push(match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            }),
         }
     }
     short
@@ -109,7 +71,7 @@ async fn short_of(client: &Client, owners: &BTreeSet<Owner>) -> Vec<String> {
 #[tracing::instrument(skip_all)]
 pub async fn wait_for_replacements(
     client: &Client,
-    owners: &BTreeSet<Owner>,
+    owners: &BTreeSet<OwnerRef>,
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Vec<String> {
@@ -119,8 +81,16 @@ pub async fn wait_for_replacements(
         policy = policy.with_deadline(deadline);
     }
     let mut backoff = policy.backoff();
+    // Each read tries once: the backoff below is the retry, bounded by the same deadline.
+    let resolver = Owners::with_retry(
+        client.clone(),
+        RetryPolicy {
+            max_attempts: 1,
+            ..policy.clone()
+        },
+    );
     loop {
-        let short = short_of(client, owners).await;
+        let short = short_of(&resolver, owners).await;
         if short.is_empty() {
             return short;
         }

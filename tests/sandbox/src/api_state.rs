@@ -57,7 +57,9 @@ impl Default for ApiState {
             violations: Vec::new(),
             version_minor: 33,
             version_patch: 4,
-            bookmark_interval: Duration::from_secs(5),
+            // The apiserver's cacher sends one roughly every minute, and 2 s before a watch's
+            // timeout (api/watch.rs).
+            bookmark_interval: Duration::from_secs(60),
             rbac: false,
             token_seq: 0,
         }

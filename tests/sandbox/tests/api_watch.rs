@@ -352,6 +352,35 @@ async fn bookmark_comes_shortly_before_the_timeout() {
 }
 
 #[tokio::test]
+async fn default_bookmarks_come_before_the_timeout_not_on_a_short_tick() {
+    // The apiserver sends a bookmark roughly every minute and 2 s before the deadline; a 9 s
+    // watch on a quiet cluster therefore sees its first bookmark at about 7 s, never at 5 s.
+    let sb = sandbox().await;
+    let a = cm(&sb, "a", json!({})).await;
+    let rv = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let mut w = Stream::open(
+        &sb,
+        &format!("/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=9&resourceVersion={rv}"),
+    )
+    .await;
+    // `next` gives up after 3 s of silence, so ask again until the deadline has passed.
+    let mut first = None;
+    while first.is_none() && started.elapsed() < Duration::from_secs(10) {
+        first = w.next().await.map(|e| (e, started.elapsed()));
+    }
+    let (e, at) = first.expect("a bookmark before the deadline");
+    assert_eq!(e["type"], "BOOKMARK");
+    assert!(
+        at >= Duration::from_millis(6500) && at < Duration::from_millis(8900),
+        "first bookmark after {at:?}: expected 2 s before the 9 s deadline"
+    );
+}
+
+#[tokio::test]
 async fn exact_resource_version_lists_the_past_state() {
     let sb = sandbox().await;
     let rv_of = |v: &Value| {
