@@ -133,6 +133,12 @@ pub async fn start(
                         if let Ok(v) = http::HeaderValue::from_str(&http_date(clock.now())) {
                             resp.headers_mut().insert(http::header::DATE, v);
                         }
+                        // As the apiserver sends on every response. Without it, kubectl's HTTP
+                        // cache judges discovery by the Date, which runs ahead on the virtual
+                        // clock, as fresh for ever and never sees a new CRD's group.
+                        resp.headers_mut()
+                            .entry(http::header::CACHE_CONTROL)
+                            .or_insert(http::HeaderValue::from_static("no-cache, private"));
                         Ok::<_, crate::api::DropConnection>(resp)
                     }
                 });

@@ -844,6 +844,9 @@ async fn date_header_carries_the_virtual_clock() {
     .unwrap();
     let parse = |r: &common::Resp| {
         let d = r.headers["date"].to_str().unwrap().to_owned();
+        // As the apiserver: without it kubectl's HTTP cache trusts the (virtual, ahead) Date and
+        // never re-reads discovery, so a new CRD's group stays invisible.
+        assert_eq!(r.headers["cache-control"], "no-cache, private");
         // RFC 7231 IMF-fixdate: `Thu, 29 Feb 2024 23:59:00 GMT`.
         let t = jiff::fmt::rfc2822::parse(&d)
             .unwrap_or_else(|e| panic!("{d}: {e}"))
