@@ -59,7 +59,7 @@ impl Default for ApiState {
             version_patch: 4,
             // The apiserver's cacher sends one roughly every minute, and 2 s before a watch's
             // timeout (api/watch.rs).
-            bookmark_interval: Duration::from_secs(60),
+            bookmark_interval: Duration::from_mins(1),
             rbac: false,
             token_seq: 0,
         }
