@@ -125,6 +125,44 @@ async fn owner_lookup_errors_skip_the_pod_never_read_as_ownerless() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_owner_selector_that_cannot_be_read_never_switches_gating_off() {
+    let sb = start(
+        "workloads:
+  - {name: web, namespace: a, replicas: 2, age: 10h}
+",
+    )
+    .await;
+    // An operator label selectors do not have: the owner's pods cannot be counted.
+    sb.with(|c| {
+        let name = c
+            .store
+            .list(well_known::deployments(), Some("a"))
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+            .next()
+            .unwrap();
+        opsteps_sandbox::controllers::util::mutate(
+            &mut c.store,
+            well_known::deployments(),
+            "a",
+            &name,
+            |o| {
+                o["spec"]["selector"]["matchExpressions"] =
+                    json!([{"key": "tier", "operator": "Gt", "values": ["1"]}]);
+            },
+        );
+    });
+    let out = step(sb.kubeconfig_path(), &["--max-pod-lifetime", "8h"]).await;
+    assert!(evictions(&sb).is_empty(), "{:?}", evictions(&sb));
+    assert_eq!(
+        out.with_verdict("skipped-owner-error").len(),
+        2,
+        "{}",
+        out.result
+    );
+    assert_ne!(out.status, ExitStatus::Done, "{}", out.result);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_daemonset_owner_reference_protects_even_when_not_the_controller() {
     let sb = start(
         "workloads:

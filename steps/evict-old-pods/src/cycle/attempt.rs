@@ -194,10 +194,8 @@ impl Run<'_> {
         {
             return self.restart(c, o).await;
         }
-        let gated = cfg.wait_for_replacement
-            && owner
-                .as_ref()
-                .is_some_and(|o| o.replicas.is_some() && o.selector.is_some());
+        let gated =
+            cfg.wait_for_replacement && owner.as_ref().is_some_and(|o| o.replicas.is_some());
         if gated
             && let Some(o) = &owner
             && let Some(skipped) = self.gate(c, o).await

@@ -288,8 +288,19 @@ impl Run<'_> {
     /// when the last look failed, the answer is `Unknown` with the error.
     #[instrument(skip_all, fields(namespace = ns, owner = %o.name))]
     async fn wait_available(&self, ns: &str, o: &Owner, budget: Duration) -> Availability {
-        let (Some(mut want), Some(sel)) = (o.replicas, &o.selector) else {
+        let Some(mut want) = o.replicas else {
             return Availability::Full;
+        };
+        // Replacements are counted through the owner's pods; a selector we cannot read would
+        // switch gating off, so the pod is skipped and reported instead.
+        let Some(sel) = &o.selector else {
+            return Availability::Unknown {
+                message: format!(
+                    "{} {}/{}: its pod selector cannot be read, so replacements cannot be counted",
+                    o.kind, ns, o.name
+                ),
+                transient: false,
+            };
         };
         let end = super::instant_after(budget).min(self.deadline);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
