@@ -3,11 +3,12 @@
 //! `--dry-run client` against a small sandbox; a refused value exits 2 with a JSON result and
 //! the sandbox sees no mutating request in any case.
 
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Instant;
 
 use opsteps_sandbox::sandbox::{Options, Sandbox};
 use opsteps_sandbox::scenario::Scenario;
+use opsteps_testkit::flags;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -27,53 +28,12 @@ const NUMBER_FLAGS: &[&str] = &[
     "--max-in-flight",
 ];
 
-fn duration_value() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[0-9]{1,3}(ns|ms|s|m|h)",
-        "[0-9]{5,22}(s|m|h)",
-        "(87600h|87599h59m59s|5256000m|87600h1s|100000000h|0|0s|1ns)",
-        "[+-]?[0-9]{0,4}(\\.[0-9]{0,3})?[a-z]{0,2}",
-    ]
-}
-
-fn number_value() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<u64>().prop_map(|n| n.to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        "[0-9]{1,3}",
-        "-?[0-9]{19,30}",
-        Just("-1".to_owned()),
-    ]
-}
-
 fn flag_value() -> impl Strategy<Value = (String, String)> {
-    prop_oneof![
-        (prop::sample::select(DURATION_FLAGS), duration_value())
-            .prop_map(|(f, v)| (f.to_owned(), v)),
-        (prop::sample::select(NUMBER_FLAGS), number_value()).prop_map(|(f, v)| (f.to_owned(), v)),
-    ]
+    flags::flag_value(DURATION_FLAGS, NUMBER_FLAGS)
 }
 
-/// Runs the binary, killing it (and failing) after two minutes: a value must not hang it either.
 fn run(args: &[String]) -> Output {
-    let child = opsteps_testkit::clean_command(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    if let Ok(out) = rx.recv_timeout(Duration::from_mins(2)) {
-        return out.unwrap();
-    }
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
-    panic!("drain-node {args:?} still running after 2 minutes");
+    flags::run_bounded(BIN, args)
 }
 
 struct Fixture {

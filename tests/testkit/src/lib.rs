@@ -194,3 +194,70 @@ mod tests {
         assert_eq!(f[1].0, "--help");
     }
 }
+
+/// Flag values for the "no value panics a step" properties (`tests/flag_values.rs` of each step).
+pub mod flags {
+    use std::process::{Output, Stdio};
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    /// Go durations, well-formed or not: small, huge (past the 87600h cap and u64 nanoseconds),
+    /// the edges of the cap, and near-misses (signs, fractions, unknown units).
+    pub fn duration_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,3}(ns|ms|s|m|h)",
+            "[0-9]{5,22}(s|m|h)",
+            "(87600h|87599h59m59s|5256000m|87600h1s|100000000h|0|0s|1ns)",
+            "[+-]?[0-9]{0,4}(\\.[0-9]{0,3})?[a-z]{0,2}",
+        ]
+    }
+
+    /// Integers of every width and sign, and numbers past i64.
+    pub fn number_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[0-9]{1,3}",
+            "-?[0-9]{19,30}",
+            Just("-1".to_owned()),
+        ]
+    }
+
+    /// One `(flag, value)` from the step's duration and number flags.
+    pub fn flag_value(
+        duration_flags: &'static [&'static str],
+        number_flags: &'static [&'static str],
+    ) -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            (prop::sample::select(duration_flags), duration_value())
+                .prop_map(|(f, v)| (f.to_owned(), v)),
+            (prop::sample::select(number_flags), number_value())
+                .prop_map(|(f, v)| (f.to_owned(), v)),
+        ]
+    }
+
+    /// Runs `bin` with `args`, killing it (and failing) after two minutes: a value must not
+    /// hang a step either.
+    #[must_use]
+    pub fn run_bounded(bin: &str, args: &[String]) -> Output {
+        let child = super::clean_command(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        if let Ok(out) = rx.recv_timeout(Duration::from_mins(2)) {
+            return out.unwrap();
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        panic!("{bin} {args:?} still running after 2 minutes");
+    }
+}
