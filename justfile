@@ -58,8 +58,9 @@ images:
     @echo "USER 65532:65532, on scratch with a CA bundle. Arrives with the images issue."
     @exit 1
 
-# Validate workflows/ offline against the Argo and Kubernetes schemas in ../shared/schemas.
-validate-workflows:
-    @echo "validate-workflows: not there yet. It will check every WorkflowTemplate, CronWorkflow and RBAC"
-    @echo "manifest against {{shared}}/schemas (Argo 4.1.2 and 3.7.18), strictly. Arrives with the workflows issue."
-    @exit 1
+# Validate workflows/ offline (or the given files): both Argo schemas (4.1.2, 3.7.18) with every
+# object closed, Kubernetes 1.35 for RBAC objects, and our rules (refs, tags, descriptions, enums,
+# deadlines, retries, step flags from each binary's --help, RBAC against the step READMEs).
+validate-workflows *FILES:
+    cargo build --locked -p drain-node -p evict-old-pods -p bump-addon -p verify-cluster -p collect-gpu-stats --bins
+    OPSTEPS_SHARED_DIR={{shared}} cargo run --locked -q -p opsteps-workflows-check --bin validate-workflows -- {{FILES}}

@@ -1,0 +1,210 @@
+//! Acceptance: workflows/ passes every check, and each rule catches a deliberately broken copy
+//! of a real manifest (made here from the real file, never stored).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use opsteps_workflows_check::{Checker, Config, Doc, Finding, Rule, load_dir, load_str, repo_root};
+
+fn checker() -> &'static Checker {
+    static C: OnceLock<Checker> = OnceLock::new();
+    C.get_or_init(|| Checker::new(&Config::from_env()).expect("schemas in $OPSTEPS_SHARED_DIR"))
+}
+
+fn workflows() -> PathBuf {
+    repo_root().join("workflows")
+}
+
+fn all_docs() -> Vec<Doc> {
+    load_dir(&workflows()).expect("workflows/ loads")
+}
+
+fn show(f: &[Finding]) -> String {
+    f.iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Findings for the documents of `file` (relative to workflows/), with the rest as context.
+fn check_file(file: &str, text: &str) -> Vec<Finding> {
+    let path = workflows().join(file);
+    let docs = load_str(&path, text).expect("broken copy still parses as YAML");
+    checker().check(&docs, &all_docs())
+}
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(workflows().join(file)).expect("file exists")
+}
+
+/// Replaces the first occurrence of `from`, failing if the real file does not contain it (so
+/// the broken copy really differs from the original).
+fn break_once(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the real file no longer contains {from:?}"
+    );
+    text.replacen(from, to, 1)
+}
+
+fn assert_caught(findings: &[Finding], rule: Rule, needles: &[&str]) {
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.rule == rule && needles.iter().all(|n| f.message.contains(n))),
+        "expected a [{rule}] finding containing {needles:?}, got:\n{}",
+        show(findings)
+    );
+}
+
+fn assert_clean(docs: &[Doc]) {
+    assert!(!docs.is_empty(), "no documents");
+    let findings = checker().check(docs, &all_docs());
+    assert!(
+        findings.is_empty(),
+        "{} findings:\n{}",
+        findings.len(),
+        show(&findings)
+    );
+}
+
+fn only(name: &str) -> Vec<Doc> {
+    all_docs()
+        .into_iter()
+        .filter(|d| d.file.file_stem().is_some_and(|s| s == name))
+        .collect()
+}
+
+#[test]
+fn drain_node_template_and_rbac_pass() {
+    assert_clean(&only("drain-node"));
+}
+
+#[test]
+fn evict_old_pods_template_and_rbac_pass() {
+    assert_clean(&only("evict-old-pods"));
+}
+
+const DRAIN: &str = "templates/drain-node.yaml";
+
+#[test]
+fn typo_in_a_key_is_caught_by_both_schemas() {
+    let broken = break_once(&read(DRAIN), "  container:\n", "  contianer:\n");
+    let f = check_file(DRAIN, &broken);
+    assert_caught(&f, Rule::Schema, &["Argo 4.1.2", "contianer"]);
+    assert_caught(&f, Rule::Schema, &["Argo 3.7.18", "contianer"]);
+}
+
+#[test]
+fn integer_int_or_string_is_accepted() {
+    let text = break_once(&read(DRAIN), "limit: \"3\"", "limit: 3");
+    let f = check_file(DRAIN, &text);
+    assert!(f.is_empty(), "{}", show(&f));
+}
+
+#[test]
+fn missing_description_is_caught() {
+    let broken = break_once(
+        &read(DRAIN),
+        "      description: \"Nodes drained at the same time within this step.\"\n",
+        "",
+    );
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Description,
+        &["parallel-nodes"],
+    );
+}
+
+#[test]
+fn enum_without_its_default_is_caught() {
+    let broken = break_once(&read(DRAIN), "value: \"30m\"", "value: \"45m\"");
+    assert_caught(&check_file(DRAIN, &broken), Rule::Enum, &["timeout", "45m"]);
+}
+
+#[test]
+fn unknown_flag_is_caught_naming_template_flag_and_binary() {
+    let broken = break_once(
+        &read(DRAIN),
+        "- \"--wait-for-replacements\"",
+        "- \"--wait-for-replacement\"",
+    );
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Flag,
+        &[
+            "template \"drain-node\"",
+            "--wait-for-replacement,",
+            "drain-node does not accept",
+        ],
+    );
+}
+
+#[test]
+fn flag_value_outside_the_binarys_possible_values_is_caught() {
+    // Every occurrence: the template's own input enum is the one its flag takes.
+    let broken = read(DRAIN).replace("- \"client\"\n", "- \"clinet\"\n");
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Flag,
+        &["--dry-run", "clinet"],
+    );
+}
+
+#[test]
+fn retry_on_every_error_is_caught() {
+    let broken = break_once(
+        &read(DRAIN),
+        "      expression: \"asInt(lastRetry.exitCode) == 3\"\n",
+        "",
+    );
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Retry,
+        &["retries on every error"],
+    );
+    let broken = break_once(
+        &read(DRAIN),
+        "asInt(lastRetry.exitCode) == 3",
+        "asInt(lastRetry.exitCode) != 0",
+    );
+    assert_caught(&check_file(DRAIN, &broken), Rule::Retry, &["only exit 3"]);
+}
+
+#[test]
+fn deadline_below_the_steps_timeout_is_caught() {
+    let broken = break_once(
+        &read(DRAIN),
+        "activeDeadlineSeconds: \"5400\"",
+        "activeDeadlineSeconds: \"3600\"",
+    );
+    assert_caught(&check_file(DRAIN, &broken), Rule::Deadline, &["3600", "1h"]);
+}
+
+#[test]
+fn unresolved_tag_is_caught() {
+    let broken = break_once(
+        &read(DRAIN),
+        "{{inputs.parameters.max-nodes}}",
+        "{{inputs.parameters.max-node}}",
+    );
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Tag,
+        &["inputs.parameters.max-node", "no input parameter"],
+    );
+}
+
+#[test]
+fn insecure_pod_is_caught() {
+    let broken = break_once(
+        &read(DRAIN),
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+    );
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Security,
+        &["readOnlyRootFilesystem"],
+    );
+}
