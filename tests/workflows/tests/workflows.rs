@@ -208,3 +208,37 @@ fn insecure_pod_is_caught() {
         &["readOnlyRootFilesystem"],
     );
 }
+
+const DRAIN_RBAC: &str = "rbac/drain-node.yaml";
+
+#[test]
+fn cluster_role_rule_the_step_does_not_use_is_caught() {
+    let broken = break_once(
+        &read(DRAIN_RBAC),
+        "  - \"get\"\n  - \"list\"\n  - \"patch\"\n",
+        "  - \"get\"\n  - \"list\"\n  - \"patch\"\n  - \"delete\"\n",
+    );
+    assert_caught(
+        &check_file(DRAIN_RBAC, &broken),
+        Rule::Rbac,
+        &[
+            "grants delete nodes (core)",
+            "drain-node does not use",
+            "README.md",
+        ],
+    );
+}
+
+#[test]
+fn missing_executor_permission_is_caught() {
+    let broken = break_once(
+        &read(DRAIN_RBAC),
+        "  - \"create\"\n  - \"patch\"\n",
+        "  - \"create\"\n",
+    );
+    assert_caught(
+        &check_file(DRAIN_RBAC, &broken),
+        Rule::Rbac,
+        &["needs patch workflowtaskresults (argoproj.io)"],
+    );
+}
