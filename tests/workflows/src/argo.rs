@@ -178,7 +178,7 @@ fn workflow_template_ref(cx: &mut Ctx, name: &str, args: &Value) {
         args,
         declared_params,
         &format!("WorkflowTemplate/{name}"),
-        false,
+        true,
     );
 }
 

@@ -21,6 +21,17 @@ pub fn executor() -> BTreeSet<Permission> {
         .collect()
 }
 
+/// Non-resource URLs every authenticated user may get (system:discovery,
+/// system:public-info-viewer), so no role needs to grant them.
+const PUBLIC_URLS: [&str; 6] = [
+    "/version",
+    "/version/",
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/api",
+];
+
 /// The step READMEs.
 pub struct Readmes {
     dirs: Vec<PathBuf>,
@@ -68,6 +79,13 @@ fn list(cell: &str) -> Vec<String> {
 /// Parses the first table under a `## RBAC` heading; columns are found by header (resource,
 /// API group, verbs), so the READMEs may order them differently.
 pub fn parse_table(md: &str) -> Result<BTreeSet<Permission>, String> {
+    let section: String = md
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("## RBAC"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut lines = md
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("## RBAC"))
@@ -103,6 +121,25 @@ pub fn parse_table(md: &str) -> Result<BTreeSet<Permission>, String> {
     if out.is_empty() {
         return Err("the RBAC table has no rows".into());
     }
+    // "Non-resource URLs: `get` on `/version` ... and `/metrics`" under the table.
+    if let Some(line) = section.lines().find(|l| l.contains("Non-resource URLs")) {
+        let para: String = section
+            .lines()
+            .skip_while(|l| *l != line)
+            .take_while(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for url in para
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|u| u.starts_with('/'))
+        {
+            if !PUBLIC_URLS.contains(&url) {
+                out.insert((String::new(), url.to_owned(), "get".to_owned()));
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -123,8 +160,10 @@ fn granted(doc: &Doc) -> Result<BTreeSet<Permission>, String> {
                 .map(str::to_owned)
                 .collect()
         };
-        if !s("nonResourceURLs").is_empty() {
-            return Err("grants nonResourceURLs, which no step uses".into());
+        for u in s("nonResourceURLs") {
+            for v in s("verbs") {
+                out.insert((String::new(), u.clone(), v));
+            }
         }
         for g in s("apiGroups") {
             for r in s("resources") {
