@@ -586,6 +586,28 @@ fn leaf(cx: &mut Ctx, t: &Value, tname: &str, wf: &Value, steps: &Steps) {
     };
     let bin = cli.binary.display().to_string();
     let args: Vec<&str> = arr(&c["args"]).iter().filter_map(Value::as_str).collect();
+    // The target guard is not optional: a wrong `cluster` must never act on another cluster.
+    if cli.flags.contains_key("expect-cluster")
+        && !args.iter().any(|a| a.starts_with("--expect-cluster"))
+    {
+        cx.push(
+            Rule::Flag,
+            format!("{whose} does not pass --expect-cluster (the guard against acting on the wrong cluster)"),
+        );
+    }
+    let image = format!(
+        "{{{{inputs.parameters.registry}}}}/{step}:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if c["image"] != image.as_str() {
+        cx.push(
+            Rule::Security,
+            format!(
+                "{whose}: image {} must be {image:?} (registry parameter, workspace version)",
+                c["image"]
+            ),
+        );
+    }
     let mut timeouts: Option<Vec<String>> = None;
     let mut i = 0;
     while i < args.len() {

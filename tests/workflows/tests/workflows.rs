@@ -334,3 +334,49 @@ fn step_output_that_does_not_exist_is_caught() {
         ],
     );
 }
+
+#[test]
+fn missing_cluster_guard_and_unpinned_image_are_caught() {
+    let broken = read(DRAIN).replace("      - \"--expect-cluster={{inputs.parameters.cluster}}\"\n", "");
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Flag,
+        &["does not pass --expect-cluster"],
+    );
+    let broken = break_once(&read(DRAIN), "/drain-node:0.1.0\"", "/drain-node:latest\"");
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Security,
+        &["drain-node:latest", "workspace version"],
+    );
+}
+
+/// `just validate-workflows FILE` is this binary: exit 0 on a good file, 1 with the findings on
+/// stderr for a broken one.
+#[test]
+fn cli_checks_any_file() {
+    let bin = env!("CARGO_BIN_EXE_validate-workflows");
+    let good = std::process::Command::new(bin)
+        .arg(workflows().join(DRAIN))
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drain-node.yaml");
+    std::fs::write(
+        &path,
+        break_once(&read(DRAIN), "  container:\n", "  contianer:\n"),
+    )
+    .unwrap();
+    let bad = std::process::Command::new(bin).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[schema]") && stderr.contains("contianer"),
+        "{stderr}"
+    );
+}
