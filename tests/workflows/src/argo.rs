@@ -608,6 +608,21 @@ fn leaf(cx: &mut Ctx, t: &Value, tname: &str, wf: &Value, steps: &Steps) {
             ),
         );
     }
+    let timeouts = check_args(cx, t, &whose, &step, &cli, &args);
+    deadline(cx, t, &whose, &bin, cli.flags.get("timeout"), timeouts);
+}
+
+/// Checks each argument against the binary's flags; returns the values `--timeout` can take.
+#[allow(clippy::many_single_char_names)]
+fn check_args(
+    cx: &mut Ctx,
+    t: &Value,
+    whose: &str,
+    step: &str,
+    cli: &crate::flags::Cli,
+    args: &[&str],
+) -> Option<Vec<String>> {
+    let bin = cli.binary.display().to_string();
     let mut timeouts: Option<Vec<String>> = None;
     let mut i = 0;
     while i < args.len() {
@@ -669,7 +684,7 @@ fn leaf(cx: &mut Ctx, t: &Value, tname: &str, wf: &Value, steps: &Steps) {
             }
         }
     }
-    deadline(cx, t, &whose, &bin, cli.flags.get("timeout"), timeouts);
+    timeouts
 }
 
 fn deadline(

@@ -337,7 +337,10 @@ fn step_output_that_does_not_exist_is_caught() {
 
 #[test]
 fn missing_cluster_guard_and_unpinned_image_are_caught() {
-    let broken = read(DRAIN).replace("      - \"--expect-cluster={{inputs.parameters.cluster}}\"\n", "");
+    let broken = read(DRAIN).replace(
+        "      - \"--expect-cluster={{inputs.parameters.cluster}}\"\n",
+        "",
+    );
     assert_caught(
         &check_file(DRAIN, &broken),
         Rule::Flag,
