@@ -300,6 +300,8 @@ struct Scope<'a> {
 #[derive(Clone)]
 struct NodeOutputs {
     parameters: BTreeSet<String>,
+    /// Outputs whose default is a JSON array, so a `withParam` over them always gets JSON.
+    json_arrays: BTreeSet<String>,
     result: bool,
 }
 
@@ -374,9 +376,59 @@ fn resolve(body: &str, s: &Scope) -> Result<(), String> {
 }
 
 fn outputs_of(t: &Value) -> NodeOutputs {
+    let is_array = |v: &Value| {
+        v.as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .is_some_and(|j| j.is_array())
+    };
     NodeOutputs {
         parameters: names(&t["outputs"]["parameters"]),
+        json_arrays: arr(&t["outputs"]["parameters"])
+            .iter()
+            .filter(|p| is_array(&p["valueFrom"]["default"]))
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect(),
         result: is_leaf(t),
+    }
+}
+
+/// A `withParam` must name something that is always a JSON array: an output with a JSON-array
+/// default (a producer that wrote nothing still yields `[]`), a workflow parameter whose value
+/// is one, or an input parameter (its caller's concern).
+fn with_param(
+    cx: &mut Ctx,
+    st: &Value,
+    at: &str,
+    seen: &[(String, Option<NodeOutputs>)],
+    wf: &Value,
+) {
+    let Some(w) = st["withParam"].as_str() else {
+        return;
+    };
+    let bodies = tags::in_str(w);
+    let parts: Vec<&str> = match bodies.as_slice() {
+        [b] if w.trim() == format!("{{{{{b}}}}}") => b.split('.').collect(),
+        _ => Vec::new(),
+    };
+    let ok = match parts.as_slice() {
+        ["steps" | "tasks", n, "outputs", "parameters", p] => seen
+            .iter()
+            .find(|(m, _)| m == n)
+            .is_none_or(|(_, o)| o.as_ref().is_none_or(|o| o.json_arrays.contains(*p))),
+        ["workflow", "parameters", n] => arr(&wf["arguments"]["parameters"])
+            .iter()
+            .find(|q| q["name"] == *n)
+            .and_then(declared)
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+            .is_some_and(|j| j.is_array()),
+        ["inputs", "parameters", _] => true,
+        _ => false,
+    };
+    if !ok {
+        cx.push(
+            Rule::Tag,
+            format!("{at}: withParam {w:?} is not always a JSON array (use one output with a JSON-array default, e.g. \"[]\", or a parameter whose value is one)"),
+        );
     }
 }
 
@@ -432,6 +484,7 @@ fn template(cx: &mut Ctx, t: &Value, globals: &BTreeSet<String>, wf: &Value, ste
                 ..base.clone()
             };
             check_tags(cx, st, &format!("steps/{g}/{i}"), &s);
+            with_param(cx, st, &at, &seen, wf);
             this_group.push((sname, target.map(|(t, _)| outputs_of(t))));
         }
         seen.extend(this_group);
@@ -456,6 +509,7 @@ fn template(cx: &mut Ctx, t: &Value, globals: &BTreeSet<String>, wf: &Value, ste
             ..base.clone()
         };
         check_tags(cx, task, &format!("dag/tasks/{i}"), &s);
+        with_param(cx, task, &format!("{whose} task {n:?}"), &s.nodes, wf);
     }
     if is_leaf(t) {
         leaf(cx, t, &tname, wf, steps);
@@ -562,6 +616,18 @@ fn leaf(cx: &mut Ctx, t: &Value, tname: &str, wf: &Value, steps: &Steps) {
     let whose = format!("template {tname:?}");
     retry(cx, &t["retryStrategy"], &whose);
     security(cx, t, wf, &whose);
+    for o in arr(&t["outputs"]["parameters"]) {
+        let v = &o["valueFrom"];
+        if v.get("path").is_some() && v.get("default").is_none() {
+            cx.push(
+                Rule::Output,
+                format!(
+                    "{whose}: output {} is read from {} without a default: a run that stops early fails the node, and a consumer skipped by `when` sees it absent",
+                    o["name"], v["path"]
+                ),
+            );
+        }
+    }
     let c = if t.get("script").is_some() {
         &t["script"]
     } else {

@@ -39,8 +39,10 @@ pub enum Rule {
     Flag,
     /// A ClusterRole/Role rule is not used by the step, or a needed one is missing.
     Rbac,
-    /// Pod security: ServiceAccount, securityContext, resources.
+    /// Pod security: ServiceAccount, securityContext, resources, pinned image.
     Security,
+    /// An output read from a file has no default (absent is not empty since Argo 3.7.16).
+    Output,
 }
 
 impl fmt::Display for Rule {
@@ -56,6 +58,7 @@ impl fmt::Display for Rule {
             Self::Flag => "flag",
             Self::Rbac => "rbac",
             Self::Security => "security",
+            Self::Output => "output",
         })
     }
 }

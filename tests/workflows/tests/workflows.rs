@@ -383,3 +383,27 @@ fn cli_checks_any_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn with_param_over_an_output_without_a_json_default_is_caught() {
+    // The fan-out of the rotation reads the plan's drained-nodes; without its "[]" default a
+    // plan that wrote nothing would hand withParam an empty, non-JSON string.
+    let t = break_once(&read(DRAIN), "default: \"[]\"", "default: \"\"");
+    let p = "pipelines/nodegroup-rotation.yaml";
+    let mut context = all_docs();
+    context.retain(|d| !d.file.ends_with(DRAIN));
+    context.extend(load_str(&workflows().join(DRAIN), &t).unwrap());
+    let docs = load_str(&workflows().join(p), &read(p)).unwrap();
+    let f = checker().check(&docs, &context);
+    assert_caught(&f, Rule::Tag, &["withParam", "drained-nodes", "JSON array"]);
+}
+
+#[test]
+fn output_file_without_a_default_is_caught() {
+    let broken = break_once(&read(DRAIN), "          default: \"[]\"\n", "");
+    assert_caught(
+        &check_file(DRAIN, &broken),
+        Rule::Output,
+        &["drained-nodes", "without a default"],
+    );
+}
