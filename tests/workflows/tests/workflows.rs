@@ -389,12 +389,7 @@ fn with_param_over_an_output_without_a_json_default_is_caught() {
     // The fan-out of the rotation reads the plan's drained-nodes; without its "[]" default a
     // plan that wrote nothing would hand withParam an empty, non-JSON string.
     let t = break_once(&read(DRAIN), "default: \"[]\"", "default: \"\"");
-    let p = "pipelines/nodegroup-rotation.yaml";
-    let mut context = all_docs();
-    context.retain(|d| !d.file.ends_with(DRAIN));
-    context.extend(load_str(&workflows().join(DRAIN), &t).unwrap());
-    let docs = load_str(&workflows().join(p), &read(p)).unwrap();
-    let f = checker().check(&docs, &context);
+    let f = check_with_changed_context("pipelines/nodegroup-rotation.yaml", DRAIN, &t);
     assert_caught(&f, Rule::Tag, &["withParam", "drained-nodes", "JSON array"]);
 }
 
@@ -405,5 +400,30 @@ fn output_file_without_a_default_is_caught() {
         &check_file(DRAIN, &broken),
         Rule::Output,
         &["drained-nodes", "without a default"],
+    );
+}
+
+/// Replaces `file` in the context with `text`, then checks `target` against that context.
+fn check_with_changed_context(target: &str, file: &str, text: &str) -> Vec<Finding> {
+    let mut context = all_docs();
+    context.retain(|d| !d.file.ends_with(file));
+    context.extend(load_str(&workflows().join(file), text).unwrap());
+    let docs = load_str(&workflows().join(target), &read(target)).unwrap();
+    checker().check(&docs, &context)
+}
+
+#[test]
+fn referenced_template_using_a_workflow_parameter_the_caller_lacks_is_caught() {
+    // Fine inside drain-node's own WorkflowTemplate (it declares lease-duration), wrong when the
+    // rotation calls it: there workflow.parameters are the rotation's.
+    let t = read(DRAIN).replace(
+        "{{inputs.parameters.lease-duration}}",
+        "{{workflow.parameters.lease-duration}}",
+    );
+    let f = check_with_changed_context("pipelines/nodegroup-rotation.yaml", DRAIN, &t);
+    assert_caught(
+        &f,
+        Rule::Tag,
+        &["workflow.parameters.lease-duration", "does not declare"],
     );
 }
