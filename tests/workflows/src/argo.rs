@@ -511,6 +511,13 @@ fn template(cx: &mut Ctx, t: &Value, globals: &BTreeSet<String>, wf: &Value, ste
         check_tags(cx, task, &format!("dag/tasks/{i}"), &s);
         with_param(cx, task, &format!("{whose} task {n:?}"), &s.nodes, wf);
     }
+    // An approval must wait for a person: a duration would resume it with the default.
+    if t["suspend"].get("duration").is_some() && !arr(&t["inputs"]["parameters"]).is_empty() {
+        cx.push(
+            Rule::Enum,
+            format!("{whose}: a suspend with intermediate parameters has a duration, so it would resume by itself with the defaults"),
+        );
+    }
     if is_leaf(t) {
         leaf(cx, t, &tname, wf, steps);
     } else if t.get("retryStrategy").is_some() {

@@ -427,3 +427,18 @@ fn referenced_template_using_a_workflow_parameter_the_caller_lacks_is_caught() {
         &["workflow.parameters.lease-duration", "does not declare"],
     );
 }
+
+#[test]
+fn approval_that_resumes_by_itself_is_caught() {
+    let p = "pipelines/nodegroup-rotation.yaml";
+    let broken = break_once(
+        &read(p),
+        "    suspend: {}\n",
+        "    suspend:\n      duration: \"1h\"\n",
+    );
+    assert_caught(
+        &check_file(p, &broken),
+        Rule::Enum,
+        &["approve", "resume by itself"],
+    );
+}
