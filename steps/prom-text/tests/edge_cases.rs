@@ -52,6 +52,8 @@ fn nan_and_infinities() {
     assert_eq!(one("m +Inf").value, f64::INFINITY);
     assert_eq!(one("m -Inf").value, f64::NEG_INFINITY);
     assert_eq!(one("m Inf").value, f64::INFINITY);
+    assert_eq!(one("m -infinity").value, f64::NEG_INFINITY);
+    assert!(one("m nan").value.is_nan());
     assert_eq!(one("m 1e3").value, 1000.0);
     assert_eq!(one("m -0.5").value, -0.5);
 }
