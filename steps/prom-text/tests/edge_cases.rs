@@ -199,8 +199,9 @@ fn dcgm_blank_sentinels() {
         f64::MAX,
         140_737_488_355_328.0,
         140_737_488_355_331.0,
+        140_737_488_355_343.0,
         2_147_483_632.0,
-        2_147_483_635.0,
+        2_147_483_647.0,
     ] {
         assert!(dcgm::is_blank(v), "{v}");
     }
@@ -209,8 +210,9 @@ fn dcgm_blank_sentinels() {
         409.692,
         5_551_899_580.0,
         140_737_488_355_327.0,
-        140_737_488_355_332.0,
+        140_737_488_355_344.0,
         2_147_483_631.0,
+        2_147_483_648.0,
         9.1e18,
         f64::NAN,
         f64::INFINITY,
@@ -226,4 +228,11 @@ fn hostname_in_either_spelling() {
     let s = one(r#"m{Hostname="old"} 1"#);
     assert_eq!(dcgm::hostname(&s.labels), Some("old"));
     assert_eq!(dcgm::hostname(&one("m 1").labels), None);
+    let s = one(r#"m{Hostname="",hostname="new"} 1"#);
+    assert_eq!(
+        dcgm::hostname(&s.labels),
+        Some("new"),
+        "empty counts as absent"
+    );
+    assert_eq!(dcgm::hostname(&one(r#"m{Hostname=""} 1"#).labels), None);
 }
