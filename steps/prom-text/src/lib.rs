@@ -68,15 +68,17 @@ pub enum MetricType {
 }
 
 impl MetricType {
+    /// Case-insensitive, as in the Go reference parser.
     fn from_token(token: &str) -> Option<Self> {
-        Some(match token {
-            "counter" => Self::Counter,
-            "gauge" => Self::Gauge,
-            "histogram" => Self::Histogram,
-            "summary" => Self::Summary,
-            "untyped" => Self::Untyped,
-            _ => return None,
-        })
+        [
+            Self::Counter,
+            Self::Gauge,
+            Self::Histogram,
+            Self::Summary,
+            Self::Untyped,
+        ]
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(token))
     }
 
     /// The token a `# TYPE` line uses.

@@ -313,6 +313,8 @@ fn intended_differences_from_prometheus_client() {
             &[R::BadType],
             Python::Accepts(&[("a", 1.0)]),
         ),
+        // Upper-case type names: Go and we accept them, Python raises.
+        ("# TYPE a GAUGE\na 1\n", &[("a", 1.0)], &[], Python::Raises),
         // `# HELP` with no name: Python ignores it, we count it.
         (
             "# HELP\na 1\n",

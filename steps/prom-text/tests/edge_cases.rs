@@ -153,6 +153,14 @@ fn malformed_lines_say_why() {
 }
 
 #[test]
+fn type_names_are_case_insensitive_as_in_go() {
+    let e = parse("# TYPE a GAUGE\n# TYPE b Counter\n");
+    assert!(e.skipped.is_empty(), "{:?}", e.skipped);
+    let kinds: Vec<_> = e.families.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [MetricType::Gauge, MetricType::Counter]);
+}
+
+#[test]
 fn second_help_or_type_for_a_name_is_skipped_first_wins() {
     let e = parse("# TYPE m gauge\n# TYPE m counter\n# HELP m one\n# HELP m two\nm 1\n");
     assert_eq!(e.families.len(), 1);
