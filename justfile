@@ -46,7 +46,8 @@ deny:
     cargo deny --locked check bans licenses sources
 
 # Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
-# memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A.
+# memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A, the
+# prom-text parser vs Python's prometheus_client (MB/s, samples/s).
 bench:
     cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods --bins --examples
     ./target/release/opsteps-bench all
