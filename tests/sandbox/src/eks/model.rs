@@ -219,6 +219,9 @@ pub struct Update {
     pub due: Timestamp,
     /// `errors[]`.
     pub errors: Vec<Value>,
+    /// The request's `clientRequestToken`: a repeated request with the same token gets this
+    /// update back instead of starting another (add-ons).
+    pub client_request_token: Option<String>,
     /// What it does.
     pub action: Action,
     /// The node replacement under way (scale-down, version update), once started.

@@ -233,6 +233,7 @@ pub(super) fn new_update(
         created_at: now,
         due: now + signed(took),
         errors: Vec::new(),
+        client_request_token: None,
         action,
         rollout: None,
     };

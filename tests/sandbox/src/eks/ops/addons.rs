@@ -112,6 +112,16 @@ pub(in crate::eks) fn describe_addon_configuration(c: &mut Cluster, r: &Req) -> 
 pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
     let a = addon(c, r)?;
     let name = a.name.clone();
+    let token = r.b("clientRequestToken").map(str::to_owned);
+    // Idempotency as EKS keeps it: a repeated request with the same token (an SDK retry, a
+    // re-run step) gets the update it started, whatever its state, and starts nothing.
+    if let Some(u) = token.as_deref().and_then(|t| {
+        c.eks.updates.iter().find(|u| {
+            u.target == Target::Addon(name.clone()) && u.client_request_token.as_deref() == Some(t)
+        })
+    }) {
+        return Ok(json!({"update": crate::eks::update_json(u)}));
+    }
     if a.status == "UPDATING" || c.eks.running(&Target::Addon(name.clone())).is_some() {
         return Err(EksError::in_use(format!(
             "Addon {name} cannot be updated as it is currently in UPDATING state"
@@ -128,6 +138,13 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
         return Err(EksError::invalid_param(format!(
             "Addon version specified is not supported: {version} is not compatible with Kubernetes {}",
             c.eks.version
+        ))
+        .with("addonName", &name));
+    }
+    if name == "vpc-cni" && minor_jump(&a.version, &version) > 1 {
+        return Err(EksError::invalid_param(format!(
+            "Updating VPC-CNI can only go up or down 1 minor version at a time: {} to {version}",
+            a.version
         ))
         .with("addonName", &name));
     }
@@ -176,7 +193,7 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
         a.awaiting_rollout = false;
     }
     let took = c.eks.timings.addon_update;
-    Ok(new_update(
+    let update = new_update(
         c,
         Target::Addon(name),
         "AddonUpdate",
@@ -188,7 +205,20 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
             role,
             conflict,
         },
-    ))
+    );
+    if let Some(u) = c.eks.updates.last_mut() {
+        u.client_request_token = token;
+    }
+    Ok(update)
+}
+
+/// How many minor versions apart two add-on versions are (`v1.18.6` → `v1.20.4`: 2).
+fn minor_jump(from: &str, to: &str) -> u64 {
+    let (a, b) = (catalog::version_key(from), catalog::version_key(to));
+    match (a.get(..2), b.get(..2)) {
+        (Some([ma, na]), Some([mb, nb])) if ma == mb => na.abs_diff(*nb),
+        _ => 0,
+    }
 }
 
 /// Sets the image of `addon`'s workloads for `version` (and coredns's `replicaCount`), so the
