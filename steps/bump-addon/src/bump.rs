@@ -97,6 +97,14 @@ impl Run<'_> {
             errors: Vec::new(),
             message: None,
         };
+        if p.action == Action::Kept {
+            r.status = Status::Kept;
+            r.message = Some(format!(
+                "no {} version runs on both Kubernetes versions; it moves after the control-plane upgrade",
+                p.name
+            ));
+            return r;
+        }
         if p.action == Action::SkippedDowngrade {
             r.status = Status::SkippedDowngrade;
             r.message = Some(format!(
@@ -209,13 +217,54 @@ impl Run<'_> {
                     Err((Some(409), in_use.to_string())),
                 );
                 tracing::info!(error = %in_use, "an update is already running; attaching");
-                None
+                self.until_listed(r, addon, started).await
             }
             Err(Err(e)) => {
                 self.ctx
                     .audit
                     .record("update-addon", target, false, Err((None, e.chain())));
                 Some(self.error(r.clone(), started, &e))
+            }
+        }
+    }
+
+    /// After a 409: waits until the running update shows in ListUpdates (lists lag behind,
+    /// eksctl#7269) or the add-on is no longer updating; the next round attaches to it.
+    async fn until_listed(
+        &self,
+        r: &mut AddonResult,
+        addon: &str,
+        started: StdInstant,
+    ) -> Option<AddonResult> {
+        loop {
+            match self.eks.running_update(addon).await {
+                Ok(Some(_)) => return None,
+                Ok(None) => {}
+                Err(e) => return Some(self.error(r.clone(), started, &e)),
+            }
+            match self.eks.describe_addon(addon).await {
+                Ok(Some(a)) if a.status != "UPDATING" => return None,
+                Ok(_) => {}
+                Err(e) => return Some(self.error(r.clone(), started, &e)),
+            }
+            match wait::pause(&self.wait).await {
+                Ok(()) => {}
+                Err(wait::Stop::Deadline) => {
+                    return Some(self.end(
+                        r.clone(),
+                        started,
+                        Status::Progressing,
+                        format!("{addon} is being updated by someone else (409) and was still at --timeout"),
+                    ));
+                }
+                Err(wait::Stop::Interrupted) => {
+                    return Some(self.end(
+                        r.clone(),
+                        started,
+                        Status::Interrupted,
+                        "interrupted by SIGTERM".into(),
+                    ));
+                }
             }
         }
     }

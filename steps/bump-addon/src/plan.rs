@@ -33,6 +33,9 @@ pub enum Action {
     Unchanged,
     /// The mode resolved to an older version and --allow-downgrade is not set.
     SkippedDowngrade,
+    /// next-safe: no version runs on both Kubernetes versions (kube-proxy follows the control
+    /// plane), so it stays and moves after the upgrade.
+    Kept,
 }
 
 /// One add-on's plan.
@@ -139,15 +142,27 @@ async fn plan_one(
         (Want::NextSafe, Some(t)) => Some((t, eks.versions(name, t).await?)),
         _ => None,
     };
-    let to = versions::select(
+    let from = state.version.clone();
+    let to = match versions::select(
         name,
         want,
         kubernetes,
         &offered,
         next.as_ref().map(|(k, v)| (*k, v.as_slice())),
-    )
-    .map_err(|e| StepError::bad_input(e.to_string()))?;
-    let from = state.version.clone();
+    ) {
+        Ok(to) => to,
+        Err(versions::SelectError::NoCommon { .. }) => {
+            return Ok(AddonPlan {
+                name: name.to_owned(),
+                to: from.clone(),
+                from,
+                steps: Vec::new(),
+                action: Action::Kept,
+                offered,
+            });
+        }
+        Err(e) => return Err(StepError::bad_input(e.to_string())),
+    };
     let config_differs = req.configuration.as_ref().is_some_and(|(_, want)| {
         state
             .configuration_values

@@ -17,6 +17,8 @@ pub enum Status {
     Planned,
     /// The mode resolved to an older version; not moved without --allow-downgrade.
     SkippedDowngrade,
+    /// next-safe: no version runs on both Kubernetes versions; it moves after the upgrade.
+    Kept,
     /// An update failed or the add-on stayed unhealthy (exit 1).
     Failed,
     /// Still progressing at --timeout (exit 4).
@@ -124,6 +126,7 @@ impl AddonResult {
                 crate::plan::Action::Update => Status::Planned,
                 crate::plan::Action::Unchanged => Status::Unchanged,
                 crate::plan::Action::SkippedDowngrade => Status::SkippedDowngrade,
+                crate::plan::Action::Kept => Status::Kept,
             },
             seconds_waited: 0,
             health_issues: Vec::new(),

@@ -60,14 +60,17 @@ pub enum End {
     Error(String, opsteps::exit::ExitStatus),
 }
 
-#[derive(Clone, Copy)]
-enum Stop {
+/// Why a pause ended early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The deadline passed.
     Deadline,
+    /// SIGTERM.
     Interrupted,
 }
 
 /// Sleeps one jittered poll interval, cut short by the deadline (then `Deadline`) or SIGTERM.
-async fn pause(s: &Settings) -> Result<(), Stop> {
+pub async fn pause(s: &Settings) -> Result<(), Stop> {
     if s.shutdown.is_requested() {
         return Err(Stop::Interrupted);
     }

@@ -1177,7 +1177,11 @@ async fn addon_update_token_is_idempotent_and_vpc_cni_moves_one_minor_at_a_time(
         .send()
         .await
         .unwrap();
-    assert_eq!(ids.update_ids(), std::slice::from_ref(&id), "one update for one token");
+    assert_eq!(
+        ids.update_ids(),
+        std::slice::from_ref(&id),
+        "one update for one token"
+    );
 
     // vpc-cni v1.19.5 on 1.33: v1.18 is not offered on 1.33, so step within what is offered.
     env.sb.with(|c| {

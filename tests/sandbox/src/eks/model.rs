@@ -304,6 +304,8 @@ pub struct Timings {
     /// How long a node group drain tries to evict a node's pods before it forces (scale-down,
     /// `force`) or fails (`PodEvictionFailure`).
     pub pod_eviction_timeout: Duration,
+    /// How long a new update stays out of ListUpdates.
+    pub update_listing_delay: Duration,
 }
 
 impl Default for Timings {
@@ -316,6 +318,7 @@ impl Default for Timings {
             nodegroup_create: Duration::from_mins(3),
             nodegroup_delete: Duration::from_mins(2),
             pod_eviction_timeout: Duration::from_mins(15),
+            update_listing_delay: Duration::ZERO,
         }
     }
 }

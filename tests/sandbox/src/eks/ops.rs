@@ -330,11 +330,12 @@ pub(super) fn list_updates(c: &mut Cluster, r: &Req) -> R {
         }
         _ => {}
     }
+    let listed_before = c.clock.now() - signed(c.eks.timings.update_listing_delay);
     let ids = c
         .eks
         .updates
         .iter()
-        .filter(|u| u.target == target)
+        .filter(|u| u.target == target && u.created_at <= listed_before)
         .map(|u| json!(u.id))
         .collect();
     let (items, next) = page(ids, r.q("maxResults"), r.q("nextToken"))?;
