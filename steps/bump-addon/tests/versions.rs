@@ -62,8 +62,11 @@ async fn every_version_mode_on_a_multi_minor_catalogue() {
         .await;
     assert_eq!(entry(&r, "coredns")["to"], "v1.11.4-eksbuild.2");
     assert_eq!(env.mutations(), (vec![], 0), "dry runs send nothing");
+}
 
-    // For real: latest on kube-proxy and coredns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_moves_addons_in_order_and_audits_each_update() {
+    let env = Env::new(&scenario(ADDONS, "")).await;
     let r = env
         .run(&[
             "--addon",
