@@ -93,6 +93,7 @@ impl Run<'_> {
             attached: Vec::new(),
             status: Status::Updated,
             seconds_waited: 0,
+            degraded_reads: 0,
             health_issues: Vec::new(),
             errors: Vec::new(),
             message: None,
@@ -278,7 +279,10 @@ impl Run<'_> {
         started: StdInstant,
     ) -> Option<AddonResult> {
         match wait::update(self.eks, self.kube, &r.name, id, version, &self.wait).await {
-            End::Healthy => None,
+            End::Healthy { degraded_reads } => {
+                r.degraded_reads += degraded_reads;
+                None
+            }
             End::Failed {
                 message,
                 issues,

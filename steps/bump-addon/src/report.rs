@@ -62,6 +62,8 @@ pub struct AddonResult {
     pub status: Status,
     /// Seconds spent waiting.
     pub seconds_waited: u64,
+    /// Reads that found the add-on DEGRADED after an update, within the grace period.
+    pub degraded_reads: u32,
     /// Health issues (`code: message`), verbatim.
     pub health_issues: Vec<String>,
     /// Update errors (`code: message`), verbatim.
@@ -129,6 +131,7 @@ impl AddonResult {
                 crate::plan::Action::Kept => Status::Kept,
             },
             seconds_waited: 0,
+            degraded_reads: 0,
             health_issues: Vec::new(),
             errors: Vec::new(),
             message: None,

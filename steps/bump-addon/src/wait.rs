@@ -35,8 +35,12 @@ pub struct Settings {
 /// How a wait ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {
-    /// Update successful, add-on healthy, workloads rolled out.
-    Healthy,
+    /// Update successful, add-on healthy, workloads rolled out; how many reads found it
+    /// DEGRADED (within the grace period) on the way.
+    Healthy {
+        /// DEGRADED reads tolerated.
+        degraded_reads: u32,
+    },
     /// The update failed or the add-on stayed unhealthy: `message`, health issues, update
     /// errors, verbatim.
     Failed {
@@ -151,6 +155,7 @@ pub async fn update(
     }
     // 2. Health.
     let mut good = 0;
+    let mut degraded_reads = 0;
     let mut degraded_since: Option<Instant> = None;
     loop {
         let a = match eks.describe_addon(addon).await {
@@ -174,6 +179,7 @@ pub async fn update(
             }
             "DEGRADED" | "ACTIVE" => {
                 good = 0;
+                degraded_reads += 1;
                 let since = *degraded_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > s.degraded_grace {
                     return End::Failed {
@@ -208,7 +214,7 @@ pub async fn update(
             Err(e) => return api_error(&e, s, "rollout"),
         };
         if pending.is_empty() {
-            return End::Healthy;
+            return End::Healthy { degraded_reads };
         }
         if let Err(stop) = pause(s).await {
             return stopped(stop, "rollout", pending.join("; "));

@@ -98,16 +98,15 @@ impl Env {
             .unwrap_or_else(|e| panic!("output {name}: {e}"))
     }
 
-    /// The step's command: the sandbox cluster, this test's outputs, fast polling, and
-    /// `extra`; `ARGO_WORKFLOW_UID=wf-1` unless `extra` env overrides.
+    /// The step's command: the sandbox cluster, this test's outputs, fast polling (100ms, 2
+    /// healthy reads, 20s grace, 60s timeout, through the env fallbacks) and `extra`;
+    /// `ARGO_WORKFLOW_UID=wf-1` unless the caller sets another.
     pub fn command(&self, extra: &[&str]) -> Command {
         let mut cmd = opsteps_testkit::clean_command(BIN);
         if !extra.contains(&"--eks-cluster") {
             cmd.args(["--eks-cluster", "prod-a"]);
         }
         cmd.args(["--region", "us-east-1"])
-            .args(["--poll-interval", "100ms", "--healthy-reads", "2"])
-            .args(["--degraded-grace", "20s", "--timeout", "60s"])
             .arg("--output-dir")
             .arg(self.out())
             .arg("--termination-log")
@@ -118,6 +117,11 @@ impl Env {
                 "us-east-1",
             ))
             .env("ARGO_WORKFLOW_UID", "wf-1")
+            // Defaults through the env fallbacks, so a test's own flag wins.
+            .env("OPSTEPS_BUMP_POLL_INTERVAL", "100ms")
+            .env("OPSTEPS_BUMP_HEALTHY_READS", "2")
+            .env("OPSTEPS_BUMP_DEGRADED_GRACE", "20s")
+            .env("OPSTEPS_BUMP_TIMEOUT", "60s")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
