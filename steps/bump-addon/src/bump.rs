@@ -37,6 +37,21 @@ fn fnv(bytes: &[u8], seed: u64) -> u64 {
     })
 }
 
+/// Why a planned add-on is left where it is, if it is.
+fn not_moved(p: &AddonPlan) -> Option<String> {
+    match p.action {
+        Action::Kept => Some(format!(
+            "no {} version runs on both Kubernetes versions; it moves after the control-plane upgrade",
+            p.name
+        )),
+        Action::SkippedDowngrade => Some(format!(
+            "{} resolved to {}, older than the installed {}; --allow-downgrade moves it",
+            p.name, p.to, p.from
+        )),
+        Action::Update | Action::Unchanged => None,
+    }
+}
+
 /// What every add-on's updates share.
 pub struct Run<'a> {
     /// EKS calls.
@@ -98,20 +113,13 @@ impl Run<'_> {
             errors: Vec::new(),
             message: None,
         };
-        if p.action == Action::Kept {
-            r.status = Status::Kept;
-            r.message = Some(format!(
-                "no {} version runs on both Kubernetes versions; it moves after the control-plane upgrade",
-                p.name
-            ));
-            return r;
-        }
-        if p.action == Action::SkippedDowngrade {
-            r.status = Status::SkippedDowngrade;
-            r.message = Some(format!(
-                "{} resolved to {}, older than the installed {}; --allow-downgrade moves it",
-                p.name, p.to, p.from
-            ));
+        if let Some(message) = not_moved(p) {
+            r.status = if p.action == Action::Kept {
+                Status::Kept
+            } else {
+                Status::SkippedDowngrade
+            };
+            r.message = Some(message);
             return r;
         }
         // Steps done + attachments + 409s; bounded so a misbehaving API cannot loop us.
