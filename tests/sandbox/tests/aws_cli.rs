@@ -381,15 +381,7 @@ async fn update_nodegroup_config_scale_down_drains_under_the_pdb() {
     sb.assert_invariants();
 }
 
-/// The add-on calls bump-addon makes, through the aws CLI with `--endpoint-url`: the catalogue
-/// (newest first, one default per Kubernetes version), the configuration schema, an update
-/// whose `clientRequestToken` makes a repeat return the same update, DescribeUpdate while it
-/// runs and after, and a failed update's ConfigurationConflict in DescribeUpdate's errors and
-/// DescribeAddon's health issues.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs aws cli"]
-async fn addon_calls_parse_in_the_aws_cli() {
-    let yaml = r#"
+const ADDON_SCENARIO: &str = r#"
 cluster: {name: prod-a, region: us-east-1, version: "1.32"}
 clock: {scale: 1}
 eks:
@@ -397,33 +389,46 @@ eks:
     - {name: kube-proxy, version: v1.32.0-eksbuild.2}
     - {name: coredns, version: v1.11.3-eksbuild.1, onUpdate: {result: Fail, code: ConfigurationConflict}}
 "#;
-    let sb = Sandbox::start(
-        Options::default()
-            .scenario(Scenario::from_yaml(yaml).unwrap())
-            .controllers(false),
-    )
-    .await
-    .unwrap();
+
+async fn addon_sandbox() -> Sandbox {
+    let scenario = Scenario::from_yaml(ADDON_SCENARIO).unwrap();
+    Sandbox::start(Options::default().scenario(scenario).controllers(false))
+        .await
+        .unwrap()
+}
+
+/// `aws --endpoint-url <sandbox> eks <args>`.
+fn eks_cli(sb: &Sandbox, args: &[&str]) -> Value {
     let url = sb.eks_url();
-    let eks = |args: &[&str]| {
-        let mut all = vec!["--endpoint-url", url.as_str(), "eks"];
-        all.extend_from_slice(args);
-        aws(&sb, "us-east-1", &all)
-    };
-    let advance = |d: Duration| {
-        sb.with(|c| {
-            c.clock.advance(d);
-            opsteps_sandbox::eks::tick(c);
-        });
-    };
+    let mut all = vec!["--endpoint-url", url.as_str(), "eks"];
+    all.extend_from_slice(args);
+    aws(sb, "us-east-1", &all)
+}
+
+fn advance_eks(sb: &Sandbox, d: Duration) {
+    sb.with(|c| {
+        c.clock.advance(d);
+        opsteps_sandbox::eks::tick(c);
+    });
+}
+
+/// The add-on catalogue through the aws CLI with `--endpoint-url`: newest first, one default per
+/// Kubernetes version, and the configuration schema as a JSON string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aws cli"]
+async fn addon_catalogue_parses_in_the_aws_cli() {
+    let sb = addon_sandbox().await;
     tokio::task::block_in_place(|| {
-        let v = eks(&[
-            "describe-addon-versions",
-            "--kubernetes-version",
-            "1.32",
-            "--addon-name",
-            "vpc-cni",
-        ]);
+        let v = eks_cli(
+            &sb,
+            &[
+                "describe-addon-versions",
+                "--kubernetes-version",
+                "1.32",
+                "--addon-name",
+                "vpc-cni",
+            ],
+        );
         let versions = v["addons"][0]["addonVersions"].as_array().unwrap();
         let names: Vec<&str> = versions
             .iter()
@@ -438,48 +443,53 @@ eks:
             .collect();
         assert_eq!(defaults, ["v1.20.1-eksbuild.3"]);
         assert_eq!(versions[0]["compatibilities"][0]["clusterVersion"], "1.32");
-
-        let schema = eks(&[
-            "describe-addon-configuration",
-            "--addon-name",
-            "coredns",
-            "--addon-version",
-            "v1.11.4-eksbuild.14",
-        ]);
+        let schema = eks_cli(
+            &sb,
+            &[
+                "describe-addon-configuration",
+                "--addon-name",
+                "coredns",
+                "--addon-version",
+                "v1.11.4-eksbuild.14",
+            ],
+        );
         let parsed: Value =
             serde_json::from_str(schema["configurationSchema"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            parsed["definitions"]["Config"]["properties"]["replicaCount"]["type"],
-            "integer"
-        );
+        let replicas = &parsed["definitions"]["Config"]["properties"]["replicaCount"];
+        assert_eq!(replicas["type"], "integer");
+    });
+}
 
-        let update = |token: &str| {
-            eks(&[
+/// The add-on update calls bump-addon makes, through the aws CLI with `--endpoint-url`: an
+/// update whose `clientRequestToken` makes a repeat return the same update, DescribeUpdate and
+/// ListUpdates while it runs and after, and a failed update's ConfigurationConflict in
+/// DescribeUpdate's errors and DescribeAddon's health issues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aws cli"]
+async fn addon_updates_parse_in_the_aws_cli() {
+    let sb = addon_sandbox().await;
+    let update = |addon: &str, version: &str, token: &str| {
+        eks_cli(
+            &sb,
+            &[
                 "update-addon",
                 "--cluster-name",
                 "prod-a",
                 "--addon-name",
-                "kube-proxy",
+                addon,
                 "--addon-version",
-                "v1.32.6-eksbuild.2",
+                version,
                 "--resolve-conflicts",
                 "PRESERVE",
                 "--client-request-token",
                 token,
-            ])
-        };
-        let first = update("bump-addon-test-token");
-        let id = first["update"]["id"].as_str().unwrap().to_owned();
-        assert_eq!(first["update"]["status"], "InProgress");
-        assert_eq!(first["update"]["type"], "AddonUpdate");
-        let again = update("bump-addon-test-token");
-        assert_eq!(
-            again["update"]["id"],
-            id.as_str(),
-            "same token, same update"
-        );
-        let describe_update = |addon: &str, id: &str| {
-            eks(&[
+            ],
+        )
+    };
+    let describe_update = |addon: &str, id: &str| {
+        eks_cli(
+            &sb,
+            &[
                 "describe-update",
                 "--name",
                 "prod-a",
@@ -487,8 +497,32 @@ eks:
                 id,
                 "--addon-name",
                 addon,
-            ])
-        };
+            ],
+        )
+    };
+    let describe_addon = |addon: &str| {
+        eks_cli(
+            &sb,
+            &[
+                "describe-addon",
+                "--cluster-name",
+                "prod-a",
+                "--addon-name",
+                addon,
+            ],
+        )
+    };
+    tokio::task::block_in_place(|| {
+        let first = update("kube-proxy", "v1.32.6-eksbuild.2", "bump-addon-test-token");
+        let id = first["update"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(first["update"]["status"], "InProgress");
+        assert_eq!(first["update"]["type"], "AddonUpdate");
+        let again = update("kube-proxy", "v1.32.6-eksbuild.2", "bump-addon-test-token");
+        assert_eq!(
+            again["update"]["id"],
+            id.as_str(),
+            "same token, same update"
+        );
         let running = describe_update("kube-proxy", &id);
         assert_eq!(running["update"]["status"], "InProgress");
         let params = running["update"]["params"].to_string();
@@ -496,61 +530,37 @@ eks:
             params.contains(r#""type":"AddonVersion","value":"v1.32.6-eksbuild.2""#),
             "{params}"
         );
-        let addon = eks(&[
-            "describe-addon",
-            "--cluster-name",
-            "prod-a",
-            "--addon-name",
-            "kube-proxy",
-        ]);
-        assert_eq!(addon["addon"]["status"], "UPDATING");
-        let listed = eks(&[
-            "list-updates",
-            "--name",
-            "prod-a",
-            "--addon-name",
-            "kube-proxy",
-        ]);
+        assert_eq!(describe_addon("kube-proxy")["addon"]["status"], "UPDATING");
+        let listed = eks_cli(
+            &sb,
+            &[
+                "list-updates",
+                "--name",
+                "prod-a",
+                "--addon-name",
+                "kube-proxy",
+            ],
+        );
         assert_eq!(listed["updateIds"], serde_json::json!([id]));
-        advance(Duration::from_mins(2));
+        advance_eks(&sb, Duration::from_mins(2));
         assert_eq!(
             describe_update("kube-proxy", &id)["update"]["status"],
             "Successful"
         );
-        let addon = eks(&[
-            "describe-addon",
-            "--cluster-name",
-            "prod-a",
-            "--addon-name",
-            "kube-proxy",
-        ]);
+        let addon = describe_addon("kube-proxy");
         assert_eq!(addon["addon"]["addonVersion"], "v1.32.6-eksbuild.2");
         assert_eq!(addon["addon"]["status"], "ACTIVE");
 
-        let failed = eks(&[
-            "update-addon",
-            "--cluster-name",
-            "prod-a",
-            "--addon-name",
-            "coredns",
-            "--addon-version",
-            "v1.11.4-eksbuild.14",
-        ]);
+        let failed = update("coredns", "v1.11.4-eksbuild.14", "another-token");
         let fid = failed["update"]["id"].as_str().unwrap().to_owned();
-        advance(Duration::from_mins(2));
+        advance_eks(&sb, Duration::from_mins(2));
         let done = describe_update("coredns", &fid);
         assert_eq!(done["update"]["status"], "Failed");
         assert_eq!(
             done["update"]["errors"][0]["errorCode"],
             "ConfigurationConflict"
         );
-        let addon = eks(&[
-            "describe-addon",
-            "--cluster-name",
-            "prod-a",
-            "--addon-name",
-            "coredns",
-        ]);
+        let addon = describe_addon("coredns");
         assert_eq!(addon["addon"]["status"], "UPDATE_FAILED");
         assert_eq!(
             addon["addon"]["health"]["issues"][0]["code"],
