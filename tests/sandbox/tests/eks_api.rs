@@ -1211,3 +1211,59 @@ async fn addon_update_token_is_idempotent_and_vpc_cni_moves_one_minor_at_a_time(
         .await
         .expect("one minor up is accepted");
 }
+
+/// DescribeAddonConfiguration answers the schema of the version asked for: kube-proxy's `mode`
+/// enum gains `nftables` from v1.33, and UpdateAddon checks the target version's schema.
+#[tokio::test]
+async fn addon_configuration_schema_depends_on_the_version() {
+    let env = start().await;
+    let eks = client(&env);
+    let modes = |version: &'static str| {
+        let eks = eks.clone();
+        async move {
+            let out = eks
+                .describe_addon_configuration()
+                .addon_name("kube-proxy")
+                .addon_version(version)
+                .send()
+                .await
+                .unwrap();
+            let schema: Value = serde_json::from_str(out.configuration_schema().unwrap()).unwrap();
+            schema["definitions"]["Config"]["properties"]["mode"]["enum"].clone()
+        }
+    };
+    assert_eq!(
+        modes("v1.32.6-eksbuild.2").await,
+        serde_json::json!(["iptables", "ipvs"])
+    );
+    assert_eq!(
+        modes("v1.33.3-eksbuild.4").await,
+        serde_json::json!(["iptables", "ipvs", "nftables"])
+    );
+    let ok = eks
+        .update_addon()
+        .cluster_name("prod-a")
+        .addon_name("kube-proxy")
+        .addon_version("v1.33.3-eksbuild.4")
+        .configuration_values(r#"{"mode": "nftables"}"#)
+        .send()
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let refused = eks
+        .update_addon()
+        .cluster_name("prod-a")
+        .addon_name("coredns")
+        .addon_version("v1.11.4-eksbuild.14")
+        .configuration_values(r#"{"replicaCount": 0}"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("InvalidParameterException"));
+    assert!(
+        refused
+            .message()
+            .unwrap_or_default()
+            .contains("minimum value of 1"),
+        "{refused:?}"
+    );
+}

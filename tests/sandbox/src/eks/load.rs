@@ -199,7 +199,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
             );
         }
         if let Some(cv) = &a.configuration_values {
-            catalog::validate_configuration(&a.name, cv)
+            catalog::validate_configuration(&a.name, &version, cv)
                 .map_err(|e| anyhow::anyhow!("eks.addons {}: configurationValues: {e}", a.name))?;
         }
         let on_update = a

@@ -100,7 +100,8 @@ pub(in crate::eks) fn describe_addon_configuration(c: &mut Cluster, r: &Req) -> 
         ))
         .with("addonName", name));
     }
-    let schema = serde_json::to_string(&catalog::configuration_schema(name)).unwrap_or_default();
+    let schema =
+        serde_json::to_string(&catalog::configuration_schema(name, version)).unwrap_or_default();
     Ok(json!({
         "addonName": name,
         "addonVersion": version,
@@ -159,12 +160,14 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
     let config = r.b("configurationValues").map(str::to_owned);
     let mut parsed_config = None;
     if let Some(cv) = &config {
-        parsed_config = Some(catalog::validate_configuration(&name, cv).map_err(|e| {
-            EksError::invalid_param(format!(
-                "ConfigurationValue provided in request is not supported: {e}"
-            ))
-            .with("addonName", &name)
-        })?);
+        parsed_config = Some(
+            catalog::validate_configuration(&name, &version, cv).map_err(|e| {
+                EksError::invalid_param(format!(
+                    "ConfigurationValue provided in request is not supported: {e}"
+                ))
+                .with("addonName", &name)
+            })?,
+        );
     }
     let role = r.b("serviceAccountRoleArn").map(str::to_owned);
     let conflict = a.conflict && resolve.as_deref().is_none_or(|rc| rc == "NONE");
