@@ -199,6 +199,7 @@ impl Eks {
     }
 
     /// ListAddons, every page.
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster), err)]
     pub async fn list_addons(&self) -> Result<Vec<String>, StepError> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
@@ -225,6 +226,7 @@ impl Eks {
     }
 
     /// DescribeAddon; `Ok(None)` when the add-on is not installed.
+    #[tracing::instrument(skip_all, fields(addon), err)]
     pub async fn describe_addon(&self, addon: &str) -> Result<Option<AddonState>, StepError> {
         let r = self
             .policy
@@ -279,6 +281,7 @@ impl Eks {
     }
 
     /// DescribeAddonVersions of `addon` for Kubernetes `kubernetes`.
+    #[tracing::instrument(skip_all, fields(addon, kubernetes), err)]
     pub async fn versions(&self, addon: &str, kubernetes: &str) -> Result<Vec<Offered>, StepError> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
@@ -323,6 +326,7 @@ impl Eks {
     }
 
     /// DescribeAddonConfiguration: the JSON schema of `addon` `version`'s configuration values.
+    #[tracing::instrument(skip_all, fields(addon, version), err)]
     pub async fn configuration_schema(
         &self,
         addon: &str,
@@ -346,6 +350,7 @@ impl Eks {
 
     /// The update of `addon` still InProgress, if any (ListUpdates, then DescribeUpdate of
     /// each, newest first).
+    #[tracing::instrument(skip_all, fields(addon), err)]
     pub async fn running_update(&self, addon: &str) -> Result<Option<UpdateState>, StepError> {
         let mut ids = Vec::new();
         let mut next: Option<String> = None;
@@ -380,6 +385,7 @@ impl Eks {
     }
 
     /// DescribeUpdate `id` of `addon`.
+    #[tracing::instrument(skip_all, fields(addon, id), err)]
     pub async fn describe_update(&self, addon: &str, id: &str) -> Result<UpdateState, StepError> {
         let out = self
             .policy
@@ -400,6 +406,7 @@ impl Eks {
 
     /// UpdateAddon to `version`. A 409 (an update already running) comes back as
     /// `Err(Ok(()))` so the caller can attach to it; other errors as `Err(Err(step error))`.
+    #[tracing::instrument(skip_all, fields(addon, version))]
     pub async fn update_addon(
         &self,
         addon: &str,
