@@ -4,6 +4,7 @@
 use std::time::Instant as StdInstant;
 
 use opsteps::audit::Target;
+use opsteps::events::EventType;
 use opsteps::step::Context;
 
 use crate::api::{Eks, UpdateParams};
@@ -289,6 +290,16 @@ impl Run<'_> {
         match wait::update(self.eks, self.kube, &r.name, id, version, &self.wait).await {
             End::Healthy { degraded_reads } => {
                 r.degraded_reads += degraded_reads;
+                let message = format!("EKS add-on {} is at {version} (update {id})", r.name);
+                crate::events::on_workloads(
+                    self.kube,
+                    self.ctx,
+                    &r.name,
+                    EventType::Normal,
+                    "AddonUpdated",
+                    &message,
+                )
+                .await;
                 None
             }
             End::Failed {
@@ -298,6 +309,15 @@ impl Run<'_> {
             } => {
                 r.health_issues = issues;
                 r.errors = errors;
+                crate::events::on_workloads(
+                    self.kube,
+                    self.ctx,
+                    &r.name,
+                    EventType::Warning,
+                    "AddonUpdateFailed",
+                    &message,
+                )
+                .await;
                 Some(self.end(r.clone(), started, Status::Failed, message))
             }
             End::Timeout { phase, last } => Some(self.end(

@@ -13,6 +13,7 @@ pub mod api;
 pub mod args;
 pub mod bump;
 pub mod drift;
+pub mod events;
 pub mod plan;
 pub mod report;
 pub mod schema;

@@ -223,14 +223,18 @@ pub async fn update(
 }
 
 /// An add-on's in-cluster workload.
-struct Workload {
-    daemonset: bool,
-    name: &'static str,
-    container: &'static str,
+pub struct Workload {
+    /// DaemonSet (else Deployment).
+    pub daemonset: bool,
+    /// Name in kube-system.
+    pub name: &'static str,
+    /// The container that runs the add-on's image.
+    pub container: &'static str,
 }
 
 /// The workloads EKS runs for `addon` in kube-system (none known for other add-ons).
-fn workloads(addon: &str) -> &'static [Workload] {
+#[must_use]
+pub fn workloads(addon: &str) -> &'static [Workload] {
     const fn w(daemonset: bool, name: &'static str, container: &'static str) -> Workload {
         Workload {
             daemonset,

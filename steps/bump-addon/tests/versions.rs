@@ -112,13 +112,40 @@ async fn latest_moves_addons_in_order_and_audits_each_update() {
     let audit = env.output("audit.jsonl");
     let events: Vec<serde_json::Value> = audit
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] != "create-event")
         .collect();
     assert_eq!(events.len(), 2, "{audit}");
     assert!(events.iter().all(|e| e["action"] == "update-addon"
         && e["outcome"] == "ok"
         && e["actor"]["workflow_uid"] == "wf-1"));
     assert_eq!(events[0]["target"]["name"], "prod-a/kube-proxy");
+    // An Event on each workload, audited too.
+    let k8s_events = env.sb.with(|c| {
+        c.store
+            .list(
+                opsteps_sandbox::resources::well_known::events(),
+                Some("kube-system"),
+            )
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e["reason"].as_str().unwrap_or(""),
+                    e["involvedObject"]["kind"].as_str().unwrap_or(""),
+                    e["involvedObject"]["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        k8s_events.contains(&"AddonUpdated DaemonSet kube-proxy".to_owned()),
+        "{k8s_events:?}"
+    );
+    assert!(
+        k8s_events.contains(&"AddonUpdated Deployment coredns".to_owned()),
+        "{k8s_events:?}"
+    );
+    assert_eq!(audit.matches(r#""action":"create-event""#).count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
