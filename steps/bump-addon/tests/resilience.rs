@@ -278,6 +278,23 @@ async fn update_failed_with_configuration_conflict_exits_1_with_the_issue() {
         env.addon("coredns"),
         ("v1.11.3-eksbuild.1".into(), "UPDATE_FAILED".into())
     );
+    let warned = env.sb.with(|c| {
+        c.store
+            .list(
+                opsteps_sandbox::resources::well_known::events(),
+                Some("kube-system"),
+            )
+            .any(|e| {
+                e["type"] == "Warning"
+                    && e["reason"] == "AddonUpdateFailed"
+                    && e["involvedObject"]["name"] == "coredns"
+                    && e["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("ConfigurationConflict")
+            })
+    });
+    assert!(warned, "a Warning Event on the coredns Deployment");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
