@@ -380,3 +380,192 @@ async fn update_nodegroup_config_scale_down_drains_under_the_pdb() {
     assert!(refused > 0, "the PDB held evictions back");
     sb.assert_invariants();
 }
+
+const ADDON_SCENARIO: &str = r#"
+cluster: {name: prod-a, region: us-east-1, version: "1.32"}
+clock: {scale: 1}
+eks:
+  addons:
+    - {name: kube-proxy, version: v1.32.0-eksbuild.2}
+    - {name: coredns, version: v1.11.3-eksbuild.1, onUpdate: {result: Fail, code: ConfigurationConflict}}
+"#;
+
+async fn addon_sandbox() -> Sandbox {
+    let scenario = Scenario::from_yaml(ADDON_SCENARIO).unwrap();
+    Sandbox::start(Options::default().scenario(scenario).controllers(false))
+        .await
+        .unwrap()
+}
+
+/// `aws --endpoint-url <sandbox> eks <args>`.
+fn eks_cli(sb: &Sandbox, args: &[&str]) -> Value {
+    let url = sb.eks_url();
+    let mut all = vec!["--endpoint-url", url.as_str(), "eks"];
+    all.extend_from_slice(args);
+    aws(sb, "us-east-1", &all)
+}
+
+fn advance_eks(sb: &Sandbox, d: Duration) {
+    sb.with(|c| {
+        c.clock.advance(d);
+        opsteps_sandbox::eks::tick(c);
+    });
+}
+
+/// The add-on catalogue through the aws CLI with `--endpoint-url`: newest first, one default per
+/// Kubernetes version, and the configuration schema as a JSON string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aws cli"]
+async fn addon_catalogue_parses_in_the_aws_cli() {
+    let sb = addon_sandbox().await;
+    tokio::task::block_in_place(|| {
+        let v = eks_cli(
+            &sb,
+            &[
+                "describe-addon-versions",
+                "--kubernetes-version",
+                "1.32",
+                "--addon-name",
+                "vpc-cni",
+            ],
+        );
+        let versions = v["addons"][0]["addonVersions"].as_array().unwrap();
+        let names: Vec<&str> = versions
+            .iter()
+            .map(|x| x["addonVersion"].as_str().unwrap())
+            .collect();
+        assert_eq!(names[0], "v1.20.4-eksbuild.1", "newest first: {names:?}");
+        assert_eq!(names.last(), Some(&"v1.18.6-eksbuild.1"));
+        let defaults: Vec<&str> = versions
+            .iter()
+            .filter(|x| x["compatibilities"][0]["defaultVersion"] == true)
+            .map(|x| x["addonVersion"].as_str().unwrap())
+            .collect();
+        assert_eq!(defaults, ["v1.20.1-eksbuild.3"]);
+        assert_eq!(versions[0]["compatibilities"][0]["clusterVersion"], "1.32");
+        let schema = eks_cli(
+            &sb,
+            &[
+                "describe-addon-configuration",
+                "--addon-name",
+                "coredns",
+                "--addon-version",
+                "v1.11.4-eksbuild.14",
+            ],
+        );
+        let parsed: Value =
+            serde_json::from_str(schema["configurationSchema"].as_str().unwrap()).unwrap();
+        let replicas = &parsed["definitions"]["Config"]["properties"]["replicaCount"];
+        assert_eq!(replicas["type"], "integer");
+    });
+}
+
+/// The add-on update calls bump-addon makes, through the aws CLI with `--endpoint-url`: an
+/// update whose `clientRequestToken` makes a repeat return the same update, DescribeUpdate and
+/// ListUpdates while it runs and after, and a failed update's ConfigurationConflict in
+/// DescribeUpdate's errors and DescribeAddon's health issues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aws cli"]
+async fn addon_updates_parse_in_the_aws_cli() {
+    let sb = addon_sandbox().await;
+    let update = |addon: &str, version: &str, token: &str| {
+        eks_cli(
+            &sb,
+            &[
+                "update-addon",
+                "--cluster-name",
+                "prod-a",
+                "--addon-name",
+                addon,
+                "--addon-version",
+                version,
+                "--resolve-conflicts",
+                "PRESERVE",
+                "--client-request-token",
+                token,
+            ],
+        )
+    };
+    let describe_update = |addon: &str, id: &str| {
+        eks_cli(
+            &sb,
+            &[
+                "describe-update",
+                "--name",
+                "prod-a",
+                "--update-id",
+                id,
+                "--addon-name",
+                addon,
+            ],
+        )
+    };
+    let describe_addon = |addon: &str| {
+        eks_cli(
+            &sb,
+            &[
+                "describe-addon",
+                "--cluster-name",
+                "prod-a",
+                "--addon-name",
+                addon,
+            ],
+        )
+    };
+    tokio::task::block_in_place(|| {
+        let first = update("kube-proxy", "v1.32.6-eksbuild.2", "bump-addon-test-token");
+        let id = first["update"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(first["update"]["status"], "InProgress");
+        assert_eq!(first["update"]["type"], "AddonUpdate");
+        let again = update("kube-proxy", "v1.32.6-eksbuild.2", "bump-addon-test-token");
+        assert_eq!(
+            again["update"]["id"],
+            id.as_str(),
+            "same token, same update"
+        );
+        let running = describe_update("kube-proxy", &id);
+        assert_eq!(running["update"]["status"], "InProgress");
+        let params = running["update"]["params"].to_string();
+        assert!(
+            params.contains(r#""type":"AddonVersion","value":"v1.32.6-eksbuild.2""#),
+            "{params}"
+        );
+        assert_eq!(describe_addon("kube-proxy")["addon"]["status"], "UPDATING");
+        let listed = eks_cli(
+            &sb,
+            &[
+                "list-updates",
+                "--name",
+                "prod-a",
+                "--addon-name",
+                "kube-proxy",
+            ],
+        );
+        assert_eq!(listed["updateIds"], serde_json::json!([id]));
+        advance_eks(&sb, Duration::from_mins(2));
+        assert_eq!(
+            describe_update("kube-proxy", &id)["update"]["status"],
+            "Successful"
+        );
+        let addon = describe_addon("kube-proxy");
+        assert_eq!(addon["addon"]["addonVersion"], "v1.32.6-eksbuild.2");
+        assert_eq!(addon["addon"]["status"], "ACTIVE");
+
+        let failed = update("coredns", "v1.11.4-eksbuild.14", "another-token");
+        let fid = failed["update"]["id"].as_str().unwrap().to_owned();
+        advance_eks(&sb, Duration::from_mins(2));
+        let done = describe_update("coredns", &fid);
+        assert_eq!(done["update"]["status"], "Failed");
+        assert_eq!(
+            done["update"]["errors"][0]["errorCode"],
+            "ConfigurationConflict"
+        );
+        let addon = describe_addon("coredns");
+        assert_eq!(addon["addon"]["status"], "UPDATE_FAILED");
+        assert_eq!(
+            addon["addon"]["health"]["issues"][0]["code"],
+            "ConfigurationConflict"
+        );
+        assert_eq!(addon["addon"]["addonVersion"], "v1.11.3-eksbuild.1");
+    });
+}

@@ -1138,3 +1138,132 @@ eks:
     }
     assert!(active, "ACTIVE once kube-proxy has rolled out");
 }
+
+/// UpdateAddon's `clientRequestToken` is an idempotency token, as AWS keeps it: a repeat with
+/// the same token (while the update runs, and after it ended) gets the same update back and
+/// starts nothing, where a request without one gets the 409 of an update in flight; vpc-cni
+/// refuses to move more than one minor version at a time.
+#[tokio::test]
+async fn addon_update_token_is_idempotent_and_vpc_cni_moves_one_minor_at_a_time() {
+    let env = start().await;
+    let eks = client(&env);
+    let send = |token: Option<&str>, version: &str| {
+        eks.update_addon()
+            .cluster_name("prod-a")
+            .addon_name("kube-proxy")
+            .addon_version(version)
+            .set_client_request_token(token.map(str::to_owned))
+            .send()
+    };
+    let first = send(Some("tok-1"), "v1.33.3-eksbuild.4").await.unwrap();
+    let id = first.update().and_then(|u| u.id()).unwrap().to_owned();
+    let again = send(Some("tok-1"), "v1.33.3-eksbuild.4").await.unwrap();
+    assert_eq!(again.update().and_then(|u| u.id()), Some(id.as_str()));
+    let e = send(None, "v1.33.3-eksbuild.4").await.unwrap_err();
+    assert_eq!(e.code(), Some("ResourceInUseException"));
+    let e = send(Some("tok-2"), "v1.33.3-eksbuild.4").await.unwrap_err();
+    assert_eq!(e.code(), Some("ResourceInUseException"));
+    advance(&env.sb, Duration::from_mins(2));
+    assert_eq!(
+        update_status(&eks, &id, Some("kube-proxy"), None).await,
+        UpdateStatus::Successful
+    );
+    let late = send(Some("tok-1"), "v1.33.3-eksbuild.4").await.unwrap();
+    assert_eq!(late.update().and_then(|u| u.id()), Some(id.as_str()));
+    let ids = eks
+        .list_updates()
+        .name("prod-a")
+        .addon_name("kube-proxy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids.update_ids(),
+        std::slice::from_ref(&id),
+        "one update for one token"
+    );
+
+    // vpc-cni v1.19.5 on 1.33: v1.18 is not offered on 1.33, so step within what is offered.
+    env.sb.with(|c| {
+        "v1.18.6-eksbuild.1".clone_into(&mut c.eks.addons.get_mut("vpc-cni").unwrap().version);
+        "1.32".clone_into(&mut c.eks.version);
+    });
+    let jump = eks
+        .update_addon()
+        .cluster_name("prod-a")
+        .addon_name("vpc-cni")
+        .addon_version("v1.20.4-eksbuild.1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(jump.code(), Some("InvalidParameterException"));
+    assert!(
+        jump.message()
+            .unwrap_or_default()
+            .contains("1 minor version at a time"),
+        "{jump:?}"
+    );
+    eks.update_addon()
+        .cluster_name("prod-a")
+        .addon_name("vpc-cni")
+        .addon_version("v1.19.6-eksbuild.7")
+        .send()
+        .await
+        .expect("one minor up is accepted");
+}
+
+/// DescribeAddonConfiguration answers the schema of the version asked for: kube-proxy's `mode`
+/// enum gains `nftables` from v1.33, and UpdateAddon checks the target version's schema.
+#[tokio::test]
+async fn addon_configuration_schema_depends_on_the_version() {
+    let env = start().await;
+    let eks = client(&env);
+    let modes = |version: &'static str| {
+        let eks = eks.clone();
+        async move {
+            let out = eks
+                .describe_addon_configuration()
+                .addon_name("kube-proxy")
+                .addon_version(version)
+                .send()
+                .await
+                .unwrap();
+            let schema: Value = serde_json::from_str(out.configuration_schema().unwrap()).unwrap();
+            schema["definitions"]["Config"]["properties"]["mode"]["enum"].clone()
+        }
+    };
+    assert_eq!(
+        modes("v1.32.6-eksbuild.2").await,
+        serde_json::json!(["iptables", "ipvs"])
+    );
+    assert_eq!(
+        modes("v1.33.3-eksbuild.4").await,
+        serde_json::json!(["iptables", "ipvs", "nftables"])
+    );
+    let ok = eks
+        .update_addon()
+        .cluster_name("prod-a")
+        .addon_name("kube-proxy")
+        .addon_version("v1.33.3-eksbuild.4")
+        .configuration_values(r#"{"mode": "nftables"}"#)
+        .send()
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let refused = eks
+        .update_addon()
+        .cluster_name("prod-a")
+        .addon_name("coredns")
+        .addon_version("v1.11.4-eksbuild.14")
+        .configuration_values(r#"{"replicaCount": 0}"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("InvalidParameterException"));
+    assert!(
+        refused
+            .message()
+            .unwrap_or_default()
+            .contains("minimum value of 1"),
+        "{refused:?}"
+    );
+}

@@ -163,9 +163,16 @@ pub fn addon_info(addon: &str, minor: Option<u32>) -> Value {
     })
 }
 
-/// The JSON Schema of `addon`'s `configurationValues` (one schema for all versions).
+/// The JSON Schema of `addon` `version`'s `configurationValues`. The schemas differ by version
+/// where the add-on's options did: kube-proxy accepts `mode: nftables` from v1.33 (nftables
+/// mode went GA in Kubernetes 1.33).
 #[must_use]
-pub fn configuration_schema(addon: &str) -> Value {
+pub fn configuration_schema(addon: &str, version: &str) -> Value {
+    let modes = if version_key(version) >= vec![1, 33] {
+        json!(["iptables", "ipvs", "nftables"])
+    } else {
+        json!(["iptables", "ipvs"])
+    };
     let str_prop = || json!({"type": "string"});
     let resources = json!({"type": "object", "properties": {
         "limits": {"type": "object"}, "requests": {"type": "object"}}});
@@ -182,7 +189,7 @@ pub fn configuration_schema(addon: &str) -> Value {
             "enableNetworkPolicy": str_prop(),
         }),
         "kube-proxy" => json!({
-            "mode": {"type": "string", "enum": ["iptables", "ipvs", "nftables"]},
+            "mode": {"type": "string", "enum": modes},
             "ipvs": {"type": "object"},
             "resources": resources,
             "podAnnotations": {"type": "object"},
@@ -218,9 +225,10 @@ pub fn configuration_schema(addon: &str) -> Value {
     })
 }
 
-/// Checks `values` (JSON or YAML) against `addon`'s schema: an object whose keys (and, for
-/// vpc-cni, `env` keys) the schema defines. Returns the parsed value.
-pub fn validate_configuration(addon: &str, values: &str) -> Result<Value, String> {
+/// Checks `values` (JSON or YAML) against `addon` `version`'s schema: an object whose keys (and,
+/// for vpc-cni, `env` keys) the schema defines, with the type, `enum` and `minimum` of each.
+/// Returns the parsed value.
+pub fn validate_configuration(addon: &str, version: &str, values: &str) -> Result<Value, String> {
     if values.trim().is_empty() {
         return Ok(json!({}));
     }
@@ -230,7 +238,7 @@ pub fn validate_configuration(addon: &str, values: &str) -> Result<Value, String
     let Some(obj) = parsed.as_object() else {
         return Err("Json schema validation failed with error: [$: must be an object]".into());
     };
-    let schema = configuration_schema(addon);
+    let schema = configuration_schema(addon, version);
     let props = &schema["definitions"]["Config"]["properties"];
     for (k, v) in obj {
         let Some(p) = props.get(k) else {
@@ -250,6 +258,21 @@ pub fn validate_configuration(addon: &str, values: &str) -> Result<Value, String
             return Err(format!(
                 "Json schema validation failed with error: [$.{k}: {} found, {want} expected]",
                 json_type(v)
+            ));
+        }
+        if let Some(allowed) = p["enum"].as_array()
+            && !allowed.contains(v)
+        {
+            return Err(format!(
+                "Json schema validation failed with error: [$.{k}: does not have a value in the enumeration {}]",
+                Value::Array(allowed.clone())
+            ));
+        }
+        if let (Some(min), Some(n)) = (p["minimum"].as_f64(), v.as_f64())
+            && n < min
+        {
+            return Err(format!(
+                "Json schema validation failed with error: [$.{k}: must have a minimum value of {min}]"
             ));
         }
         if let (Some(inner), Some(o)) = (p.get("properties"), v.as_object())
@@ -383,12 +406,25 @@ mod tests {
 
     #[test]
     fn configuration_is_checked_against_the_schema() {
-        assert!(validate_configuration("coredns", r#"{"replicaCount": 3}"#).is_ok());
-        assert!(validate_configuration("coredns", "replicaCount: 3").is_ok());
-        let e = validate_configuration("coredns", r#"{"replicas": 3}"#).unwrap_err();
+        let v = |a: &str, val: &str| validate_configuration(a, "v1.11.4-eksbuild.2", val);
+        assert!(v("coredns", r#"{"replicaCount": 3}"#).is_ok());
+        assert!(v("coredns", "replicaCount: 3").is_ok());
+        let e = v("coredns", r#"{"replicas": 3}"#).unwrap_err();
         assert!(e.contains("$.replicas"), "{e}");
-        let e = validate_configuration("vpc-cni", r#"{"env": {"NOPE": "1"}}"#).unwrap_err();
+        let e = v("vpc-cni", r#"{"env": {"NOPE": "1"}}"#).unwrap_err();
         assert!(e.contains("$.env.NOPE"), "{e}");
-        assert!(validate_configuration("coredns", r#"{"replicaCount": "x"}"#).is_err());
+        assert!(v("coredns", r#"{"replicaCount": "x"}"#).is_err());
+        let e = v("coredns", r#"{"replicaCount": 0}"#).unwrap_err();
+        assert!(
+            e.contains("$.replicaCount: must have a minimum value of 1"),
+            "{e}"
+        );
+        let nft = r#"{"mode": "nftables"}"#;
+        let e = validate_configuration("kube-proxy", "v1.32.6-eksbuild.2", nft).unwrap_err();
+        assert!(
+            e.contains("$.mode: does not have a value in the enumeration"),
+            "{e}"
+        );
+        assert!(validate_configuration("kube-proxy", "v1.33.0-eksbuild.2", nft).is_ok());
     }
 }

@@ -127,6 +127,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         nodegroup_create: d(&t.nodegroup_create, dt.nodegroup_create)?,
         nodegroup_delete: d(&t.nodegroup_delete, dt.nodegroup_delete)?,
         pod_eviction_timeout: d(&t.pod_eviction_timeout, dt.pod_eviction_timeout)?,
+        update_listing_delay: d(&t.update_listing_delay, dt.update_listing_delay)?,
     };
     let created = s.created_at;
     for g in &scenario.node_groups {
@@ -198,7 +199,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
             );
         }
         if let Some(cv) = &a.configuration_values {
-            catalog::validate_configuration(&a.name, cv)
+            catalog::validate_configuration(&a.name, &version, cv)
                 .map_err(|e| anyhow::anyhow!("eks.addons {}: configurationValues: {e}", a.name))?;
         }
         let on_update = a

@@ -219,6 +219,9 @@ pub struct Update {
     pub due: Timestamp,
     /// `errors[]`.
     pub errors: Vec<Value>,
+    /// The request's `clientRequestToken`: a repeated request with the same token gets this
+    /// update back instead of starting another (add-ons).
+    pub client_request_token: Option<String>,
     /// What it does.
     pub action: Action,
     /// The node replacement under way (scale-down, version update), once started.
@@ -301,6 +304,8 @@ pub struct Timings {
     /// How long a node group drain tries to evict a node's pods before it forces (scale-down,
     /// `force`) or fails (`PodEvictionFailure`).
     pub pod_eviction_timeout: Duration,
+    /// How long a new update stays out of ListUpdates.
+    pub update_listing_delay: Duration,
 }
 
 impl Default for Timings {
@@ -313,6 +318,7 @@ impl Default for Timings {
             nodegroup_create: Duration::from_mins(3),
             nodegroup_delete: Duration::from_mins(2),
             pod_eviction_timeout: Duration::from_mins(15),
+            update_listing_delay: Duration::ZERO,
         }
     }
 }

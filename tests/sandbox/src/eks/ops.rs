@@ -233,6 +233,7 @@ pub(super) fn new_update(
         created_at: now,
         due: now + signed(took),
         errors: Vec::new(),
+        client_request_token: None,
         action,
         rollout: None,
     };
@@ -329,11 +330,12 @@ pub(super) fn list_updates(c: &mut Cluster, r: &Req) -> R {
         }
         _ => {}
     }
+    let listed_before = c.clock.now() - signed(c.eks.timings.update_listing_delay);
     let ids = c
         .eks
         .updates
         .iter()
-        .filter(|u| u.target == target)
+        .filter(|u| u.target == target && u.created_at <= listed_before)
         .map(|u| json!(u.id))
         .collect();
     let (items, next) = page(ids, r.q("maxResults"), r.q("nextToken"))?;

@@ -254,6 +254,11 @@ pub struct TimingsSpec {
     /// `PodEvictionFailure` (default `15m`, EKS's timeout).
     #[serde(default)]
     pub pod_eviction_timeout: Option<String>,
+    /// How long a new update stays out of ListUpdates (default `0s`): EKS lists are eventually
+    /// consistent, so a client can miss an update that another one just started and get a
+    /// 409 ResourceInUseException from UpdateAddon instead (eksctl#7269).
+    #[serde(default)]
+    pub update_listing_delay: Option<String>,
 }
 
 /// Maps an IAM access key to a Kubernetes identity.

@@ -100,7 +100,8 @@ pub(in crate::eks) fn describe_addon_configuration(c: &mut Cluster, r: &Req) -> 
         ))
         .with("addonName", name));
     }
-    let schema = serde_json::to_string(&catalog::configuration_schema(name)).unwrap_or_default();
+    let schema =
+        serde_json::to_string(&catalog::configuration_schema(name, version)).unwrap_or_default();
     Ok(json!({
         "addonName": name,
         "addonVersion": version,
@@ -112,6 +113,16 @@ pub(in crate::eks) fn describe_addon_configuration(c: &mut Cluster, r: &Req) -> 
 pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
     let a = addon(c, r)?;
     let name = a.name.clone();
+    let token = r.b("clientRequestToken").map(str::to_owned);
+    // Idempotency as EKS keeps it: a repeated request with the same token (an SDK retry, a
+    // re-run step) gets the update it started, whatever its state, and starts nothing.
+    if let Some(u) = token.as_deref().and_then(|t| {
+        c.eks.updates.iter().find(|u| {
+            u.target == Target::Addon(name.clone()) && u.client_request_token.as_deref() == Some(t)
+        })
+    }) {
+        return Ok(json!({"update": crate::eks::update_json(u)}));
+    }
     if a.status == "UPDATING" || c.eks.running(&Target::Addon(name.clone())).is_some() {
         return Err(EksError::in_use(format!(
             "Addon {name} cannot be updated as it is currently in UPDATING state"
@@ -131,6 +142,13 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
         ))
         .with("addonName", &name));
     }
+    if name == "vpc-cni" && minor_jump(&a.version, &version) > 1 {
+        return Err(EksError::invalid_param(format!(
+            "Updating VPC-CNI can only go up or down 1 minor version at a time: {} to {version}",
+            a.version
+        ))
+        .with("addonName", &name));
+    }
     let resolve = r.b("resolveConflicts").map(str::to_owned);
     if let Some(rc) = &resolve
         && !matches!(rc.as_str(), "OVERWRITE" | "NONE" | "PRESERVE")
@@ -142,12 +160,14 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
     let config = r.b("configurationValues").map(str::to_owned);
     let mut parsed_config = None;
     if let Some(cv) = &config {
-        parsed_config = Some(catalog::validate_configuration(&name, cv).map_err(|e| {
-            EksError::invalid_param(format!(
-                "ConfigurationValue provided in request is not supported: {e}"
-            ))
-            .with("addonName", &name)
-        })?);
+        parsed_config = Some(
+            catalog::validate_configuration(&name, &version, cv).map_err(|e| {
+                EksError::invalid_param(format!(
+                    "ConfigurationValue provided in request is not supported: {e}"
+                ))
+                .with("addonName", &name)
+            })?,
+        );
     }
     let role = r.b("serviceAccountRoleArn").map(str::to_owned);
     let conflict = a.conflict && resolve.as_deref().is_none_or(|rc| rc == "NONE");
@@ -176,7 +196,7 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
         a.awaiting_rollout = false;
     }
     let took = c.eks.timings.addon_update;
-    Ok(new_update(
+    let update = new_update(
         c,
         Target::Addon(name),
         "AddonUpdate",
@@ -188,7 +208,20 @@ pub(in crate::eks) fn update_addon(c: &mut Cluster, r: &Req) -> R {
             role,
             conflict,
         },
-    ))
+    );
+    if let Some(u) = c.eks.updates.last_mut() {
+        u.client_request_token = token;
+    }
+    Ok(update)
+}
+
+/// How many minor versions apart two add-on versions are (`v1.18.6` → `v1.20.4`: 2).
+fn minor_jump(from: &str, to: &str) -> u64 {
+    let (a, b) = (catalog::version_key(from), catalog::version_key(to));
+    match (a.get(..2), b.get(..2)) {
+        (Some([ma, na]), Some([mb, nb])) if ma == mb => na.abs_diff(*nb),
+        _ => 0,
+    }
 }
 
 /// Sets the image of `addon`'s workloads for `version` (and coredns's `replicaCount`), so the
