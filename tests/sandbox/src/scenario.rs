@@ -73,6 +73,9 @@ pub struct Scenario {
     /// [`crate::eks`].
     #[serde(default)]
     pub eks: Option<crate::eks::EksSpec>,
+    /// Helm 3 releases, written as Helm's release Secrets (see [`crate::helm`]).
+    #[serde(default)]
+    pub helm_releases: Vec<crate::helm::HelmReleaseSpec>,
     /// Authorize every request with RBAC from the Roles, ClusterRoles and bindings in the
     /// cluster (`objects` can load them); the admin and `system:masters` bypass it.
     #[serde(default)]
