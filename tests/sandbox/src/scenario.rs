@@ -73,6 +73,9 @@ pub struct Scenario {
     /// [`crate::eks`].
     #[serde(default)]
     pub eks: Option<crate::eks::EksSpec>,
+    /// The EC2 view: the cluster's VPC and subnets (DescribeSubnets, see [`crate::ec2`]).
+    #[serde(default)]
+    pub ec2: Option<crate::ec2::Ec2Spec>,
     /// Helm 3 releases, written as Helm's release Secrets (see [`crate::helm`]).
     #[serde(default)]
     pub helm_releases: Vec<crate::helm::HelmReleaseSpec>,
