@@ -20,6 +20,8 @@ pub struct Cluster {
     pub eks: crate::eks::EksState,
     /// The EC2 API's state: the VPC's subnets (see [`crate::ec2`]).
     pub ec2: crate::ec2::Ec2State,
+    /// What the API server's `/metrics` remembers (see [`crate::api::metrics`]).
+    pub metrics: crate::api::metrics::MetricsState,
 }
 
 impl Cluster {
@@ -33,6 +35,7 @@ impl Cluster {
             world: crate::world::World::default(),
             eks: crate::eks::EksState::default(),
             ec2: crate::ec2::Ec2State::default(),
+            metrics: crate::api::metrics::MetricsState::default(),
         }
     }
 

@@ -76,6 +76,9 @@ pub struct Scenario {
     /// The EC2 view: the cluster's VPC and subnets (DescribeSubnets, see [`crate::ec2`]).
     #[serde(default)]
     pub ec2: Option<crate::ec2::Ec2Spec>,
+    /// The API server's `/metrics` state (see [`crate::api::metrics`]).
+    #[serde(default)]
+    pub api_server: Option<crate::api::metrics::ApiServerSpec>,
     /// Helm 3 releases, written as Helm's release Secrets (see [`crate::helm`]).
     #[serde(default)]
     pub helm_releases: Vec<crate::helm::HelmReleaseSpec>,

@@ -56,6 +56,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
     b.pdbs()?;
     b.objects()?;
     b.helm_releases()?;
+    crate::api::metrics::load(b.cluster, scenario.api_server.as_ref());
     let cluster = b.cluster;
     let built = started.elapsed();
     cluster.world.wake();
