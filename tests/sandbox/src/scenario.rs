@@ -504,10 +504,37 @@ pub struct WorkloadSpec {
     /// Initial placement.
     #[serde(default)]
     pub placement: Placement,
+    /// A HorizontalPodAutoscaler targeting this workload (Deployment, StatefulSet, ReplicaSet).
+    #[serde(default)]
+    pub hpa: Option<HpaSpec>,
     /// Loaded pods start in this phase instead of Running (`Pending` = unscheduled,
     /// `Succeeded`, `Failed`); bare pods only.
     #[serde(default)]
     pub phase: Option<String>,
+}
+
+/// An HPA for a workload (see `crate::controllers::hpa`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HpaSpec {
+    /// Name (default: the workload's).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `minReplicas` (default 1).
+    #[serde(default)]
+    pub min_replicas: Option<i64>,
+    /// `maxReplicas`.
+    pub max_replicas: i64,
+    /// Resource metric (default `cpu`).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Target average utilization in percent (default 80).
+    #[serde(default)]
+    pub target_utilization: Option<i64>,
+    /// Current utilization in percent: the HPA has metrics. Absent: no metrics server
+    /// (`ScalingActive=False`, `FailedGetResourceMetric`).
+    #[serde(default)]
+    pub utilization: Option<i64>,
 }
 
 impl Scenario {

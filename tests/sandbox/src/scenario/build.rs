@@ -745,6 +745,9 @@ impl Builder<'_> {
         let n = kind_pods.len();
         self.pods(w, &ns, owner.as_deref(), &pod_template, kind_pods)?;
         tracing::debug!(workload = %w.name, namespace = %ns, pods = n, "loaded workload");
+        if let Some(h) = &w.hpa {
+            self.hpa(w, &ns, h)?;
+        }
         if let Some(p) = &w.pdb {
             let mut spec = json!({"selector": {"matchLabels": labels}});
             if let Some(v) = &p.min_available {
@@ -985,6 +988,23 @@ impl Builder<'_> {
                 .create(well_known::pdbs(), pdb, &now)
                 .map_err(|e| anyhow::anyhow!("pdb {}: {e}", p.name))?;
         }
+        Ok(())
+    }
+
+    fn hpa(&mut self, w: &WorkloadSpec, ns: &str, h: &super::HpaSpec) -> anyhow::Result<()> {
+        let kind = match w.kind {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            other => anyhow::bail!("hpa: a {other:?} cannot be scaled"),
+        };
+        let hpa = crate::controllers::hpa::scenario_hpa(kind, &w.name, ns, h);
+        let res = crate::store::res("autoscaling", "horizontalpodautoscalers");
+        let now = self.now();
+        self.cluster
+            .store
+            .create(res, hpa, &now)
+            .map_err(|e| anyhow::anyhow!("hpa: {e}"))?;
         Ok(())
     }
 
