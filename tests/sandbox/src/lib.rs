@@ -29,6 +29,7 @@ pub mod testing;
 pub mod dcgm;
 pub mod ec2;
 pub mod eks;
+pub mod health;
 pub mod helm;
 pub mod s3;
 

@@ -73,6 +73,9 @@ pub struct Scenario {
     /// [`crate::eks`].
     #[serde(default)]
     pub eks: Option<crate::eks::EksSpec>,
+    /// Node conditions to set after load (pressure; see [`crate::health`]).
+    #[serde(default)]
+    pub node_conditions: Vec<crate::health::NodeConditionSpec>,
     /// The EC2 view: the cluster's VPC and subnets (DescribeSubnets, see [`crate::ec2`]).
     #[serde(default)]
     pub ec2: Option<crate::ec2::Ec2Spec>,
@@ -504,6 +507,10 @@ pub struct WorkloadSpec {
     /// Initial placement.
     #[serde(default)]
     pub placement: Placement,
+    /// Containers wait with this reason (`CrashLoopBackOff`, `ImagePullBackOff`, ...; see
+    /// [`crate::health`]).
+    #[serde(default)]
+    pub waiting: Option<String>,
     /// A HorizontalPodAutoscaler targeting this workload (Deployment, StatefulSet, ReplicaSet).
     #[serde(default)]
     pub hpa: Option<HpaSpec>,

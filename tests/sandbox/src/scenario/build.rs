@@ -54,6 +54,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
             .with_context(|| format!("workload {}", w.name))?;
     }
     b.pdbs()?;
+    crate::health::apply(b.cluster, scenario)?;
     b.objects()?;
     b.helm_releases()?;
     crate::api::metrics::load(b.cluster, scenario.api_server.as_ref());
