@@ -193,3 +193,38 @@ async fn kubectl_shows_the_waiting_reasons() {
     );
     assert_eq!(status_of("pully-"), ["ImagePullBackOff"], "{text}");
 }
+
+#[test]
+fn removed_api_traces_in_objects_are_kept() {
+    let yaml = r#"
+objects:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: legacy
+      annotations:
+        kubectl.kubernetes.io/last-applied-configuration: '{"apiVersion":"policy/v1beta1","kind":"PodDisruptionBudget"}'
+      managedFields:
+        - {manager: helm, operation: Update, apiVersion: flowcontrol.apiserver.k8s.io/v1beta3,
+           time: "2026-01-01T00:00:00Z", fieldsType: FieldsV1, fieldsV1: {"f:data": {}}}
+"#;
+    let c = cluster_from(&Scenario::from_yaml(yaml).unwrap()).unwrap();
+    let cm = c
+        .store
+        .get(
+            opsteps_sandbox::store::res("", "configmaps"),
+            "default",
+            "legacy",
+        )
+        .unwrap();
+    assert!(
+        cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap()
+            .contains("policy/v1beta1")
+    );
+    assert_eq!(
+        cm["metadata"]["managedFields"][0]["apiVersion"],
+        "flowcontrol.apiserver.k8s.io/v1beta3"
+    );
+}
