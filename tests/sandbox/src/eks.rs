@@ -22,6 +22,7 @@
 
 mod auth;
 pub mod catalog;
+mod history;
 mod http;
 mod load;
 mod model;

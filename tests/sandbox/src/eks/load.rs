@@ -238,6 +238,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         }
     }
     s.insights = insights;
+    super::history::seed(&mut s, &eks_spec.updates, now).context("eks.updates")?;
     for f in &eks_spec.faults {
         s.add_fault(f);
     }

@@ -28,6 +28,9 @@ pub struct EksSpec {
     /// Injected AWS errors.
     #[serde(default)]
     pub faults: Vec<AwsFaultSpec>,
+    /// Update history (failed, stuck, finished updates; see `history.rs`).
+    #[serde(default)]
+    pub updates: Vec<super::history::UpdateSpec>,
     /// How long operations take in virtual time.
     #[serde(default)]
     pub timings: TimingsSpec,
@@ -56,6 +59,7 @@ impl Default for EksSpec {
             nodegroups: Vec::new(),
             insights: None,
             faults: Vec::new(),
+            updates: Vec::new(),
             timings: TimingsSpec::default(),
             access_entries: Vec::new(),
             default_admin: true,
