@@ -177,7 +177,7 @@ fn available(c: &Cluster, s: &SubnetSpec) -> u64 {
     if let Some(n) = s.available_ip_address_count {
         return n;
     }
-    let nodes: Vec<String> = c
+    let nodes: std::collections::HashSet<String> = c
         .store
         .list(well_known::nodes(), None)
         .filter(|n| {
@@ -194,7 +194,7 @@ fn available(c: &Cluster, s: &SubnetSpec) -> u64 {
             p.pointer("/spec/hostNetwork").and_then(Value::as_bool) != Some(true)
                 && p.pointer("/spec/nodeName")
                     .and_then(Value::as_str)
-                    .is_some_and(|n| nodes.iter().any(|x| x == n))
+                    .is_some_and(|n| nodes.contains(n))
         })
         .count();
     let used = 5 + nodes.len() as u64 + pods as u64;
