@@ -6,16 +6,16 @@
 //! zone, `/19` each) in the cluster's VPC. DescribeCluster's `resourcesVpcConfig` names the same
 //! VPC and subnets. A subnet's `availableIpAddressCount` is the scenario's value, else what the
 //! VPC CNI would leave: the CIDR's addresses, minus AWS's 5 reserved, minus one per node in the
-//! subnet's zone and one per pod (not `hostNetwork`) on those nodes.
+//! subnet's zone and one per pod (not `hostNetwork`) on those nodes, shared evenly by the zone's
+//! subnets without a given count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode, header};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::cluster::{Cluster, Shared};
 use crate::controllers::util::fnv;
@@ -171,34 +171,56 @@ fn cidr_size(cidr: &str) -> anyhow::Result<u64> {
     Ok(1u64 << (32 - bits))
 }
 
-/// Free addresses of `s`: given, else the CIDR minus 5 reserved, nodes in its zone and their
-/// pods' IPs.
-fn available(c: &Cluster, s: &SubnetSpec) -> u64 {
+/// Addresses in use per zone: one per node and one per pod on it that is not `hostNetwork`
+/// (the VPC CNI's use). One pass over nodes and pods.
+fn zone_usage(c: &Cluster) -> HashMap<String, u64> {
+    let zone_of: HashMap<&str, &str> = c
+        .store
+        .list(well_known::nodes(), None)
+        .filter_map(|n| {
+            let name = n["metadata"]["name"].as_str()?;
+            let zone = n["metadata"]["labels"]["topology.kubernetes.io/zone"].as_str()?;
+            Some((name, zone))
+        })
+        .collect();
+    let mut used: HashMap<String, u64> = HashMap::new();
+    for zone in zone_of.values() {
+        *used.entry((*zone).to_owned()).or_default() += 1;
+    }
+    for p in c.store.list(well_known::pods(), None) {
+        let spec = &p["spec"];
+        if spec["hostNetwork"].as_bool() == Some(true) {
+            continue;
+        }
+        if let Some(zone) = spec["nodeName"].as_str().and_then(|n| zone_of.get(n)) {
+            *used.entry((*zone).to_owned()).or_default() += 1;
+        }
+    }
+    used
+}
+
+/// Free addresses of `s`: given, else the CIDR minus 5 reserved and its share of its zone's
+/// use (shared evenly by the zone's subnets without a given count).
+fn available(e: &Ec2State, usage: &HashMap<String, u64>, s: &SubnetSpec) -> u64 {
     if let Some(n) = s.available_ip_address_count {
         return n;
     }
-    let nodes: std::collections::HashSet<String> = c
-        .store
-        .list(well_known::nodes(), None)
-        .filter(|n| {
-            n.pointer("/metadata/labels/topology.kubernetes.io~1zone")
-                .and_then(Value::as_str)
-                == Some(&s.availability_zone)
+    let sharing = e
+        .subnets
+        .iter()
+        .filter(|x| {
+            x.availability_zone == s.availability_zone && x.available_ip_address_count.is_none()
         })
-        .filter_map(|n| Some(n.pointer("/metadata/name")?.as_str()?.to_owned()))
-        .collect();
-    let pods = c
-        .store
-        .list(well_known::pods(), None)
-        .filter(|p| {
-            p.pointer("/spec/hostNetwork").and_then(Value::as_bool) != Some(true)
-                && p.pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| nodes.contains(n))
-        })
-        .count();
-    let used = 5 + nodes.len() as u64 + pods as u64;
-    cidr_size(&s.cidr_block).unwrap_or(0).saturating_sub(used)
+        .count()
+        .max(1) as u64;
+    let used = usage
+        .get(&s.availability_zone)
+        .copied()
+        .unwrap_or(0)
+        .div_ceil(sharing);
+    cidr_size(&s.cidr_block)
+        .unwrap_or(0)
+        .saturating_sub(5 + used)
 }
 
 /// Whether a request to the EKS listener is an EC2 Query request (EKS has no `POST /`).
@@ -362,8 +384,13 @@ fn describe_subnets(
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeSubnetsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\n    <requestId>{request_id}</requestId>\n    <subnetSet>\n"
     );
+    let usage = if page.iter().any(|s| s.available_ip_address_count.is_none()) {
+        zone_usage(c)
+    } else {
+        HashMap::new()
+    };
     for s in page {
-        xml.push_str(&subnet_xml(c, s));
+        xml.push_str(&subnet_xml(e, &usage, s));
     }
     xml.push_str("    </subnetSet>\n");
     if end < selected.len() {
@@ -460,8 +487,7 @@ fn max_results(params: &[(String, String)], ids: &[String]) -> Result<Option<usi
     Ok(max)
 }
 
-fn subnet_xml(c: &Cluster, s: &SubnetSpec) -> String {
-    let e = &c.ec2;
+fn subnet_xml(e: &Ec2State, usage: &HashMap<String, u64>, s: &SubnetSpec) -> String {
     let vpc = s.vpc_id.as_deref().unwrap_or(&e.vpc_id);
     let zone_id = format!(
         "{}-az{}",
@@ -491,7 +517,7 @@ fn subnet_xml(c: &Cluster, s: &SubnetSpec) -> String {
         account = x(&e.account),
         vpc = x(vpc),
         cidr = x(&s.cidr_block),
-        free = available(c, s),
+        free = available(e, usage, s),
         az = x(&s.availability_zone),
     )
 }
