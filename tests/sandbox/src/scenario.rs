@@ -447,6 +447,18 @@ pub struct WorkloadSpec {
     /// Requests.
     #[serde(default)]
     pub requests: Requests,
+    /// Container limits (`cpu`, `memory`; `gpu` is always its request).
+    #[serde(default)]
+    pub limits: Requests,
+    /// The container's `readinessProbe`, as in a pod spec.
+    #[serde(default)]
+    pub readiness_probe: Option<Value>,
+    /// The container's `livenessProbe`, as in a pod spec.
+    #[serde(default)]
+    pub liveness_probe: Option<Value>,
+    /// `topologySpreadConstraints`, as in a pod spec (stored; the scheduler does not apply them).
+    #[serde(default)]
+    pub topology_spread_constraints: Vec<Value>,
     /// Pod volumes, as in a pod spec (`emptyDir`, `persistentVolumeClaim`, ...).
     #[serde(default)]
     pub volumes: Vec<Value>,

@@ -228,3 +228,47 @@ objects:
         "flowcontrol.apiserver.k8s.io/v1beta3"
     );
 }
+
+#[test]
+fn limits_probes_and_spread_reach_the_pods() {
+    let yaml = r"
+nodeGroups: [{name: general, count: 2}]
+workloads:
+  - name: api
+    replicas: 2
+    requests: {cpu: 250m, memory: 256Mi}
+    limits: {memory: 512Mi}
+    readinessProbe: {httpGet: {path: /healthz, port: 8080}}
+    livenessProbe: {tcpSocket: {port: 8080}}
+    topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: api}}}
+    restarts: {count: 4, reason: OOMKilled}
+";
+    let c = cluster_from(&Scenario::from_yaml(yaml).unwrap()).unwrap();
+    let pods = pods_of(&c, "api");
+    assert_eq!(pods.len(), 2);
+    for p in &pods {
+        let ctr = &p["spec"]["containers"][0];
+        assert_eq!(ctr["resources"]["limits"]["memory"], "512Mi");
+        assert_eq!(ctr["resources"]["requests"]["memory"], "256Mi");
+        assert_eq!(ctr["readinessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(ctr["livenessProbe"]["tcpSocket"]["port"], 8080);
+        assert_eq!(
+            p["spec"]["topologySpreadConstraints"][0]["topologyKey"],
+            "topology.kubernetes.io/zone"
+        );
+        let cs = &p["status"]["containerStatuses"][0];
+        assert_eq!(cs["restartCount"], 4);
+        assert_eq!(cs["lastState"]["terminated"]["reason"], "OOMKilled");
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137);
+    }
+    let d = c
+        .store
+        .get(well_known::deployments(), "default", "api")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "512Mi"
+    );
+}

@@ -417,6 +417,11 @@ impl Builder<'_> {
         if let Some(m) = &w.requests.memory {
             requests.insert("memory".into(), json!(m));
         }
+        for (k, v) in [("cpu", &w.limits.cpu), ("memory", &w.limits.memory)] {
+            if let Some(v) = v {
+                limits.insert(k.into(), json!(v));
+            }
+        }
         if let Some(g) = w.requests.gpu.filter(|g| *g > 0) {
             requests.insert("nvidia.com/gpu".into(), json!(g.to_string()));
             limits.insert("nvidia.com/gpu".into(), json!(g.to_string()));
@@ -433,6 +438,14 @@ impl Builder<'_> {
             .clone()
             .unwrap_or_else(|| format!("registry.example/{}:1.0", w.name));
         let mut container = json!({"name": w.name, "image": image, "resources": resources});
+        for (k, v) in [
+            ("readinessProbe", &w.readiness_probe),
+            ("livenessProbe", &w.liveness_probe),
+        ] {
+            if let Some(v) = v {
+                container[k] = v.clone();
+            }
+        }
         let mounts: Vec<Value> = w
             .volumes
             .iter()
@@ -460,6 +473,9 @@ impl Builder<'_> {
         }
         if let Some(a) = &w.affinity {
             spec["affinity"] = a.clone();
+        }
+        if !w.topology_spread_constraints.is_empty() {
+            spec["topologySpreadConstraints"] = Value::Array(w.topology_spread_constraints.clone());
         }
         if let Some(g) = w.termination_grace_period_seconds {
             spec["terminationGracePeriodSeconds"] = json!(g);
