@@ -73,6 +73,18 @@ pub struct Scenario {
     /// [`crate::eks`].
     #[serde(default)]
     pub eks: Option<crate::eks::EksSpec>,
+    /// Node conditions to set after load (pressure; see [`crate::health`]).
+    #[serde(default)]
+    pub node_conditions: Vec<crate::health::NodeConditionSpec>,
+    /// The EC2 view: the cluster's VPC and subnets (DescribeSubnets, see [`crate::ec2`]).
+    #[serde(default)]
+    pub ec2: Option<crate::ec2::Ec2Spec>,
+    /// The API server's `/metrics` state (see [`crate::api::metrics`]).
+    #[serde(default)]
+    pub api_server: Option<crate::api::metrics::ApiServerSpec>,
+    /// Helm 3 releases, written as Helm's release Secrets (see [`crate::helm`]).
+    #[serde(default)]
+    pub helm_releases: Vec<crate::helm::HelmReleaseSpec>,
     /// Authorize every request with RBAC from the Roles, ClusterRoles and bindings in the
     /// cluster (`objects` can load them); the admin and `system:masters` bypass it.
     #[serde(default)]
@@ -435,6 +447,18 @@ pub struct WorkloadSpec {
     /// Requests.
     #[serde(default)]
     pub requests: Requests,
+    /// Container limits (`cpu`, `memory`; `gpu` is always its request).
+    #[serde(default)]
+    pub limits: Requests,
+    /// The container's `readinessProbe`, as in a pod spec.
+    #[serde(default)]
+    pub readiness_probe: Option<Value>,
+    /// The container's `livenessProbe`, as in a pod spec.
+    #[serde(default)]
+    pub liveness_probe: Option<Value>,
+    /// `topologySpreadConstraints`, as in a pod spec (stored; the scheduler does not apply them).
+    #[serde(default)]
+    pub topology_spread_constraints: Vec<Value>,
     /// Pod volumes, as in a pod spec (`emptyDir`, `persistentVolumeClaim`, ...).
     #[serde(default)]
     pub volumes: Vec<Value>,
@@ -495,10 +519,41 @@ pub struct WorkloadSpec {
     /// Initial placement.
     #[serde(default)]
     pub placement: Placement,
+    /// Containers wait with this reason (`CrashLoopBackOff`, `ImagePullBackOff`, ...; see
+    /// [`crate::health`]).
+    #[serde(default)]
+    pub waiting: Option<String>,
+    /// A HorizontalPodAutoscaler targeting this workload (Deployment, StatefulSet, ReplicaSet).
+    #[serde(default)]
+    pub hpa: Option<HpaSpec>,
     /// Loaded pods start in this phase instead of Running (`Pending` = unscheduled,
     /// `Succeeded`, `Failed`); bare pods only.
     #[serde(default)]
     pub phase: Option<String>,
+}
+
+/// An HPA for a workload (see `crate::controllers::hpa`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HpaSpec {
+    /// Name (default: the workload's).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `minReplicas` (default 1).
+    #[serde(default)]
+    pub min_replicas: Option<i64>,
+    /// `maxReplicas`.
+    pub max_replicas: i64,
+    /// Resource metric (default `cpu`).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Target average utilization in percent (default 80).
+    #[serde(default)]
+    pub target_utilization: Option<i64>,
+    /// Current utilization in percent: the HPA has metrics. Absent: no metrics server
+    /// (`ScalingActive=False`, `FailedGetResourceMetric`).
+    #[serde(default)]
+    pub utilization: Option<i64>,
 }
 
 impl Scenario {

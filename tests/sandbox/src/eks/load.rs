@@ -230,6 +230,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| default_insights(minor));
     for i in &mut insights {
+        spec::check_insight(i)?;
         if i.id.is_none() {
             i.id = Some(uuid(fnv(i.name.as_bytes())));
         }
@@ -238,6 +239,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         }
     }
     s.insights = insights;
+    super::history::seed(&mut s, &eks_spec.updates, now).context("eks.updates")?;
     for f in &eks_spec.faults {
         s.add_fault(f);
     }

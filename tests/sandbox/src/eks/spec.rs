@@ -28,6 +28,9 @@ pub struct EksSpec {
     /// Injected AWS errors.
     #[serde(default)]
     pub faults: Vec<AwsFaultSpec>,
+    /// Update history (failed, stuck, finished updates; see `history.rs`).
+    #[serde(default)]
+    pub updates: Vec<super::history::UpdateSpec>,
     /// How long operations take in virtual time.
     #[serde(default)]
     pub timings: TimingsSpec,
@@ -56,6 +59,7 @@ impl Default for EksSpec {
             nodegroups: Vec::new(),
             insights: None,
             faults: Vec::new(),
+            updates: Vec::new(),
             timings: TimingsSpec::default(),
             access_entries: Vec::new(),
             default_admin: true,
@@ -201,6 +205,28 @@ pub struct InsightSpec {
     /// `additionalInfo` (string → string).
     #[serde(default)]
     pub additional_info: BTreeMap<String, String>,
+}
+
+/// Refuses an insight status or category EKS does not have (a typo would reach clients as an
+/// unknown enum value).
+pub(super) fn check_insight(i: &InsightSpec) -> anyhow::Result<()> {
+    const STATUSES: &[&str] = &["PASSING", "WARNING", "ERROR", "UNKNOWN"];
+    const CATEGORIES: &[&str] = &["UPGRADE_READINESS", "MISCONFIGURATION"];
+    let status = i.status.as_deref().unwrap_or("PASSING");
+    let category = i.category.as_deref().unwrap_or("UPGRADE_READINESS");
+    anyhow::ensure!(
+        STATUSES.contains(&status),
+        "eks.insights {:?}: status {status:?}: expected one of {}",
+        i.name,
+        STATUSES.join(", ")
+    );
+    anyhow::ensure!(
+        CATEGORIES.contains(&category),
+        "eks.insights {:?}: category {category:?}: expected one of {}",
+        i.name,
+        CATEGORIES.join(", ")
+    );
+    Ok(())
 }
 
 /// An injected AWS error: the next `count` matching requests fail with it.

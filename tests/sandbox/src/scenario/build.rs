@@ -54,7 +54,10 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
             .with_context(|| format!("workload {}", w.name))?;
     }
     b.pdbs()?;
+    crate::health::apply(b.cluster, scenario)?;
     b.objects()?;
+    b.helm_releases()?;
+    crate::api::metrics::load(b.cluster, scenario.api_server.as_ref());
     let cluster = b.cluster;
     let built = started.elapsed();
     cluster.world.wake();
@@ -414,6 +417,11 @@ impl Builder<'_> {
         if let Some(m) = &w.requests.memory {
             requests.insert("memory".into(), json!(m));
         }
+        for (k, v) in [("cpu", &w.limits.cpu), ("memory", &w.limits.memory)] {
+            if let Some(v) = v {
+                limits.insert(k.into(), json!(v));
+            }
+        }
         if let Some(g) = w.requests.gpu.filter(|g| *g > 0) {
             requests.insert("nvidia.com/gpu".into(), json!(g.to_string()));
             limits.insert("nvidia.com/gpu".into(), json!(g.to_string()));
@@ -430,6 +438,14 @@ impl Builder<'_> {
             .clone()
             .unwrap_or_else(|| format!("registry.example/{}:1.0", w.name));
         let mut container = json!({"name": w.name, "image": image, "resources": resources});
+        for (k, v) in [
+            ("readinessProbe", &w.readiness_probe),
+            ("livenessProbe", &w.liveness_probe),
+        ] {
+            if let Some(v) = v {
+                container[k] = v.clone();
+            }
+        }
         let mounts: Vec<Value> = w
             .volumes
             .iter()
@@ -457,6 +473,9 @@ impl Builder<'_> {
         }
         if let Some(a) = &w.affinity {
             spec["affinity"] = a.clone();
+        }
+        if !w.topology_spread_constraints.is_empty() {
+            spec["topologySpreadConstraints"] = Value::Array(w.topology_spread_constraints.clone());
         }
         if let Some(g) = w.termination_grace_period_seconds {
             spec["terminationGracePeriodSeconds"] = json!(g);
@@ -743,6 +762,9 @@ impl Builder<'_> {
         let n = kind_pods.len();
         self.pods(w, &ns, owner.as_deref(), &pod_template, kind_pods)?;
         tracing::debug!(workload = %w.name, namespace = %ns, pods = n, "loaded workload");
+        if let Some(h) = &w.hpa {
+            self.hpa(w, &ns, h)?;
+        }
         if let Some(p) = &w.pdb {
             let mut spec = json!({"selector": {"matchLabels": labels}});
             if let Some(v) = &p.min_available {
@@ -984,6 +1006,33 @@ impl Builder<'_> {
                 .map_err(|e| anyhow::anyhow!("pdb {}: {e}", p.name))?;
         }
         Ok(())
+    }
+
+    fn hpa(&mut self, w: &WorkloadSpec, ns: &str, h: &super::HpaSpec) -> anyhow::Result<()> {
+        let kind = match w.kind {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            other => anyhow::bail!("hpa: a {other:?} cannot be scaled"),
+        };
+        let hpa = crate::controllers::hpa::scenario_hpa(kind, &w.name, ns, h);
+        let res = crate::store::res("autoscaling", "horizontalpodautoscalers");
+        let now = self.now();
+        self.cluster
+            .store
+            .create(res, hpa, &now)
+            .map_err(|e| anyhow::anyhow!("hpa: {e}"))?;
+        Ok(())
+    }
+
+    fn helm_releases(&mut self) -> anyhow::Result<()> {
+        for r in &self.scenario.helm_releases {
+            self.ensure_namespace(
+                r.namespace.as_deref().unwrap_or("default"),
+                &BTreeMap::new(),
+            );
+        }
+        crate::helm::load(self.cluster, &self.scenario.helm_releases)
     }
 
     fn objects(&mut self) -> anyhow::Result<()> {
