@@ -106,7 +106,11 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     }
     let status = report::exit(&results);
     let md = report::markdown(&cluster, &kubernetes, &results);
-    write_outputs(&ctx, &json!(results), &md)?;
+    let bumped = results
+        .iter()
+        .filter(|r| r.status == report::Status::Updated)
+        .count();
+    write_outputs(&ctx, &json!(results), &md, bumped)?;
     let summary = summary(&results, dry);
     Ok(Report {
         status,
@@ -131,7 +135,7 @@ async fn report_only(
     let now = jiff::Timestamp::now().as_second();
     let rows = drift::report(eks, kubernetes, next, now).await?;
     let md = drift::markdown(cluster, kubernetes, next, &rows);
-    write_outputs(ctx, &json!(rows), &md)?;
+    write_outputs(ctx, &json!(rows), &md, 0)?;
     ctx.output.progress(rows.len() as u64, rows.len() as u64);
     let behind = rows.iter().filter(|r| r.versions_behind > 0).count();
     let blocking = rows.iter().filter(|r| !r.compatible_with_next).count();
@@ -163,9 +167,16 @@ fn summary(results: &[report::AddonResult], dry: bool) -> String {
     format!("{}{}", if dry { "dry run: " } else { "" }, parts.join("; "))
 }
 
-fn write_outputs(ctx: &Context, addons: &serde_json::Value, md: &str) -> Result<(), StepError> {
+/// `bumped-count` (add-ons moved and healthy) is a bare number for Argo's metrics.
+fn write_outputs(
+    ctx: &Context,
+    addons: &serde_json::Value,
+    md: &str,
+    bumped: usize,
+) -> Result<(), StepError> {
     ctx.output
         .write_json("addons", addons)
         .and_then(|()| ctx.output.write("report-md", md))
+        .and_then(|()| ctx.output.write("bumped-count", &format!("{bumped}\n")))
         .map_err(|e| StepError::failed("cannot write the outputs").with_source(e))
 }

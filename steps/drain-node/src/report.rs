@@ -169,6 +169,8 @@ fn report(
     write(ctx, "drained-nodes", &json!(drained))?;
     write(ctx, "blocked-pods", &json!(blocked))?;
     write(ctx, "summary", &json!(summary))?;
+    // A bare number for Argo's metrics (a dry run counts what it would evict).
+    write(ctx, "evicted-count", &json!(summary.evicted))?;
     Ok(Report {
         status,
         summary: line,

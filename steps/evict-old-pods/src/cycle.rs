@@ -284,6 +284,8 @@ fn write_outputs(
         lines.push('\n');
     }
     write(out.write("evicted-pods", &lines))?;
+    // A bare number for Argo's metrics (a dry run counts what it would evict).
+    write(out.write("evicted-count", &format!("{}\n", report.totals.evicted)))?;
     write(out.write_json(
         "summary",
         &json!({
