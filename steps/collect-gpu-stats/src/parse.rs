@@ -1,57 +1,62 @@
-//! Exporter text → [`Sample`]s. The line parser itself is `prom_text`'s (our own, see its
-//! README); this module keeps the step's view of it: samples with unescaped labels, DCGM blank
-//! sentinels dropped and counted, unparsable lines skipped and counted, never an error.
+//! Exporter text → [`Sample`]s. The line parser is `prom_text`'s (our own, see its README);
+//! this module keeps the step's view of it: owned samples with unescaped labels, DCGM blank
+//! sentinels dropped and counted, unparsable lines (the exporter's `ERROR - FAILED TO CONVERT
+//! TO STRING`) skipped and counted, never an error.
 
 use crate::sample::{ParseStats, Sample};
-
-/// DCGM "blank" values start here (int64 blanks are near 2^63; older builds printed float
-/// blanks as 2^47 and up, still far above any real reading of the families we read).
-const BLANK_AT_OR_ABOVE: f64 = 9.2e18;
 
 /// Whether `v` is a DCGM blank sentinel rather than a reading.
 #[must_use]
 pub fn is_blank(v: f64) -> bool {
-    v >= BLANK_AT_OR_ABOVE
+    prom_text::dcgm::is_blank(v)
 }
 
 /// Parses one `/metrics` body.
 #[must_use]
 pub fn parse(text: &str) -> (Vec<Sample>, ParseStats) {
-    let mut stats = ParseStats::default();
-    let mut good = Vec::new();
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        // One line at a time, so one bad line never costs the rest of the body.
-        match prometheus_parse::Scrape::parse(std::iter::once(Ok(line.to_owned()))) {
-            Ok(s) if !s.samples.is_empty() => good.extend(s.samples),
-            _ => stats.skipped_lines += 1,
-        }
-    }
-    let mut out = Vec::with_capacity(good.len());
-    for s in good {
-        let value = match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => continue,
-        };
-        if is_blank(value) {
+    let exp = prom_text::parse(text);
+    let mut stats = ParseStats {
+        skipped_lines: exp.skipped.len() as u64,
+        blank_values: 0,
+    };
+    let mut out = Vec::with_capacity(exp.samples.len());
+    for s in exp.samples {
+        if is_blank(s.value) {
             stats.blank_values += 1;
             continue;
         }
         out.push(Sample {
-            name: s.metric,
+            name: s.name.to_owned(),
             labels: s
                 .labels
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-            value,
+            value: s.value,
         });
     }
     (out, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_and_blanks_are_counted_not_fatal() {
+        let text = "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\r\n\
+DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"n1\"} 42\r\n\
+DCGM_FI_DEV_ECC_SBE_AGG_TOTAL{gpu=\"0\",UUID=\"GPU-a\"} ERROR - FAILED TO CONVERT TO STRING\n\
+DCGM_FI_DEV_FB_USED{gpu=\"0\",UUID=\"GPU-a\"} 9223372036854775794\n\
+DCGM_FI_DEV_XID_ERRORS{gpu=\"0\",UUID=\"GPU-a\",err_code=\"45\",err_msg=\"Preemptive cleanup, due to previous errors -- x\"} 45\n";
+        let (s, stats) = parse(text);
+        assert_eq!(s.len(), 2);
+        assert_eq!(stats.skipped_lines, 1);
+        assert_eq!(stats.blank_values, 1);
+        assert_eq!(
+            s[1].label("err_msg"),
+            Some("Preemptive cleanup, due to previous errors -- x")
+        );
+        assert_eq!(s[0].label("Hostname"), Some("n1"));
+    }
 }
