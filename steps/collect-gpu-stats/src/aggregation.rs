@@ -297,7 +297,8 @@ pub fn figures(agg: &GpuAgg, window_seconds: f64) -> Figures {
         gr_engine_active_percent: stats::summary(
             &agg.gr_active.iter().map(|r| r * 100.0).collect::<Vec<_>>(),
         ),
-        tensor_active_percent: stats::summary(&agg.tensor_active).map(|s| stats::round3(s.mean * 100.0)),
+        tensor_active_percent: stats::summary(&agg.tensor_active)
+            .map(|s| stats::round3(s.mean * 100.0)),
         fb_used_max_mib: max(&agg.fb_used),
         fb_total_mib: total,
         fb_headroom_min_percent: headroom,
@@ -328,9 +329,26 @@ mod tests {
     #[test]
     fn split_fields_sum_others_dedupe_and_mig_gets_its_own_row() {
         let g = [("gpu", "0"), ("UUID", "GPU-a"), ("Hostname", "n1")];
-        let p1 = [("gpu", "0"), ("UUID", "GPU-a"), ("pod", "p1"), ("namespace", "ml"), ("container", "c")];
-        let p2 = [("gpu", "0"), ("UUID", "GPU-a"), ("pod", "p2"), ("namespace", "ml"), ("container", "c")];
-        let mig = [("gpu", "0"), ("UUID", "GPU-a"), ("GPU_I_ID", "13"), ("GPU_I_PROFILE", "1g.5gb")];
+        let p1 = [
+            ("gpu", "0"),
+            ("UUID", "GPU-a"),
+            ("pod", "p1"),
+            ("namespace", "ml"),
+            ("container", "c"),
+        ];
+        let p2 = [
+            ("gpu", "0"),
+            ("UUID", "GPU-a"),
+            ("pod", "p2"),
+            ("namespace", "ml"),
+            ("container", "c"),
+        ];
+        let mig = [
+            ("gpu", "0"),
+            ("UUID", "GPU-a"),
+            ("GPU_I_ID", "13"),
+            ("GPU_I_PROFILE", "1g.5gb"),
+        ];
         let snap = |u1: f64, e: f64| Snapshot {
             at_seconds: 0.0,
             samples: vec![
@@ -345,15 +363,23 @@ mod tests {
             ],
         };
         let agg = aggregate("n1", &[snap(10.0, 3.6e9), snap(30.0, 7.2e9)], None);
-        let whole = &agg.gpus[&GpuKey { node: "n1".into(), uuid: "GPU-a".into(), mig_instance: None }];
+        let whole = &agg.gpus[&GpuKey {
+            node: "n1".into(),
+            uuid: "GPU-a".into(),
+            mig_instance: None,
+        }];
         assert_eq!(whole.util, vec![30.0, 50.0]);
         assert_eq!(whole.power, vec![100.0, 100.0]);
         assert_eq!(whole.holders.len(), 2);
         assert_eq!(whole.xids.keys().copied().collect::<Vec<_>>(), vec![79]);
         let f = figures(whole, 60.0);
         assert_eq!(f.energy_kwh, Some(1.0));
-        assert_eq!(f.util_percent.unwrap().mean, 40.0);
-        let m = &agg.gpus[&GpuKey { node: "n1".into(), uuid: "GPU-a".into(), mig_instance: Some("13".into()) }];
+        assert!((f.util_percent.unwrap().mean - 40.0).abs() < 1e-9);
+        let m = &agg.gpus[&GpuKey {
+            node: "n1".into(),
+            uuid: "GPU-a".into(),
+            mig_instance: Some("13".into()),
+        }];
         assert_eq!(m.util, vec![50.0, 50.0]);
         assert_eq!(m.mig_profile.as_deref(), Some("1g.5gb"));
         assert!(m.xids.is_empty());

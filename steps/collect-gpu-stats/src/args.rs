@@ -175,9 +175,7 @@ impl Config {
                     )));
                 }
                 if a.prometheus_window.0.is_zero() {
-                    return Err(StepError::bad_input(
-                        "--prometheus-window must be above 0s",
-                    ));
+                    return Err(StepError::bad_input("--prometheus-window must be above 0s"));
                 }
                 let aws = uri.host().is_some_and(|h| h.ends_with(".amazonaws.com"));
                 (Some(uri), a.prometheus_sigv4.unwrap_or(aws))
@@ -216,7 +214,13 @@ mod tests {
                 prefix: "eks".into()
             })
         );
-        for bad in ["https://x", "s3://", "s3://Bad_Bucket/x", "s3://ab", "gpu-reports"] {
+        for bad in [
+            "https://x",
+            "s3://",
+            "s3://Bad_Bucket/x",
+            "s3://ab",
+            "gpu-reports",
+        ] {
             let e = cfg(&["--s3-url", bad]).unwrap_err();
             assert_eq!(e.status(), opsteps::exit::ExitStatus::BadInput, "{bad}");
             assert!(e.to_string().contains("s3://BUCKET"), "{bad}: {e}");

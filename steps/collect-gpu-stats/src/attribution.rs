@@ -56,20 +56,19 @@ pub fn holder_from_labels(
     labels: &BTreeMap<String, String>,
     exporter: Option<(&str, &str)>,
 ) -> Option<PodRef> {
-    let (pod, namespace, container) =
-        if let Some(p) = first(labels, &["exported_pod"]) {
-            (
-                p,
-                first(labels, &["exported_namespace"]),
-                first(labels, &["exported_container"]),
-            )
-        } else {
-            (
-                first(labels, &["pod", "pod_name"])?,
-                first(labels, &["namespace", "pod_namespace"]),
-                first(labels, &["container", "container_name"]),
-            )
-        };
+    let (pod, namespace, container) = if let Some(p) = first(labels, &["exported_pod"]) {
+        (
+            p,
+            first(labels, &["exported_namespace"]),
+            first(labels, &["exported_container"]),
+        )
+    } else {
+        (
+            first(labels, &["pod", "pod_name"])?,
+            first(labels, &["namespace", "pod_namespace"]),
+            first(labels, &["container", "container_name"]),
+        )
+    };
     let namespace = namespace?;
     let own = match exporter {
         Some((ns, name)) => ns == namespace && name == pod,
@@ -223,7 +222,10 @@ mod tests {
         let h = holder_from_labels(&l, None).unwrap();
         assert_eq!(h.key(), "dynamo/vllm-0");
         assert_eq!(h.container.as_deref(), Some("main"));
-        let own = labels(&[("pod", "nvidia-dcgm-exporter-9v4gs"), ("namespace", "gpu-operator")]);
+        let own = labels(&[
+            ("pod", "nvidia-dcgm-exporter-9v4gs"),
+            ("namespace", "gpu-operator"),
+        ]);
         assert_eq!(holder_from_labels(&own, None), None);
         assert_eq!(
             holder_from_labels(&own, Some(("gpu-operator", "nvidia-dcgm-exporter-9v4gs"))),
@@ -231,7 +233,11 @@ mod tests {
         );
         let empty = labels(&[("pod", ""), ("namespace", ""), ("container", "")]);
         assert_eq!(holder_from_labels(&empty, None), None);
-        let old = labels(&[("pod_name", "t-1"), ("pod_namespace", "ml"), ("container_name", "c")]);
+        let old = labels(&[
+            ("pod_name", "t-1"),
+            ("pod_namespace", "ml"),
+            ("container_name", "c"),
+        ]);
         assert_eq!(holder_from_labels(&old, None).unwrap().key(), "ml/t-1");
     }
 }

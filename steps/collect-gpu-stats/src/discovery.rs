@@ -262,9 +262,11 @@ mod tests {
             serde_json::from_value(json!({"metadata": {"name": "c1"}, "status": {"capacity": {"cpu": "4"}}})).unwrap(),
         ];
         let pods = vec![
-            pod(json!({"metadata": {"name": "dcgm-1", "namespace": "gpu-operator", "labels": {"app": "nvidia-dcgm-exporter"}},
+            pod(
+                json!({"metadata": {"name": "dcgm-1", "namespace": "gpu-operator", "labels": {"app": "nvidia-dcgm-exporter"}},
                 "spec": {"nodeName": "g1", "containers": [{"name": "e", "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04"}]},
-                "status": {"phase": "Running", "podIP": "10.0.0.5", "conditions": [{"type": "Ready", "status": "True"}]}})),
+                "status": {"phase": "Running", "podIP": "10.0.0.5", "conditions": [{"type": "Ready", "status": "True"}]}}),
+            ),
             pod(json!({"metadata": {"name": "t", "namespace": "ml"},
                 "spec": {"nodeName": "g1", "containers": [{"name": "m", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
                 "status": {"phase": "Running"}})),
@@ -281,7 +283,10 @@ mod tests {
         assert_eq!(inv.exporters.len(), 1);
         assert_eq!(inv.exporters[0].scheme, "gpu-operator");
         assert!(inv.exporters[0].ready);
-        assert_eq!(inv.exporters[0].version.as_deref(), Some("4.2.3-4.1.3-ubuntu22.04"));
+        assert_eq!(
+            inv.exporters[0].version.as_deref(),
+            Some("4.2.3-4.1.3-ubuntu22.04")
+        );
         assert_eq!(inv.gpu_pods.len(), 1);
         assert_eq!(inv.gpu_pods[0].gpus, 2);
         assert_eq!(inv.pods.len(), 3);

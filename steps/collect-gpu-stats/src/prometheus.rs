@@ -121,8 +121,15 @@ pub fn parse_response(body: &[u8], url: &str) -> Result<Vec<(f64, Sample)>, Prom
         let name = labels.remove("__name__").unwrap_or_default();
         let points: Vec<&Value> = match kind {
             "vector" => vec![&series["value"]],
-            "matrix" => series["values"].as_array().map(|a| a.iter().collect()).unwrap_or_default(),
-            other => return Err(format(&format!("resultType {other:?}; expected vector or matrix"))),
+            "matrix" => series["values"]
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default(),
+            other => {
+                return Err(format(&format!(
+                    "resultType {other:?}; expected vector or matrix"
+                )));
+            }
         };
         for p in points {
             let (Some(t), Some(val)) = (p[0].as_f64(), p[1].as_str()) else {
@@ -154,10 +161,16 @@ pub fn parse_response(body: &[u8], url: &str) -> Result<Vec<(f64, Sample)>, Prom
 /// Kubernetes), its lower-case successor, or the scrape target.
 #[must_use]
 pub fn node_of(s: &Sample) -> Option<String> {
-    ["Hostname", "hostname", "node", "kubernetes_node", "instance"]
-        .iter()
-        .find_map(|k| s.label(k))
-        .map(str::to_owned)
+    [
+        "Hostname",
+        "hostname",
+        "node",
+        "kubernetes_node",
+        "instance",
+    ]
+    .iter()
+    .find_map(|k| s.label(k))
+    .map(str::to_owned)
 }
 
 /// Groups timestamped samples into per-node snapshots in time order.
@@ -195,13 +208,20 @@ pub struct Client {
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         Empty<Bytes>,
     >,
-    signer: Option<(aws_credential_types::provider::SharedCredentialsProvider, String)>,
+    signer: Option<(
+        aws_credential_types::provider::SharedCredentialsProvider,
+        String,
+    )>,
     timeout: Duration,
 }
 
 impl Client {
     /// A client for `base` (no trailing slash); with `region`, requests are signed for `aps`.
-    pub async fn new(base: &http::Uri, region: Option<&str>, timeout: Duration) -> Result<Self, PromError> {
+    pub async fn new(
+        base: &http::Uri,
+        region: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, PromError> {
         let sign_err = |e: Box<dyn std::error::Error + Send + Sync>| PromError::Sign { source: e };
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
@@ -222,8 +242,9 @@ impl Client {
             .https_or_http()
             .enable_http1()
             .build();
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https);
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
         let signer = match region {
             Some(r) => {
                 let sdk = opsteps::aws::sdk_config(Some(r)).await;
@@ -266,7 +287,11 @@ impl Client {
                 .build()
                 .map_err(|e| PromError::Sign { source: e.into() })?
                 .into();
-            let host = req.uri().authority().map(ToString::to_string).unwrap_or_default();
+            let host = req
+                .uri()
+                .authority()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let headers = [("host", host.as_str())];
             let signable =
                 SignableRequest::new("GET", &url, headers.into_iter(), SignableBody::Bytes(&[]))
@@ -277,7 +302,11 @@ impl Client {
             instructions.apply_to_request_http1x(&mut req);
         }
         let fut = async {
-            let resp = self.http.request(req).await.map_err(|e| transport(e.into()))?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| transport(e.into()))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_BODY)
                 .collect()

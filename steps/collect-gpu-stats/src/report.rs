@@ -173,7 +173,7 @@ impl Rollup {
         if row.state == State::IdleHeld {
             self.idle_held_fb_mib = round3(self.idle_held_fb_mib + fb);
         }
-        self.energy_kwh = (self.energy_kwh + row.figures.energy_kwh.unwrap_or(0.0)) .max(0.0);
+        self.energy_kwh = (self.energy_kwh + row.figures.energy_kwh.unwrap_or(0.0)).max(0.0);
         self.energy_kwh = (self.energy_kwh * 1e6).round() / 1e6;
         self.gpu_hours = round3(self.gpu_hours + hours);
         if matches!(row.state, State::IdleHeld | State::Idle) {
@@ -337,9 +337,22 @@ pub struct Inputs<'a> {
 }
 
 fn index_key(k: &GpuKey, a: &GpuAgg) -> (String, u32, String, u32) {
-    let idx = a.index.as_deref().and_then(|i| i.parse().ok()).unwrap_or(u32::MAX);
-    let mig = k.mig_instance.as_deref().and_then(|i| i.parse().ok()).unwrap_or(0);
-    (k.node.clone(), idx, k.mig_instance.clone().unwrap_or_default(), mig)
+    let idx = a
+        .index
+        .as_deref()
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(u32::MAX);
+    let mig = k
+        .mig_instance
+        .as_deref()
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(0);
+    (
+        k.node.clone(),
+        idx,
+        k.mig_instance.clone().unwrap_or_default(),
+        mig,
+    )
 }
 
 fn health(row: &GpuRow, agg: &GpuAgg, out: &mut Vec<HealthItem>) {
@@ -358,17 +371,29 @@ fn health(row: &GpuRow, agg: &GpuAgg, out: &mut Vec<HealthItem>) {
         push("xid", format!("XID {} ({})", x.code, x.message));
     }
     if agg.remap_uncorrectable.is_some_and(|v| v > 0.0) {
-        push("uncorrectable-remapped-rows", format!("{} rows", agg.remap_uncorrectable.unwrap_or(0.0)));
+        push(
+            "uncorrectable-remapped-rows",
+            format!("{} rows", agg.remap_uncorrectable.unwrap_or(0.0)),
+        );
     }
     if agg.remap_failure.is_some_and(|v| v > 0.0) {
-        push("row-remap-failure", "row remapping failed (RMA candidate)".into());
+        push(
+            "row-remap-failure",
+            "row remapping failed (RMA candidate)".into(),
+        );
     }
     let replays = crate::stats::increase(&agg.pcie_replay);
     if replays > 0.0 {
-        push("pcie-replays", format!("{replays} PCIe replays in the window"));
+        push(
+            "pcie-replays",
+            format!("{replays} PCIe replays in the window"),
+        );
     }
     if let Some(t) = row.figures.thermal_throttle_percent.filter(|t| *t > 0.0) {
-        push("thermal-throttle", format!("throttled {t}% of the window by thermal limits"));
+        push(
+            "thermal-throttle",
+            format!("throttled {t}% of the window by thermal limits"),
+        );
     }
     if !row.figures.clock_events.is_empty() {
         push("clock-events", row.figures.clock_events.join(", "));
@@ -384,10 +409,15 @@ pub fn build(inp: Inputs<'_>) -> Report {
     let mut quality = inp.quality;
     let mut attributed: BTreeSet<String> = BTreeSet::new();
     for (node, agg) in inp.nodes {
-        let info = inp.inventory.nodes.get(node).cloned().unwrap_or_else(|| GpuNode {
-            name: node.clone(),
-            ..GpuNode::default()
-        });
+        let info = inp
+            .inventory
+            .nodes
+            .get(node)
+            .cloned()
+            .unwrap_or_else(|| GpuNode {
+                name: node.clone(),
+                ..GpuNode::default()
+            });
         let mut keys: Vec<(&GpuKey, &GpuAgg)> = agg.gpus.iter().collect();
         keys.sort_by_key(|(k, a)| index_key(k, a));
         for (key, g) in keys {
@@ -453,16 +483,37 @@ pub fn build(inp: Inputs<'_>) -> Report {
     }
     quality.host_labels.sort();
 
+    let (totals, owners, namespaces) = rollups(&rows, hours);
+    let allocation = allocation(inp.inventory, inp.nodes, &rows, &attributed);
+    Report {
+        schema_version: SCHEMA_VERSION,
+        cluster: inp.cluster,
+        window: inp.window,
+        thresholds: inp.thresholds,
+        totals,
+        gpus: rows,
+        owners,
+        namespaces,
+        health: health_items,
+        allocation,
+        data_quality: quality,
+    }
+}
+
+/// State totals and roll-ups per owner and per namespace, over whole GPUs.
+fn rollups(rows: &[GpuRow], hours: f64) -> (StateCounts, Vec<Rollup>, Vec<Rollup>) {
     let mut totals = StateCounts::default();
     let mut owners: BTreeMap<String, Rollup> = BTreeMap::new();
     let mut namespaces: BTreeMap<String, Rollup> = BTreeMap::new();
-    for row in &rows {
+    for row in rows {
         if row.mig_instance.is_some() {
             totals.mig_instances += 1;
             continue;
         }
         totals.add(row.state);
-        let Some(first) = row.pods.first() else { continue };
+        let Some(first) = row.pods.first() else {
+            continue;
+        };
         namespaces
             .entry(first.namespace.clone())
             .or_insert_with(|| Rollup {
@@ -484,12 +535,21 @@ pub fn build(inp: Inputs<'_>) -> Report {
     }
     let ranked = |m: BTreeMap<String, Rollup>| {
         let mut v: Vec<Rollup> = m.into_values().collect();
-        v.sort_by(|a, b| b.states.gpus.cmp(&a.states.gpus));
+        v.sort_by_key(|r| std::cmp::Reverse(r.states.gpus));
         v
     };
+    (totals, ranked(owners), ranked(namespaces))
+}
 
+/// The allocation cross-check: GPU pods on scraped nodes that no exporter attributes.
+fn allocation(
+    inv: &Inventory,
+    nodes: &BTreeMap<String, NodeAgg>,
+    rows: &[GpuRow],
+    attributed: &BTreeSet<String>,
+) -> Allocation {
     let mut allocation = Allocation::default();
-    for gp in &inp.inventory.gpu_pods {
+    for gp in &inv.gpu_pods {
         let ns = gp.pod.metadata.namespace.clone().unwrap_or_default();
         let name = gp.pod.metadata.name.clone().unwrap_or_default();
         let node = gp
@@ -499,7 +559,7 @@ pub fn build(inp: Inputs<'_>) -> Report {
             .and_then(|s| s.node_name.clone())
             .unwrap_or_default();
         allocation.requested_gpus += u64::from(gp.gpus);
-        if !inp.nodes.contains_key(&node) {
+        if !nodes.contains_key(&node) {
             allocation.pods_on_unscraped_nodes += 1;
         } else if !attributed.contains(&format!("{ns}/{name}")) {
             allocation.unattributed_pods.push(UnattributedPod {
@@ -514,20 +574,7 @@ pub fn build(inp: Inputs<'_>) -> Report {
         .iter()
         .filter(|r| r.mig_instance.is_none() && !r.pods.is_empty())
         .count() as u64;
-
-    Report {
-        schema_version: SCHEMA_VERSION,
-        cluster: inp.cluster,
-        window: inp.window,
-        thresholds: inp.thresholds,
-        totals,
-        gpus: rows,
-        owners: ranked(owners),
-        namespaces: ranked(namespaces),
-        health: health_items,
-        allocation,
-        data_quality: quality,
-    }
+    allocation
 }
 
 /// CSV columns, in order (the Athena table's).
@@ -599,8 +646,14 @@ pub fn csv(r: &Report) -> String {
             row.state.as_str().to_owned(),
             pod.map(|p| p.namespace.clone()).unwrap_or_default(),
             pod.map(|p| p.pod.clone()).unwrap_or_default(),
-            row.owner.as_ref().map(|o| o.kind.clone()).unwrap_or_default(),
-            row.owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
+            row.owner
+                .as_ref()
+                .map(|o| o.kind.clone())
+                .unwrap_or_default(),
+            row.owner
+                .as_ref()
+                .map(|o| o.name.clone())
+                .unwrap_or_default(),
             num(u.map(|s| s.mean)),
             num(u.map(|s| s.p95)),
             num(u.map(|s| s.max)),
@@ -662,7 +715,9 @@ pub fn summary(r: &Report) -> String {
         let _ = write!(
             s,
             "; {failed} of {} GPU nodes not scraped",
-            r.data_quality.gpu_nodes.max((failed as u64) + r.data_quality.nodes_scraped)
+            r.data_quality
+                .gpu_nodes
+                .max((failed as u64) + r.data_quality.nodes_scraped)
         );
     }
     if !r.allocation.unattributed_pods.is_empty() {

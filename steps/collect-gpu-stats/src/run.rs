@@ -6,14 +6,12 @@
 //! input (nothing sent), 3 for transient failures (API, Prometheus, S3, SIGTERM, the
 //! deadline); nothing is uploaded after SIGTERM.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-
 use opsteps::exit::{ExitStatus, StepError};
 use opsteps::owners::Owners;
 use opsteps::retry::RetryPolicy;
 use opsteps::step::{Context, Report};
 use serde_json::json;
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use crate::aggregation::{self, NodeAgg};
@@ -112,12 +110,13 @@ async fn scrape_exporters(
         c.succeeded += r.snapshots.len() as u64;
         c.parse.add(r.parse);
         if r.snapshots.is_empty() {
-            let (kind, msg) = r
-                .failures
-                .last()
-                .map_or(("not-scraped", "interrupted before the first scrape".to_owned()), |f| {
-                    (f.1, f.2.clone())
-                });
+            let (kind, msg) = r.failures.last().map_or(
+                (
+                    "not-scraped",
+                    "interrupted before the first scrape".to_owned(),
+                ),
+                |f| (f.1, f.2.clone()),
+            );
             c.failed.push(FailedNode {
                 node,
                 exporter: Some(format!("{}/{}", e.namespace, e.name)),
@@ -146,10 +145,8 @@ async fn from_prometheus(
     let end_s = end.as_millisecond() as f64 / 1000.0;
     let start_s = end_s - args.prometheus_window.0.as_secs_f64();
     let (snapshots, queries) = client.window(start_s, end_s).await.map_err(|e| {
-        StepError::transient(
-            "cannot read the window from --prometheus-url; nothing was uploaded",
-        )
-        .with_source(e)
+        StepError::transient("cannot read the window from --prometheus-url; nothing was uploaded")
+            .with_source(e)
     })?;
     let rounds = snapshots.values().map(Vec::len).max().unwrap_or(0) as u32;
     Ok(Collected {
@@ -205,32 +202,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         ));
     }
 
-    // GPU nodes without an exporter are reported, never silently missing.
-    let with_exporter: BTreeSet<&str> = inv.exporters.iter().filter_map(|e| e.node.as_deref()).collect();
-    if collected.source != "prometheus" {
-        for n in inv.nodes.keys() {
-            if !with_exporter.contains(n.as_str()) {
-                collected.failed.push(FailedNode {
-                    node: n.clone(),
-                    exporter: None,
-                    reason: "no-exporter".into(),
-                    message: "no dcgm-exporter pod on this GPU node (either label scheme)".into(),
-                });
-            }
-        }
-    } else {
-        for n in inv.nodes.keys() {
-            if !collected.snapshots.contains_key(n) {
-                collected.failed.push(FailedNode {
-                    node: n.clone(),
-                    exporter: None,
-                    reason: "no-series".into(),
-                    message: "Prometheus has no DCGM series for this node in the window".into(),
-                });
-            }
-        }
-    }
-    collected.failed.sort_by(|a, b| a.node.cmp(&b.node));
+    mark_missing(&inv, &mut collected);
 
     let mut nodes: BTreeMap<String, NodeAgg> = BTreeMap::new();
     for (node, snaps) in &collected.snapshots {
@@ -241,39 +213,13 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         nodes.insert(node.clone(), aggregation::aggregate(node, snaps, exp));
     }
 
-    // Owners of every holder pod, each controller looked up once.
     let mut attributor = Attributor::new(Owners::with_retry(conn.client.clone(), retry.clone()));
-    let mut owners: BTreeMap<String, Resolved> = BTreeMap::new();
-    for agg in nodes.values() {
-        for g in agg.gpus.values() {
-            for h in &g.holders {
-                if !owners.contains_key(&h.key()) {
-                    let pod = inv.pods.get(&h.key()).map(AsRef::as_ref);
-                    owners.insert(h.key(), attributor.owner_of(pod).await);
-                }
-            }
-        }
-    }
-
-    let mut quality = DataQuality {
-        gpu_nodes: inv.nodes.len() as u64,
-        exporters: inv.exporters.len() as u64,
-        nodes_scraped: nodes.len() as u64,
-        nodes_failed: collected.failed.clone(),
-        scrapes_attempted: collected.attempted,
-        scrapes_succeeded: collected.succeeded,
-        skipped_lines: collected.parse.skipped_lines,
-        blank_values: collected.parse.blank_values,
-        owner_lookup_errors: attributor.errors,
-        ..DataQuality::default()
-    };
-    for e in &inv.exporters {
-        *quality.exporter_schemes.entry(e.scheme.to_owned()).or_default() += 1;
-        let v = e.version.clone().unwrap_or_else(|| "unknown".into());
-        *quality.exporter_versions.entry(v).or_default() += 1;
-    }
+    let owners = resolve_owners(&nodes, &inv, &mut attributor).await;
+    let quality = quality(&inv, &collected, nodes.len(), attributor.errors);
     let start = end
-        .checked_sub(jiff::SignedDuration::from_secs_f64(collected.window_seconds))
+        .checked_sub(jiff::SignedDuration::from_secs_f64(
+            collected.window_seconds,
+        ))
         .unwrap_or(end);
     let rep = report::build(Inputs {
         cluster: cluster.clone(),
@@ -293,20 +239,50 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         owners: &owners,
         quality,
     });
-    let summary = report::summary(&rep);
-    let report_json = serde_json::to_string_pretty(&rep)
+    let nothing = nodes.is_empty() && (!inv.nodes.is_empty() || !inv.exporters.is_empty());
+    finish(
+        &args,
+        &cfg,
+        &ctx,
+        &rep,
+        nothing,
+        deadline,
+        started,
+        attributor.requests(),
+    )
+    .await
+}
+
+/// Writes the outputs, uploads (unless nothing was scraped or this is a dry run) and builds
+/// the step's result.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    args: &Args,
+    cfg: &Config,
+    ctx: &Context,
+    rep: &report::Report,
+    nothing: bool,
+    deadline: Instant,
+    started: Instant,
+    api_requests: u64,
+) -> Result<Report, StepError> {
+    let end: jiff::Timestamp = rep.window.end.parse().map_err(|e| {
+        StepError::failed("the report's window end is not a timestamp").with_source(e)
+    })?;
+    let cluster = rep.cluster.clone();
+    let summary = report::summary(rep);
+    let report_json = serde_json::to_string_pretty(rep)
         .map_err(|e| StepError::failed("cannot serialise the report").with_source(e))?;
-    let csv = report::csv(&rep);
+    let csv = report::csv(rep);
     let write = |name: &str, text: &str| {
-        ctx.output.write(name, text).map_err(|e| {
-            StepError::failed(format!("cannot write output {name}")).with_source(e)
-        })
+        ctx.output
+            .write(name, text)
+            .map_err(|e| StepError::failed(format!("cannot write output {name}")).with_source(e))
     };
     write("report.json", &report_json)?;
     write("gpus.csv", &csv)?;
     write("summary", &summary)?;
 
-    let nothing = nodes.is_empty() && (!inv.nodes.is_empty() || !inv.exporters.is_empty());
     let workflow = std::env::var(opsteps::env::ARGO_WORKFLOW_NAME).ok();
     let run = upload::run_id(end, workflow.as_deref());
     let objects: Vec<Object> = match &cfg.destination {
@@ -329,7 +305,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     let dry = args.dry_run.is_dry();
     if !objects.is_empty() && !dry {
         let s3 = opsteps::s3::client(args.common.aws.region.as_deref()).await;
-        let up = tokio::time::timeout_at(deadline, upload::upload(&s3, &objects, &ctx))
+        let up = tokio::time::timeout_at(deadline, upload::upload(&s3, &objects, ctx))
             .await
             .unwrap_or_else(|_| {
                 Err(StepError::transient(
@@ -344,7 +320,11 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         .collect();
     write(
         "s3-keys",
-        &objects.iter().map(|o| format!("s3://{}/{}", o.bucket, o.key)).collect::<Vec<_>>().join("\n"),
+        &objects
+            .iter()
+            .map(|o| format!("s3://{}/{}", o.bucket, o.key))
+            .collect::<Vec<_>>()
+            .join("\n"),
     )?;
     let result = json!({
         "schemaVersion": rep.schema_version,
@@ -359,7 +339,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
         "dryRun": args.dry_run,
         "uploaded": if dry { Vec::new() } else { uploaded.clone() },
         "wouldUpload": if dry { uploaded } else { Vec::new() },
-        "apiRequests": attributor.requests(),
+        "apiRequests": api_requests,
         "elapsedSeconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         "summary": summary,
     });
@@ -373,9 +353,71 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     Ok(Report::done(summary, result))
 }
 
-/// How long one round of scrapes may take at most (for callers that size deadlines).
-#[must_use]
-pub fn round_budget(scrape_timeout: Duration, exporters: usize, concurrency: usize) -> Duration {
-    let waves = exporters.div_ceil(concurrency.max(1)).max(1) as u32;
-    scrape_timeout * waves
+/// GPU nodes without data are reported, never silently missing: without an exporter pod
+/// (scrapes), or without series (Prometheus).
+fn mark_missing(inv: &Inventory, c: &mut Collected) {
+    for n in inv.nodes.keys() {
+        let missing = if c.source == "prometheus" {
+            (!c.snapshots.contains_key(n)).then_some((
+                "no-series",
+                "Prometheus has no DCGM series for this node in the window",
+            ))
+        } else {
+            (!inv.exporters.iter().any(|e| e.node.as_deref() == Some(n))).then_some((
+                "no-exporter",
+                "no dcgm-exporter pod on this GPU node (either label scheme)",
+            ))
+        };
+        if let Some((reason, message)) = missing {
+            c.failed.push(FailedNode {
+                node: n.clone(),
+                exporter: None,
+                reason: reason.into(),
+                message: message.into(),
+            });
+        }
+    }
+    c.failed.sort_by(|a, b| a.node.cmp(&b.node));
+}
+
+/// Owners of every holder pod, each controller looked up once.
+async fn resolve_owners(
+    nodes: &BTreeMap<String, NodeAgg>,
+    inv: &Inventory,
+    attributor: &mut Attributor,
+) -> BTreeMap<String, Resolved> {
+    let mut owners: BTreeMap<String, Resolved> = BTreeMap::new();
+    for agg in nodes.values() {
+        for g in agg.gpus.values() {
+            for h in &g.holders {
+                if let std::collections::btree_map::Entry::Vacant(slot) = owners.entry(h.key()) {
+                    let pod = inv.pods.get(&h.key()).map(AsRef::as_ref);
+                    slot.insert(attributor.owner_of(pod).await);
+                }
+            }
+        }
+    }
+    owners
+}
+
+/// The data-quality counts known before the report is built.
+fn quality(inv: &Inventory, c: &Collected, scraped: usize, owner_errors: u64) -> DataQuality {
+    let mut q = DataQuality {
+        gpu_nodes: inv.nodes.len() as u64,
+        exporters: inv.exporters.len() as u64,
+        nodes_scraped: scraped as u64,
+        nodes_failed: c.failed.clone(),
+        scrapes_attempted: c.attempted,
+        scrapes_succeeded: c.succeeded,
+        skipped_lines: c.parse.skipped_lines,
+        blank_values: c.parse.blank_values,
+        owner_lookup_errors: owner_errors,
+        ..DataQuality::default()
+    };
+    for e in &inv.exporters {
+        *q.exporter_schemes.entry(e.scheme.to_owned()).or_default() += 1;
+        let v = e.version.clone().unwrap_or_else(|| "unknown".into());
+        *q.exporter_versions.entry(v).or_default() += 1;
+    }
+    q
 }

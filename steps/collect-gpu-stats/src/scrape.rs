@@ -198,11 +198,10 @@ impl Scraper {
 }
 
 async fn fetch_direct(e: &Exporter) -> Result<String, ScrapeError> {
-    let ip: IpAddr = e
-        .ip
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .ok_or(ScrapeError::NoAddress)?;
+    let ip: IpAddr =
+        e.ip.as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .ok_or(ScrapeError::NoAddress)?;
     let addr = SocketAddr::new(ip, PORT);
     let connect = |source: Box<dyn std::error::Error + Send + Sync>| ScrapeError::Connect {
         addr: addr.to_string(),

@@ -40,13 +40,7 @@ pub fn summary(values: &[f64]) -> Option<Summary> {
 pub fn increase(values: &[f64]) -> f64 {
     values
         .windows(2)
-        .map(|w| {
-            if w[1] >= w[0] {
-                w[1] - w[0]
-            } else {
-                w[1]
-            }
-        })
+        .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
         .sum()
 }
 

@@ -128,7 +128,14 @@ mod tests {
             prefix: String::new(),
         };
         assert_eq!(
-            key(&bare, "gpu-rows", "c", end, &run_id(end, Some("gpu-stats-29xkq")), "csv"),
+            key(
+                &bare,
+                "gpu-rows",
+                "c",
+                end,
+                &run_id(end, Some("gpu-stats-29xkq")),
+                "csv"
+            ),
             "gpu-rows/cluster=c/date=2026-11-26/hour=09/gpu-stats-29xkq.csv"
         );
     }
