@@ -429,6 +429,17 @@ async fn partial_data_is_reported_uploaded_and_audited() {
         "{summary}"
     );
     assert_eq!(r.file("summary"), summary);
+    // The result as a reviewed snapshot: a field, count or state change is a visible diff.
+    insta::with_settings!({filters => vec![
+        (r"(trainer|notebook|lost|blind)-[a-z0-9]+-[a-z0-9]+", "$1-[pod]"),
+        (r"nvidia-dcgm-exporter-[a-z0-9]+", "nvidia-dcgm-exporter-[pod]"),
+        (r"GPU-[0-9a-f-]{36}", "[uuid]"),
+        (r"i-[0-9a-f]{8,17}", "[instance-id]"),
+        (r"127\.[0-9]+\.[0-9]+\.[0-9]+", "[pod-ip]"),
+        (r#""elapsedSeconds": [0-9.]+"#, r#""elapsedSeconds": "[elapsed]""#),
+    ]}, {
+        insta::assert_json_snapshot!("result", r.result);
+    });
 
     // The upload is the one mutation: two PUTs on S3, nothing mutating on the API server.
     let puts = s3_mutations(&sb).await;
