@@ -46,9 +46,10 @@ deny:
     cargo deny --locked check bans licenses sources
 
 # Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
-# memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A.
+# memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A,
+# collect-gpu-stats over 200 GPU nodes.
 bench:
-    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods --bins --examples
+    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods -p collect-gpu-stats --bins --examples
     ./target/release/opsteps-bench all
     ./target/release/examples/bench
 

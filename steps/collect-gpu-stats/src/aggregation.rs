@@ -145,6 +145,15 @@ fn uuid_of(s: &Sample) -> Option<&str> {
 pub fn aggregate(node: &str, snapshots: &[Snapshot], exporter: ExporterPod<'_>) -> NodeAgg {
     let mut out = NodeAgg::default();
     for snap in snapshots {
+        add(&mut out, node, snap, exporter);
+    }
+    out
+}
+
+/// Adds one scrape of `node` to its aggregate (scrapes are folded in as they arrive, so a
+/// body and its samples are dropped at once).
+pub fn add(out: &mut NodeAgg, node: &str, snap: &Snapshot, exporter: ExporterPod<'_>) {
+    {
         // Per scrape: key → field → readings (summed for split fields, first for the rest).
         let mut seen: BTreeMap<GpuKey, BTreeMap<&str, f64>> = BTreeMap::new();
         for s in &snap.samples {
@@ -222,7 +231,6 @@ pub fn aggregate(node: &str, snapshots: &[Snapshot], exporter: ExporterPod<'_>) 
             push(&mut agg.pcie_replay, get(fields::PCIE_REPLAY));
         }
     }
-    out
 }
 
 fn fill_identity(agg: &mut GpuAgg, s: &Sample) {

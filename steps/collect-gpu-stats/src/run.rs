@@ -19,17 +19,15 @@ use crate::args::{Args, Config};
 use crate::attribution::{Attributor, Resolved};
 use crate::discovery::{self, Inventory};
 use crate::report::{self, DataQuality, FailedNode, Inputs, Window};
-use crate::sample::{ParseStats, Snapshot};
+use crate::sample::ParseStats;
 use crate::scrape::Scraper;
 use crate::states::Thresholds;
 use crate::upload::{self, Object};
 
 /// What collection produced, whatever the source.
 struct Collected {
-    /// Node → snapshots (nodes with data only).
-    snapshots: BTreeMap<String, Vec<Snapshot>>,
-    /// Node → the exporter pod that served it.
-    exporter_of: BTreeMap<String, (String, String)>,
+    /// Node → aggregate (nodes with data only).
+    nodes: BTreeMap<String, NodeAgg>,
     failed: Vec<FailedNode>,
     attempted: u64,
     succeeded: u64,
@@ -89,8 +87,7 @@ async fn scrape_exporters(
         )
         .await;
     let mut c = Collected {
-        snapshots: BTreeMap::new(),
-        exporter_of: BTreeMap::new(),
+        nodes: BTreeMap::new(),
         failed: Vec::new(),
         attempted: 0,
         succeeded: 0,
@@ -106,10 +103,10 @@ async fn scrape_exporters(
     };
     for (e, r) in targets.iter().zip(results) {
         let node = e.node.clone().unwrap_or_default();
-        c.attempted += (r.snapshots.len() + r.failures.len()) as u64;
-        c.succeeded += r.snapshots.len() as u64;
+        c.attempted += u64::from(r.scraped) + r.failures.len() as u64;
+        c.succeeded += u64::from(r.scraped);
         c.parse.add(r.parse);
-        if r.snapshots.is_empty() {
+        if r.scraped == 0 {
             let (kind, msg) = r.failures.last().map_or(
                 (
                     "not-scraped",
@@ -124,9 +121,7 @@ async fn scrape_exporters(
                 message: msg,
             });
         } else {
-            c.exporter_of
-                .insert(node.clone(), (e.namespace.clone(), e.name.clone()));
-            c.snapshots.insert(node, r.snapshots);
+            c.nodes.insert(node, r.agg);
         }
     }
     c
@@ -152,8 +147,10 @@ async fn from_prometheus(
     Ok(Collected {
         succeeded: queries,
         attempted: queries,
-        snapshots,
-        exporter_of: BTreeMap::new(),
+        nodes: snapshots
+            .iter()
+            .map(|(n, snaps)| (n.clone(), aggregation::aggregate(n, snaps, None)))
+            .collect(),
         failed: Vec::new(),
         parse: ParseStats::default(),
         rounds,
@@ -204,14 +201,7 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
 
     mark_missing(&inv, &mut collected);
 
-    let mut nodes: BTreeMap<String, NodeAgg> = BTreeMap::new();
-    for (node, snaps) in &collected.snapshots {
-        let exp = collected
-            .exporter_of
-            .get(node)
-            .map(|(ns, n)| (ns.as_str(), n.as_str()));
-        nodes.insert(node.clone(), aggregation::aggregate(node, snaps, exp));
-    }
+    let nodes = std::mem::take(&mut collected.nodes);
 
     let mut attributor = Attributor::new(Owners::with_retry(conn.client.clone(), retry.clone()));
     let owners = resolve_owners(&nodes, &inv, &mut attributor).await;
@@ -358,7 +348,7 @@ async fn finish(
 fn mark_missing(inv: &Inventory, c: &mut Collected) {
     for n in inv.nodes.keys() {
         let missing = if c.source == "prometheus" {
-            (!c.snapshots.contains_key(n)).then_some((
+            (!c.nodes.contains_key(n)).then_some((
                 "no-series",
                 "Prometheus has no DCGM series for this node in the window",
             ))

@@ -15,6 +15,7 @@ use opsteps::shutdown::Shutdown;
 use tokio::time::Instant;
 use tracing::instrument;
 
+use crate::aggregation::{self, NodeAgg};
 use crate::discovery::Exporter;
 use crate::parse;
 use crate::sample::{ParseStats, Snapshot};
@@ -110,8 +111,10 @@ pub struct Scraper {
 /// What one exporter gave over the window.
 #[derive(Clone, Debug, Default)]
 pub struct ExporterResult {
-    /// Successful scrapes, in order.
-    pub snapshots: Vec<Snapshot>,
+    /// The node's aggregate over the successful scrapes.
+    pub agg: NodeAgg,
+    /// Successful scrapes.
+    pub scraped: u32,
     /// Failed scrapes: (round, error kind, message).
     pub failures: Vec<(u32, &'static str, String)>,
     /// Parser counters over every scrape.
@@ -162,29 +165,33 @@ impl Scraper {
                 return (results, shutdown.is_requested());
             }
             let at = start.elapsed().as_secs_f64();
-            let bodies = futures::stream::iter(exporters.iter().enumerate())
+            let mut bodies = futures::stream::iter(exporters.iter().enumerate())
                 .map(|(i, e)| async move { (i, self.fetch(e).await) })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect::<Vec<_>>();
-            let bodies = tokio::select! {
-                b = bodies => b,
-                () = shutdown.requested() => return (results, true),
-                () = tokio::time::sleep_until(deadline) => return (results, false),
-            };
-            for (i, body) in bodies {
+                .buffer_unordered(self.concurrency.max(1));
+            loop {
+                let next = tokio::select! {
+                    n = bodies.next() => n,
+                    () = shutdown.requested() => return (results, true),
+                    () = tokio::time::sleep_until(deadline) => return (results, false),
+                };
+                let Some((i, body)) = next else { break };
+                let e = &exporters[i];
                 let r = &mut results[i];
                 match body {
                     Ok(text) => {
                         r.bytes += text.len() as u64;
                         let (samples, stats) = parse::parse(&text);
+                        drop(text);
                         r.parse.add(stats);
-                        r.snapshots.push(Snapshot {
+                        r.scraped += 1;
+                        let snap = Snapshot {
                             at_seconds: at,
                             samples,
-                        });
+                        };
+                        let node = e.node.as_deref().unwrap_or("");
+                        aggregation::add(&mut r.agg, node, &snap, Some((&e.namespace, &e.name)));
                     }
                     Err(err) => {
-                        let e = &exporters[i];
                         tracing::warn!(exporter = %format!("{}/{}", e.namespace, e.name),
                             node = e.node.as_deref().unwrap_or(""), round, error = %err.chain(), "scrape failed");
                         r.failures.push((round, err.kind(), err.chain()));

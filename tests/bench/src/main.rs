@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod gpu;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use opsteps_sandbox::sandbox::{Options, Sandbox};
@@ -36,6 +38,8 @@ enum What {
         #[arg(long)]
         quick: bool,
     },
+    /// collect-gpu-stats over 200 GPU nodes (src/gpu.rs).
+    Gpu,
     /// Everything.
     All,
 }
@@ -49,8 +53,10 @@ fn main() -> Result<std::process::ExitCode> {
         match cli.what {
             What::Sandbox => sandbox().await,
             What::Drain { quick } => drain(quick).await,
+            What::Gpu => gpu::run().await,
             What::All => {
                 sandbox().await?;
+                gpu::run().await?;
                 drain(false).await
             }
         }
