@@ -752,3 +752,85 @@ async fn prometheus_source_normalises_the_exporters_own_pod_labels() {
     }));
     assert_eq!(objects(&sb).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_window_from_the_sandbox_gives_the_same_states() {
+    let yaml = scenario();
+    let sb = start(&yaml).await;
+    settle(&sb, 5).await;
+    let gpu = Scenario::from_yaml(&yaml).unwrap().gpu;
+    let config = opsteps_sandbox::dcgm::GpuConfig::from_value(gpu.as_ref()).unwrap();
+    let prom = opsteps_sandbox::dcgm::prometheus::start(sb.shared(), config)
+        .await
+        .unwrap();
+    let r = run(
+        &sb,
+        &[
+            "--prometheus-url",
+            &prom.url(),
+            "--prometheus-window",
+            "2h",
+            "--s3-url",
+            "s3://gpu-reports/amp",
+        ],
+    )
+    .await;
+    assert_eq!(r.code(), Some(0), "{}", r.result);
+    let report: Value = serde_json::from_str(&r.file("report.json")).unwrap();
+    assert_eq!(report["window"]["source"], "prometheus");
+    assert_eq!(report["window"]["seconds"], 7200.0);
+    assert_eq!(
+        report["window"]["samples"], 241,
+        "2h at a 30s step, both ends"
+    );
+    let t = &report["totals"];
+    assert_eq!(
+        (
+            t["gpus"].as_u64(),
+            t["active"].as_u64(),
+            t["idleHeld"].as_u64(),
+            t["idle"].as_u64(),
+            t["unallocated"].as_u64()
+        ),
+        (Some(25), Some(6), Some(2), Some(1), Some(16)),
+        "{t}"
+    );
+    // Helm's exporter (honorLabels: false) gives exported_pod; the GPU Operator's gives the
+    // exporter's own pod on unallocated GPUs: neither reads as a workload.
+    let argo = rows_by_pod_prefix(&report, "train-abc-");
+    assert_eq!(argo[0]["owner"]["kind"], "Workflow");
+    assert_eq!(
+        states(&rows_by_pod_prefix(&report, "notebook-")),
+        vec!["idle-held"; 2]
+    );
+    assert!(report["gpus"].as_array().unwrap().iter().all(|g| {
+        g["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| !p["pod"].as_str().unwrap().contains("dcgm-exporter"))
+    }));
+    // A window has energy: the counter's increase over two collect intervals (1h each).
+    let trainer = rows_by_pod_prefix(&report, "trainer-");
+    assert!(
+        trainer
+            .iter()
+            .all(|g| g["energyKwh"].as_f64().unwrap() > 0.0),
+        "{trainer:?}"
+    );
+    let failed: Vec<(&str, &str)> = report["dataQuality"]["nodesFailed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["node"].as_str().unwrap(), f["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("a10g-0", "no-series"),
+            ("a10g-1", "no-series"),
+            ("bare-0", "no-series")
+        ]
+    );
+    assert_eq!(objects(&sb).await.len(), 2);
+}

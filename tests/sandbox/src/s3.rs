@@ -1,7 +1,10 @@
 //! An S3 endpoint for tests and the demo: [`s3s`] with its file-system backend [`s3s_fs`],
 //! served on its own loopback port and backed by a directory (a temporary one by default). No
 //! S3 protocol code of ours: requests are SigV4-checked against [`ACCESS_KEY`]/[`SECRET_KEY`]
-//! and served by `s3s-fs`; buckets are top-level directories.
+//! and served by `s3s-fs`; buckets are top-level directories. Two additions in front of it:
+//! every request is logged ([`S3Server::requests`], so tests can prove that nothing was
+//! uploaded), and an object PUT into a bucket that does not exist gets S3's 404
+//! `NoSuchBucket` (s3s-fs would create the directory).
 //!
 //! Clients use path-style addressing (`force_path_style(true)`), region [`REGION`] and the
 //! static credentials.
