@@ -8,6 +8,7 @@
 pub mod aggregation;
 pub mod args;
 pub mod attribution;
+pub mod csv;
 pub mod discovery;
 pub mod env;
 pub mod parse;

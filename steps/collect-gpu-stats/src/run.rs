@@ -263,7 +263,7 @@ async fn finish(
     let summary = report::summary(rep);
     let report_json = serde_json::to_string_pretty(rep)
         .map_err(|e| StepError::failed("cannot serialise the report").with_source(e))?;
-    let csv = report::csv(rep);
+    let csv = crate::csv::render(rep);
     let write = |name: &str, text: &str| {
         ctx.output
             .write(name, text)

@@ -1,7 +1,8 @@
 //! `gpu`: a full `collect-gpu-stats` run (release build) over 200 p5.48xlarge nodes with 8 GPUs
 //! each, every exporter served by the sandbox on its own pod IP: discovery, 200 scrapes, parse,
 //! aggregation, owners, report, and the upload to the sandbox's S3. Targets: under 3 s wall,
-//! under 100 MiB resident.
+//! under 100 MiB resident. `$OPSTEPS_BENCH_GPU_BIN` names another collect-gpu-stats binary to
+//! measure (default: the one built next to this benchmark).
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -56,7 +57,10 @@ async fn settle(sb: &Sandbox) -> Result<()> {
 
 /// The benchmark.
 pub async fn run() -> Result<()> {
-    let bin = super::sibling("collect-gpu-stats")?;
+    let bin = match std::env::var_os("OPSTEPS_BENCH_GPU_BIN") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => super::sibling("collect-gpu-stats")?,
+    };
     let sb = Sandbox::start(Options::default().scenario(Scenario::from_yaml(&scenario())?)).await?;
     settle(&sb).await?;
     let s3 = sb.s3_bucket("gpu-bench").await?;
