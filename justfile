@@ -47,9 +47,10 @@ deny:
 
 # Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
 # memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A, the
-# prom-text parser vs Python's prometheus_client (MB/s, samples/s).
+# prom-text parser vs Python's prometheus_client (MB/s, samples/s), collect-gpu-stats over 200
+# GPU nodes.
 bench:
-    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods --bins --examples
+    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods -p collect-gpu-stats --bins --examples
     ./target/release/opsteps-bench all
     ./target/release/examples/bench
 

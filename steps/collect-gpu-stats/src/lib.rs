@@ -1,52 +1,37 @@
 //! `collect-gpu-stats`: Scrape NVIDIA dcgm-exporter, aggregate per GPU, pod and owner, store the report in S3.
 //!
-//! Feeds GPU utilisation reviews: which owners hold idle GPUs.
+//! Feeds GPU utilisation reviews: which owners hold idle GPUs. One run: list GPU nodes and
+//! exporter pods, scrape every exporter (or read a Prometheus window), aggregate per GPU,
+//! attribute GPUs to pods and owners, classify them (active, idle-held, idle, unallocated),
+//! write the report locally and upload it to S3 (the one mutation, audited).
 
-use clap::Parser;
-use opsteps::cli::{CommonArgs, DryRun};
+pub mod aggregation;
+pub mod args;
+pub mod attribution;
+pub mod csv;
+pub mod discovery;
+pub mod env;
+pub mod parse;
+pub mod prometheus;
+pub mod rbac;
+pub mod report;
+pub mod run;
+pub mod sample;
+pub mod scrape;
+pub mod states;
+pub mod stats;
+pub mod upload;
+
+pub use args::Args;
+
 use opsteps::exit::StepError;
-use opsteps::step::{Context, Report, StepArgs};
+use opsteps::step::{Context, Report};
 
 /// The step's name: binary, image, audit actor.
 pub const STEP: &str = "collect-gpu-stats";
 
-/// Scrape NVIDIA dcgm-exporter, aggregate per GPU, pod and owner, store the report in S3.
-#[derive(Parser, Debug, Clone)]
-#[command(name = STEP, version, about, long_about = None)]
-pub struct Args {
-    /// Show what would be done without changing anything (client: plan only; server: also ask
-    /// the API server with dryRun=All).
-    #[arg(long, env = opsteps::env::DRY_RUN, value_enum, default_value_t)]
-    pub dry_run: DryRun,
-
-    /// Flags shared by every step.
-    #[command(flatten)]
-    pub common: CommonArgs,
-}
-
-impl StepArgs for Args {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
-
-/// Runs the step.
-// Async is the step contract (opsteps::step::main); the behaviour that awaits lands later.
-#[allow(clippy::unused_async)]
-pub async fn run(_args: Args, _ctx: Context) -> Result<Report, StepError> {
-    Err(opsteps::step::not_implemented(STEP, 9))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn fails_with_exit_1_until_implemented() {
-        let args = Args::try_parse_from([STEP]).unwrap();
-        let ctx = Context::new(STEP, &args.common).unwrap();
-        let e = run(args, ctx).await.unwrap_err();
-        assert_eq!(e.status(), opsteps::exit::ExitStatus::Failed);
-        assert!(e.to_string().contains("not implemented"), "{e}");
-    }
+/// Runs the step: checks the flags (exit 2, nothing sent), connects, checks permissions
+/// (exit 2), collects, reports, uploads.
+pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
+    run::run(args, ctx).await
 }

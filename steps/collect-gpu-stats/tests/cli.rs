@@ -2,7 +2,17 @@
 
 #[test]
 fn cli_contract() {
-    opsteps_testkit::assert_cli_contract(env!("CARGO_BIN_EXE_collect-gpu-stats"), &["--dry-run"]);
+    opsteps_testkit::assert_cli_contract(
+        env!("CARGO_BIN_EXE_collect-gpu-stats"),
+        &[
+            "--dry-run",
+            "--s3-url",
+            "--via-apiserver",
+            "--samples",
+            "--interval",
+            "--prometheus-url",
+        ],
+    );
 }
 
 /// `--help` as a reviewed snapshot: a flag, default or env name change is a visible diff.

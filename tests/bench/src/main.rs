@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod gpu;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use opsteps_sandbox::sandbox::{Options, Sandbox};
@@ -41,6 +43,8 @@ enum What {
     },
     /// The prom-text parser against Python's prometheus_client.
     Promtext,
+    /// collect-gpu-stats over 200 GPU nodes (src/gpu.rs).
+    Gpu,
     /// Everything.
     All,
 }
@@ -55,9 +59,11 @@ fn main() -> Result<std::process::ExitCode> {
             What::Sandbox => sandbox().await,
             What::Drain { quick } => drain(quick).await,
             What::Promtext => promtext::run(),
+            What::Gpu => gpu::run().await,
             What::All => {
                 promtext::run()?;
                 sandbox().await?;
+                gpu::run().await?;
                 drain(false).await
             }
         }

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod model;
+pub mod prometheus;
 pub mod proxy;
 pub mod render;
 pub mod serve;

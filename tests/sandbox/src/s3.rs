@@ -1,7 +1,10 @@
 //! An S3 endpoint for tests and the demo: [`s3s`] with its file-system backend [`s3s_fs`],
 //! served on its own loopback port and backed by a directory (a temporary one by default). No
 //! S3 protocol code of ours: requests are SigV4-checked against [`ACCESS_KEY`]/[`SECRET_KEY`]
-//! and served by `s3s-fs`; buckets are top-level directories.
+//! and served by `s3s-fs`; buckets are top-level directories. Two additions in front of it:
+//! every request is logged ([`S3Server::requests`], so tests can prove that nothing was
+//! uploaded), and an object PUT into a bucket that does not exist gets S3's 404
+//! `NoSuchBucket` (s3s-fs would create the directory).
 //!
 //! Clients use path-style addressing (`force_path_style(true)`), region [`REGION`] and the
 //! static credentials.
@@ -16,6 +19,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,11 +33,29 @@ pub const SECRET_KEY: &str = "sandbox/s3/secret/key/for/tests/only0000";
 /// Region clients should sign for (any region is accepted for path-style requests).
 pub const REGION: &str = "us-east-1";
 
+/// One request the endpoint received (the S3 side of the sandbox's request log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Request {
+    /// HTTP method.
+    pub method: String,
+    /// Path (`/bucket/key` with path-style addressing).
+    pub path: String,
+}
+
+impl S3Request {
+    /// Whether the request can change stored data (PUT, POST, DELETE).
+    #[must_use]
+    pub fn is_mutation(&self) -> bool {
+        matches!(self.method.as_str(), "PUT" | "POST" | "DELETE")
+    }
+}
+
 /// A running S3 endpoint; stops on drop.
 pub struct S3Server {
     addr: SocketAddr,
     root: PathBuf,
     task: JoinHandle<()>,
+    log: Arc<Mutex<Vec<S3Request>>>,
     /// Owns the temporary directory of [`start_temp`] (removed on drop).
     temp: Option<tempfile::TempDir>,
 }
@@ -52,14 +74,37 @@ pub async fn start(dir: &Path) -> anyhow::Result<S3Server> {
         .await
         .context("binding the S3 endpoint")?;
     let addr = listener.local_addr()?;
+    let root = dir.to_owned();
+    let log: Arc<Mutex<Vec<S3Request>>> = Arc::default();
+    let record = Arc::clone(&log);
     let task = tokio::spawn(async move {
         let http = ConnBuilder::new(TokioExecutor::new());
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
+            let (service, record, root) = (service.clone(), Arc::clone(&record), root.clone());
+            let logged =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let path = req.uri().path().to_owned();
+                    record
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(S3Request {
+                            method: req.method().to_string(),
+                            path: path.clone(),
+                        });
+                    let missing = no_such_bucket(&root, req.method(), &path);
+                    let service = service.clone();
+                    async move {
+                        match missing {
+                            Some(resp) => Ok(resp),
+                            None => hyper::service::Service::call(&service, req).await,
+                        }
+                    }
+                });
             let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
+                .serve_connection(TokioIo::new(socket), logged)
                 .into_owned();
             tokio::spawn(async move {
                 let _ = conn.await;
@@ -71,6 +116,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<S3Server> {
         addr,
         root: dir.to_owned(),
         task,
+        log,
         temp: None,
     })
 }
@@ -111,10 +157,41 @@ impl S3Server {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating bucket {name}"))
     }
 
+    /// Every request received so far, in order.
+    #[must_use]
+    pub fn requests(&self) -> Vec<S3Request> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Stops serving (idempotent).
     pub fn stop(&self) {
         self.task.abort();
     }
+}
+
+/// S3's answer to an object PUT into a bucket that does not exist (s3s-fs would create the
+/// directory and accept it): 404 `NoSuchBucket`.
+fn no_such_bucket(
+    root: &Path,
+    method: &http::Method,
+    path: &str,
+) -> Option<http::Response<s3s::Body>> {
+    let rest = path.strip_prefix('/')?;
+    let (bucket, key) = rest.split_once('/')?;
+    if method != http::Method::PUT || key.is_empty() || root.join(bucket).is_dir() {
+        return None;
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>{bucket}</BucketName></Error>"
+    );
+    http::Response::builder()
+        .status(http::StatusCode::NOT_FOUND)
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(s3s::Body::from(body))
+        .ok()
 }
 
 /// S3's bucket naming rules (3-63 characters: lower-case letters, digits, `.` and `-`, starting

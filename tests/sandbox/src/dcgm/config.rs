@@ -133,6 +133,16 @@ pub struct Xid {
     pub message: Option<String>,
 }
 
+/// An exporter that does not work: the failure modes a collector must survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExporterFault {
+    /// Nothing listens on the pod IP (connection refused; `pods/proxy` answers 503).
+    Down,
+    /// Accepts connections and never answers `/metrics` (a hung exporter).
+    Hang,
+}
+
 /// Settings for some GPUs of some nodes.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -158,6 +168,13 @@ pub struct NodeGpus {
     /// Last XID errors.
     #[serde(default)]
     pub xid: Vec<Xid>,
+    /// The node's exporter does not work (`down` or `hang`).
+    #[serde(default)]
+    pub exporter: Option<ExporterFault>,
+    /// `false`: the exporter has no pod mapping (started without the kubelet's pod-resources
+    /// socket), so no series carries pod labels even for GPUs that pods hold.
+    #[serde(default)]
+    pub pod_mapping: Option<bool>,
 }
 
 impl NodeGpus {
@@ -278,6 +295,20 @@ impl GpuConfig {
         Ok(c)
     }
 
+    /// The fault of `node`'s exporter, if a `nodes` entry gives one (the last such entry wins).
+    #[must_use]
+    pub fn exporter_fault(
+        &self,
+        node: &str,
+        labels: &serde_json::Map<String, Value>,
+    ) -> Option<ExporterFault> {
+        self.nodes
+            .iter()
+            .filter(|n| n.matches(node, labels))
+            .filter_map(|n| n.exporter)
+            .next_back()
+    }
+
     /// The collect interval.
     pub fn interval(&self) -> anyhow::Result<Duration> {
         let Some(s) = self.interval.as_deref() else {
@@ -341,6 +372,20 @@ mod tests {
         assert_eq!(c.interval().unwrap(), Duration::from_mins(1));
         assert_eq!(c.workloads[0].load.util, Some(Num::Range([80.0, 99.0])));
         assert_eq!(c.nodes[0].xid[0].code, 79);
+        let f = GpuConfig::from_value(Some(&serde_json::json!({"nodes": [
+            {"node": "n0", "exporter": "down"}, {"nodeGroup": "g", "exporter": "hang"}]})))
+        .unwrap();
+        let mut labels = serde_json::Map::new();
+        assert_eq!(f.exporter_fault("n0", &labels), Some(ExporterFault::Down));
+        assert_eq!(f.exporter_fault("n1", &labels), None);
+        labels.insert("eks.amazonaws.com/nodegroup".into(), "g".into());
+        assert_eq!(f.exporter_fault("n1", &labels), Some(ExporterFault::Hang));
+        assert!(
+            GpuConfig::from_value(Some(
+                &serde_json::json!({"nodes": [{"node": "n", "exporter": "slow"}]})
+            ))
+            .is_err()
+        );
         assert!(GpuConfig::from_value(Some(&serde_json::json!({"bogus": 1}))).is_err());
         assert!(GpuConfig::from_value(Some(&serde_json::json!({"nodes": [{}]}))).is_err());
         assert_eq!(GpuConfig::from_value(None).unwrap(), GpuConfig::default());

@@ -700,6 +700,11 @@ pub fn render(view: &NodeView, config: &GpuConfig, now: Timestamp) -> String {
         uptime,
     };
     let gpus: Vec<Gpu> = (0..view.gpu_count).map(|i| gpu_state(&ctx, i)).collect();
+    let pod_mapping = entries
+        .iter()
+        .filter_map(|n| n.pod_mapping)
+        .next_back()
+        .unwrap_or(true);
 
     let mut out = String::with_capacity(4096 * (gpus.len() + 1));
     for family in FAMILIES {
@@ -713,7 +718,11 @@ pub fn render(view: &NodeView, config: &GpuConfig, now: Timestamp) -> String {
         let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
         let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
         for (i, g) in gpus.iter().enumerate() {
-            let holder = view.holders.get(i).and_then(Option::as_ref);
+            let holder = view
+                .holders
+                .get(i)
+                .and_then(Option::as_ref)
+                .filter(|_| pod_mapping);
             let series = Series {
                 gpu: i as u32,
                 uuid: &g.uuid,

@@ -15,7 +15,7 @@ use axum::routing::get;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::config::GpuConfig;
+use super::config::{ExporterFault, GpuConfig};
 use super::{PORT, is_exporter, render_for_pod};
 use crate::cluster::Shared;
 use crate::resources::well_known;
@@ -52,7 +52,25 @@ struct PodState {
     name: String,
 }
 
+/// The fault configured for the node exporter pod `namespace/name` runs on.
+fn fault_of(
+    shared: &Shared,
+    config: &GpuConfig,
+    namespace: &str,
+    name: &str,
+) -> Option<ExporterFault> {
+    let c = shared.lock();
+    let pod = c.store.get(well_known::pods(), namespace, name)?;
+    let node = crate::podutil::node_name(&pod)?;
+    let obj = c.store.get(well_known::nodes(), "", node)?;
+    config.exporter_fault(node, crate::labels::labels(&obj))
+}
+
 async fn metrics(State(s): State<PodState>) -> Response {
+    if fault_of(&s.shared, &s.config, &s.namespace, &s.name) == Some(ExporterFault::Hang) {
+        // A hung exporter: the connection stays open and no answer ever comes.
+        std::future::pending::<()>().await;
+    }
     let body = render_for_pod(&s.shared, &s.config, &s.namespace, &s.name);
     match body {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
@@ -64,12 +82,24 @@ async fn health() -> &'static str {
     "OK"
 }
 
-/// Running exporter pods with an IP: `namespace/name` → address.
-fn desired(shared: &Shared) -> BTreeMap<String, SocketAddr> {
+/// Running exporter pods with an IP: `namespace/name` → address (not those whose exporter is
+/// `down`: nothing listens for them).
+fn desired(shared: &Shared, config: &GpuConfig) -> BTreeMap<String, SocketAddr> {
     let c = shared.lock();
     c.store
         .list(well_known::pods(), None)
         .filter(|p| is_exporter(p) && crate::podutil::phase(p) == "Running")
+        .filter(|p| {
+            let Some(node) = crate::podutil::node_name(p) else {
+                return true;
+            };
+            let labels = c
+                .store
+                .get(well_known::nodes(), "", node)
+                .map(|n| crate::labels::labels(&n).clone())
+                .unwrap_or_default();
+            config.exporter_fault(node, &labels) != Some(ExporterFault::Down)
+        })
         .filter_map(|p| {
             let ip: std::net::IpAddr = p["status"]["podIP"].as_str()?.parse().ok()?;
             let (ns, name) = crate::podutil::ns_name(p);
@@ -80,7 +110,7 @@ fn desired(shared: &Shared) -> BTreeMap<String, SocketAddr> {
 
 /// Brings the listeners in line with the exporter pods; true when some could not be bound yet.
 async fn reconcile(shared: &Shared, config: &Arc<GpuConfig>, inner: &Arc<Mutex<Inner>>) -> bool {
-    let want = desired(shared);
+    let want = desired(shared, config);
     let mut to_start = Vec::new();
     {
         let mut g = inner.lock().expect("dcgm listeners lock");
