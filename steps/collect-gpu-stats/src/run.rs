@@ -272,6 +272,8 @@ async fn finish(
     write("report.json", &report_json)?;
     write("gpus.csv", &csv)?;
     write("summary", &summary)?;
+    // A bare number for Argo's metrics.
+    write("idle-held-count", &format!("{}\n", rep.totals.idle_held))?;
 
     let workflow = std::env::var(opsteps::env::ARGO_WORKFLOW_NAME).ok();
     let run = upload::run_id(end, workflow.as_deref());

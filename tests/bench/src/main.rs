@@ -6,6 +6,7 @@
 //! - `drain`: `drain-node` against `kubectl drain` on (a) one node with 110 pods and (b) a node
 //!   group of 50 nodes with 30 pods each (drain-node at several `--parallel-nodes`).
 //! - `promtext`: the prom-text parser against Python's prometheus_client (`promtext.rs`).
+//! - `gpu`: collect-gpu-stats over 200 GPU nodes with 8 GPUs each (`gpu.rs`).
 
 // The report on stdout is this program's output.
 #![allow(clippy::print_stdout)]

@@ -122,6 +122,7 @@ pub(super) fn seed(s: &mut EksState, specs: &[UpdateSpec], now: Timestamp) -> an
             errors: u.errors.iter().map(error_detail).collect(),
             action: Action::ClusterVersion(String::new()),
             rollout: None,
+            client_request_token: None,
         });
     }
     seeded.sort_by_key(|u| u.created_at);
