@@ -18,6 +18,10 @@ pub struct Cluster {
     pub world: crate::world::World,
     /// The EKS API's state: node groups, add-ons, updates, insights (see [`crate::eks`]).
     pub eks: crate::eks::EksState,
+    /// The EC2 API's state: the VPC's subnets (see [`crate::ec2`]).
+    pub ec2: crate::ec2::Ec2State,
+    /// What the API server's `/metrics` remembers (see [`crate::api::metrics`]).
+    pub metrics: crate::api::metrics::MetricsState,
 }
 
 impl Cluster {
@@ -30,6 +34,8 @@ impl Cluster {
             api: crate::api_state::ApiState::default(),
             world: crate::world::World::default(),
             eks: crate::eks::EksState::default(),
+            ec2: crate::ec2::Ec2State::default(),
+            metrics: crate::api::metrics::MetricsState::default(),
         }
     }
 

@@ -376,6 +376,8 @@ pub const TEST_ACCESS_KEY_ID: &str = "AKIDSANDBOXTEST";
 pub fn client_env(eks_url: &str, region: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL_EKS", eks_url.to_owned()),
+        // EC2 DescribeSubnets is served on the same listener (`crate::ec2`).
+        ("AWS_ENDPOINT_URL_EC2", eks_url.to_owned()),
         ("AWS_REGION", region.to_owned()),
         ("AWS_DEFAULT_REGION", region.to_owned()),
         ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID.to_owned()),

@@ -27,7 +27,9 @@ pub mod testing;
 
 // AWS and GPU endpoints (sandbox part 2): EKS API, S3, dcgm-exporter.
 pub mod dcgm;
+pub mod ec2;
 pub mod eks;
+pub mod helm;
 pub mod s3;
 
 // The simulated world: scenarios and controllers on the virtual clock.

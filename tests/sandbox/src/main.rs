@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let env = [
         ("KUBECONFIG", kubeconfig.display().to_string()),
         ("AWS_ENDPOINT_URL_EKS", sandbox.eks_url()),
+        ("AWS_ENDPOINT_URL_EC2", sandbox.eks_url()),
         ("AWS_ENDPOINT_URL_S3", s3_url),
         ("AWS_REGION", sandbox.region()),
         // The aws CLI v1 reads only this one.

@@ -187,6 +187,7 @@ impl Sandbox {
         install_defaults(&mut cluster);
         let gpu = crate::dcgm::GpuConfig::from_value(scenario.gpu.as_ref())?;
         crate::eks::load(&mut cluster, &scenario).context("loading the scenario's eks section")?;
+        crate::ec2::load(&mut cluster, &scenario).context("loading the scenario's ec2 section")?;
         cluster.eks.track_rollouts = options.controllers;
         for raw in &scenario.faults {
             cluster

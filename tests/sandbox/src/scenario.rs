@@ -73,6 +73,15 @@ pub struct Scenario {
     /// [`crate::eks`].
     #[serde(default)]
     pub eks: Option<crate::eks::EksSpec>,
+    /// The EC2 view: the cluster's VPC and subnets (DescribeSubnets, see [`crate::ec2`]).
+    #[serde(default)]
+    pub ec2: Option<crate::ec2::Ec2Spec>,
+    /// The API server's `/metrics` state (see [`crate::api::metrics`]).
+    #[serde(default)]
+    pub api_server: Option<crate::api::metrics::ApiServerSpec>,
+    /// Helm 3 releases, written as Helm's release Secrets (see [`crate::helm`]).
+    #[serde(default)]
+    pub helm_releases: Vec<crate::helm::HelmReleaseSpec>,
     /// Authorize every request with RBAC from the Roles, ClusterRoles and bindings in the
     /// cluster (`objects` can load them); the admin and `system:masters` bypass it.
     #[serde(default)]

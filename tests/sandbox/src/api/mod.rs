@@ -10,6 +10,7 @@ pub mod crud;
 pub mod discovery;
 pub mod eviction;
 pub mod fields;
+pub mod metrics;
 pub mod openapi;
 pub mod protobuf;
 pub mod ssa;
@@ -445,6 +446,10 @@ pub async fn handle(
         body,
     };
 
+    metrics::observe(&shared, &route);
+    if let Some(resp) = metrics::serve(&shared, &path, &ctx.identity) {
+        return Ok(finish(&shared, &mut record, resp));
+    }
     let resp = match route {
         Route::NonResource(p) => non_resource(&shared, &p, &host, &ctx.accept),
         Route::NotFound => error_response(&ApiError::new(

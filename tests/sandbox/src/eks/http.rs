@@ -216,6 +216,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let bytes = axum::body::to_bytes(body, 4 << 20)
         .await
         .unwrap_or_default();
+    if crate::ec2::is_query(&parts.method, parts.uri.path()) {
+        return crate::ec2::handle(&shared, &parts.headers, &bytes);
+    }
     let routed = route(&parts.method, &segs);
     let op_name = routed.as_ref().map_or_else(
         || format!("{} {}", parts.method, parts.uri.path()),

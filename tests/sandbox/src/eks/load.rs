@@ -229,6 +229,7 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| default_insights(minor));
     for i in &mut insights {
+        spec::check_insight(i)?;
         if i.id.is_none() {
             i.id = Some(uuid(fnv(i.name.as_bytes())));
         }

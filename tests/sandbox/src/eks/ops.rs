@@ -158,10 +158,10 @@ fn cluster_json(c: &Cluster) -> Value {
         "endpoint": e.endpoint,
         "roleArn": format!("arn:aws:iam::{}:role/eks-cluster-role", e.account),
         "resourcesVpcConfig": {
-            "subnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"],
+            "subnetIds": c.ec2.cluster_vpc_config().0,
             "securityGroupIds": [],
             "clusterSecurityGroupId": format!("sg-{:017x}", fnv(e.name.as_bytes()) >> 4),
-            "vpcId": format!("vpc-{:017x}", fnv(e.region.as_bytes()) >> 4),
+            "vpcId": c.ec2.cluster_vpc_config().1,
             "endpointPublicAccess": true,
             "endpointPrivateAccess": true,
             "publicAccessCidrs": ["0.0.0.0/0"],

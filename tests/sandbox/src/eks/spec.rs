@@ -203,6 +203,28 @@ pub struct InsightSpec {
     pub additional_info: BTreeMap<String, String>,
 }
 
+/// Refuses an insight status or category EKS does not have (a typo would reach clients as an
+/// unknown enum value).
+pub(super) fn check_insight(i: &InsightSpec) -> anyhow::Result<()> {
+    const STATUSES: &[&str] = &["PASSING", "WARNING", "ERROR", "UNKNOWN"];
+    const CATEGORIES: &[&str] = &["UPGRADE_READINESS", "MISCONFIGURATION"];
+    let status = i.status.as_deref().unwrap_or("PASSING");
+    let category = i.category.as_deref().unwrap_or("UPGRADE_READINESS");
+    anyhow::ensure!(
+        STATUSES.contains(&status),
+        "eks.insights {:?}: status {status:?}: expected one of {}",
+        i.name,
+        STATUSES.join(", ")
+    );
+    anyhow::ensure!(
+        CATEGORIES.contains(&category),
+        "eks.insights {:?}: category {category:?}: expected one of {}",
+        i.name,
+        CATEGORIES.join(", ")
+    );
+    Ok(())
+}
+
 /// An injected AWS error: the next `count` matching requests fail with it.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -55,6 +55,8 @@ pub fn load(cluster: &mut Cluster, scenario: &Scenario) -> anyhow::Result<()> {
     }
     b.pdbs()?;
     b.objects()?;
+    b.helm_releases()?;
+    crate::api::metrics::load(b.cluster, scenario.api_server.as_ref());
     let cluster = b.cluster;
     let built = started.elapsed();
     cluster.world.wake();
@@ -984,6 +986,16 @@ impl Builder<'_> {
                 .map_err(|e| anyhow::anyhow!("pdb {}: {e}", p.name))?;
         }
         Ok(())
+    }
+
+    fn helm_releases(&mut self) -> anyhow::Result<()> {
+        for r in &self.scenario.helm_releases {
+            self.ensure_namespace(
+                r.namespace.as_deref().unwrap_or("default"),
+                &BTreeMap::new(),
+            );
+        }
+        crate::helm::load(self.cluster, &self.scenario.helm_releases)
     }
 
     fn objects(&mut self) -> anyhow::Result<()> {

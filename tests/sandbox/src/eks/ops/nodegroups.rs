@@ -50,7 +50,7 @@ fn nodegroup_json(c: &Cluster, ng: &Nodegroup) -> Value {
         "capacityType": ng.spec.capacity_type.clone().unwrap_or_else(|| "ON_DEMAND".into()),
         "scalingConfig": {"minSize": ng.min_size, "maxSize": ng.max_size, "desiredSize": ng.desired_size},
         "instanceTypes": [ng.spec.instance_type.clone().unwrap_or_else(|| "m5.xlarge".into())],
-        "subnets": if ng.subnets.is_empty() { json!(["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"]) } else { json!(ng.subnets) },
+        "subnets": if ng.subnets.is_empty() { json!(c.ec2.cluster_vpc_config().0) } else { json!(ng.subnets) },
         "amiType": ng.ami_type,
         "nodeRole": if ng.node_role.is_empty() { format!("arn:aws:iam::{}:role/eks-node-role", e.account) } else { ng.node_role.clone() },
         "labels": ng.spec.labels,
