@@ -167,17 +167,30 @@ impl Config {
     /// Validates the flags: unknown check ids, profile/flag mismatches and malformed values are
     /// bad input (exit 2), naming what is accepted.
     pub fn from_args(a: &Args) -> Result<Self, StepError> {
-        let known = || CATALOGUE.iter().map(|c| c.id).collect::<Vec<_>>().join(", ");
+        let known = || {
+            CATALOGUE
+                .iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for id in a.check.iter().chain(&a.skip) {
             if registry::find(id).is_none() {
-                return Err(StepError::bad_input(format!("unknown check id {id:?} in --check/--skip; known ids: {}", known())));
+                return Err(StepError::bad_input(format!(
+                    "unknown check id {id:?} in --check/--skip; known ids: {}",
+                    known()
+                )));
             }
         }
         if a.profile == Profile::PostUpgrade && a.expect_kubernetes.is_none() {
-            return Err(StepError::bad_input("--profile post-upgrade needs --expect-kubernetes MAJOR.MINOR (the version the control plane must be at now)"));
+            return Err(StepError::bad_input(
+                "--profile post-upgrade needs --expect-kubernetes MAJOR.MINOR (the version the control plane must be at now)",
+            ));
         }
         if a.target_kubernetes.is_some() && a.profile != Profile::PreUpgrade {
-            return Err(StepError::bad_input("--target-kubernetes is only for --profile pre-upgrade"));
+            return Err(StepError::bad_input(
+                "--target-kubernetes is only for --profile pre-upgrade",
+            ));
         }
         let mut helm_indexes = Vec::new();
         for spec in &a.helm_index {
@@ -188,7 +201,9 @@ impl Config {
         }
         for s in &a.exec_allow {
             if !s.contains(':') {
-                return Err(StepError::bad_input(format!("--exec-allow {s:?}: expected Kind:name (User:alice, Group:ops, ServiceAccount:ns/name)")));
+                return Err(StepError::bad_input(format!(
+                    "--exec-allow {s:?}: expected Kind:name (User:alice, Group:ops, ServiceAccount:ns/name)"
+                )));
             }
         }
         if a.min_free_ips < 0 {
@@ -203,17 +218,31 @@ impl Config {
         };
         let checks = CATALOGUE
             .iter()
-            .filter(|c| if only.is_empty() { c.profiles.contains(&a.profile) || on_request(c) } else { only.contains(c.id) })
+            .filter(|c| {
+                if only.is_empty() {
+                    c.profiles.contains(&a.profile) || on_request(c)
+                } else {
+                    only.contains(c.id)
+                }
+            })
             .filter(|c| !skip.contains(c.id))
             .collect::<Vec<_>>();
         if checks.is_empty() {
-            return Err(StepError::bad_input("no check left to run after --check/--skip"));
+            return Err(StepError::bad_input(
+                "no check left to run after --check/--skip",
+            ));
         }
-        if checks.iter().any(|c| c.id == "nodes.required-nodegroup") && a.require_nodegroup.is_empty() {
-            return Err(StepError::bad_input("nodes.required-nodegroup needs --require-nodegroup NAME"));
+        if checks.iter().any(|c| c.id == "nodes.required-nodegroup")
+            && a.require_nodegroup.is_empty()
+        {
+            return Err(StepError::bad_input(
+                "nodes.required-nodegroup needs --require-nodegroup NAME",
+            ));
         }
         if checks.iter().any(|c| c.id == "helm.outdated") && a.helm_index.is_empty() {
-            return Err(StepError::bad_input("helm.outdated needs --helm-index NAME=FILE"));
+            return Err(StepError::bad_input(
+                "helm.outdated needs --helm-index NAME=FILE",
+            ));
         }
         Ok(Self {
             profile: a.profile,
@@ -221,7 +250,10 @@ impl Config {
             target: a.target_kubernetes,
             expect: a.expect_kubernetes,
             fail_on: a.fail_on.severity(),
-            eks_name: a.cluster_name.clone().or_else(|| a.common.cluster.eks_cluster.clone()),
+            eks_name: a
+                .cluster_name
+                .clone()
+                .or_else(|| a.common.cluster.eks_cluster.clone()),
             require_nodegroups: a.require_nodegroup.clone(),
             min_ready: a.min_ready,
             pending_after: a.pending_threshold.0,
@@ -238,6 +270,9 @@ impl Config {
     /// Every source the selected checks read.
     #[must_use]
     pub fn sources(&self) -> BTreeSet<Source> {
-        self.checks.iter().flat_map(|c| c.needs.iter().copied()).collect()
+        self.checks
+            .iter()
+            .flat_map(|c| c.needs.iter().copied())
+            .collect()
     }
 }

@@ -159,9 +159,18 @@ impl EksData {
     #[must_use]
     pub fn not_configured() -> Self {
         fn n<T>() -> Loaded<T> {
-            Err(Unavailable::new(UnavailableKind::NotConfigured, "no EKS cluster name: pass --eks-cluster (or --cluster-name with a kubeconfig) to run the EKS checks"))
+            Err(Unavailable::new(
+                UnavailableKind::NotConfigured,
+                "no EKS cluster name: pass --eks-cluster (or --cluster-name with a kubeconfig) to run the EKS checks",
+            ))
         }
-        Self { cluster: n(), nodegroups: n(), addons: n(), insights: n(), subnets: n() }
+        Self {
+            cluster: n(),
+            nodegroups: n(),
+            addons: n(),
+            insights: n(),
+            subnets: n(),
+        }
     }
 }
 
@@ -173,11 +182,28 @@ where
     R: std::fmt::Debug,
 {
     let code = e.code().unwrap_or_default();
-    let message = format!("{what}: {}{}", if code.is_empty() { String::new() } else { format!("{code}: ") }, e.message().unwrap_or(&format!("{e}")));
-    let kind = if code.contains("AccessDenied") || code == "UnauthorizedOperation" || code == "UnauthorizedException" {
+    let message = format!(
+        "{what}: {}{}",
+        if code.is_empty() {
+            String::new()
+        } else {
+            format!("{code}: ")
+        },
+        e.message().unwrap_or(&format!("{e}"))
+    );
+    let kind = if code.contains("AccessDenied")
+        || code == "UnauthorizedOperation"
+        || code == "UnauthorizedException"
+    {
         UnavailableKind::Forbidden
-    } else if matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
-        || code.contains("Throttl") || code.contains("ServerException") || code.contains("ServiceUnavailable") || code == "RequestLimitExceeded" || code == "InternalError"
+    } else if matches!(
+        e,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    ) || code.contains("Throttl")
+        || code.contains("ServerException")
+        || code.contains("ServiceUnavailable")
+        || code == "RequestLimitExceeded"
+        || code == "InternalError"
     {
         UnavailableKind::Transient
     } else {
@@ -186,35 +212,78 @@ where
     Unavailable::new(kind, message)
 }
 
-fn issues<'a>(it: impl IntoIterator<Item = (Option<String>, Option<&'a str>, &'a [String])>) -> Vec<Issue> {
+fn issues<'a>(
+    it: impl IntoIterator<Item = (Option<String>, Option<&'a str>, &'a [String])>,
+) -> Vec<Issue> {
     it.into_iter()
-        .map(|(code, message, res)| Issue { code: code.unwrap_or_default(), message: message.unwrap_or_default().to_owned(), resources: res.to_vec() })
+        .map(|(code, message, res)| Issue {
+            code: code.unwrap_or_default(),
+            message: message.unwrap_or_default().to_owned(),
+            resources: res.to_vec(),
+        })
         .collect()
 }
 
 async fn cluster(c: &AwsClients) -> Loaded<EksCluster> {
-    let out = c.eks.describe_cluster().name(&c.cluster).send().await.map_err(|e| unavailable("DescribeCluster", &e))?;
-    let cl = out.cluster.ok_or_else(|| Unavailable::new(UnavailableKind::Failed, "DescribeCluster returned no cluster"))?;
+    let out = c
+        .eks
+        .describe_cluster()
+        .name(&c.cluster)
+        .send()
+        .await
+        .map_err(|e| unavailable("DescribeCluster", &e))?;
+    let cl = out.cluster.ok_or_else(|| {
+        Unavailable::new(
+            UnavailableKind::Failed,
+            "DescribeCluster returned no cluster",
+        )
+    })?;
     let mut ids = Vec::new();
     let mut token = None;
     loop {
-        let page = c.eks.list_updates().name(&c.cluster).set_next_token(token).send().await.map_err(|e| unavailable("ListUpdates", &e))?;
+        let page = c
+            .eks
+            .list_updates()
+            .name(&c.cluster)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| unavailable("ListUpdates", &e))?;
         ids.extend(page.update_ids().iter().cloned());
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
             break;
         }
     }
-    let described = join_all(ids.iter().map(|id| c.eks.describe_update().name(&c.cluster).update_id(id).send())).await;
+    let described = join_all(ids.iter().map(|id| {
+        c.eks
+            .describe_update()
+            .name(&c.cluster)
+            .update_id(id)
+            .send()
+    }))
+    .await;
     let mut updates = Vec::new();
     for d in described {
         let d = d.map_err(|e| unavailable("DescribeUpdate", &e))?;
         if let Some(u) = d.update {
             updates.push(Update {
                 id: u.id().unwrap_or_default().to_owned(),
-                kind: u.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
-                status: u.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                errors: issues(u.errors().iter().map(|e| (e.error_code().map(|c| c.as_str().to_owned()), e.error_message(), e.resource_ids()))),
+                kind: u
+                    .r#type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                status: u
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                errors: issues(u.errors().iter().map(|e| {
+                    (
+                        e.error_code().map(|c| c.as_str().to_owned()),
+                        e.error_message(),
+                        e.resource_ids(),
+                    )
+                })),
                 created: u.created_at().map_or(0, aws_smithy_types_secs),
             });
         }
@@ -222,10 +291,28 @@ async fn cluster(c: &AwsClients) -> Loaded<EksCluster> {
     updates.sort_by_key(|u| std::cmp::Reverse(u.created));
     Ok(EksCluster {
         name: cl.name().unwrap_or(&c.cluster).to_owned(),
-        status: cl.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        status: cl
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
         version: cl.version().and_then(Minor::parse_loose),
-        issues: issues(cl.health().map(|h| h.issues()).unwrap_or_default().iter().map(|i| (i.code().map(|c| c.as_str().to_owned()), i.message(), i.resource_ids()))),
-        subnet_ids: cl.resources_vpc_config().map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+        issues: issues(
+            cl.health()
+                .map(aws_sdk_eks::types::ClusterHealth::issues)
+                .unwrap_or_default()
+                .iter()
+                .map(|i| {
+                    (
+                        i.code().map(|c| c.as_str().to_owned()),
+                        i.message(),
+                        i.resource_ids(),
+                    )
+                }),
+        ),
+        subnet_ids: cl
+            .resources_vpc_config()
+            .map(|v| v.subnet_ids().to_vec())
+            .unwrap_or_default(),
         updates,
     })
 }
@@ -238,23 +325,54 @@ async fn nodegroups(c: &AwsClients) -> Loaded<Vec<Nodegroup>> {
     let mut names = Vec::new();
     let mut token = None;
     loop {
-        let page = c.eks.list_nodegroups().cluster_name(&c.cluster).set_next_token(token).send().await.map_err(|e| unavailable("ListNodegroups", &e))?;
+        let page = c
+            .eks
+            .list_nodegroups()
+            .cluster_name(&c.cluster)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| unavailable("ListNodegroups", &e))?;
         names.extend(page.nodegroups().iter().cloned());
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
             break;
         }
     }
-    let described = join_all(names.iter().map(|n| c.eks.describe_nodegroup().cluster_name(&c.cluster).nodegroup_name(n).send())).await;
+    let described = join_all(names.iter().map(|n| {
+        c.eks
+            .describe_nodegroup()
+            .cluster_name(&c.cluster)
+            .nodegroup_name(n)
+            .send()
+    }))
+    .await;
     let mut out = Vec::new();
     for d in described {
         let d = d.map_err(|e| unavailable("DescribeNodegroup", &e))?;
         if let Some(ng) = d.nodegroup {
             out.push(Nodegroup {
                 name: ng.nodegroup_name().unwrap_or_default().to_owned(),
-                status: ng.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                desired: ng.scaling_config().and_then(aws_sdk_eks::types::NodegroupScalingConfig::desired_size),
-                issues: issues(ng.health().map(|h| h.issues()).unwrap_or_default().iter().map(|i| (i.code().map(|c| c.as_str().to_owned()), i.message(), i.resource_ids()))),
+                status: ng
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                desired: ng
+                    .scaling_config()
+                    .and_then(aws_sdk_eks::types::NodegroupScalingConfig::desired_size),
+                issues: issues(
+                    ng.health()
+                        .map(aws_sdk_eks::types::NodegroupHealth::issues)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.code().map(|c| c.as_str().to_owned()),
+                                i.message(),
+                                i.resource_ids(),
+                            )
+                        }),
+                ),
             });
         }
     }
@@ -262,19 +380,38 @@ async fn nodegroups(c: &AwsClients) -> Loaded<Vec<Nodegroup>> {
 }
 
 /// Whether `version` of `addon` is listed for `minor`, and the default there.
-async fn listed(c: &AwsClients, addon: &str, version: &str, minor: Minor) -> Loaded<(bool, Option<String>)> {
+async fn listed(
+    c: &AwsClients,
+    addon: &str,
+    version: &str,
+    minor: Minor,
+) -> Loaded<(bool, Option<String>)> {
     let mut found = false;
     let mut default = None;
     let mut token = None;
     loop {
-        let page = c.eks.describe_addon_versions().addon_name(addon).kubernetes_version(minor.to_string()).set_next_token(token).send().await.map_err(|e| unavailable("DescribeAddonVersions", &e))?;
+        let page = c
+            .eks
+            .describe_addon_versions()
+            .addon_name(addon)
+            .kubernetes_version(minor.to_string())
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| unavailable("DescribeAddonVersions", &e))?;
         for info in page.addons() {
             for v in info.addon_versions() {
-                let here = v.compatibilities().iter().any(|c| c.cluster_version().and_then(Minor::parse_loose) == Some(minor));
+                let here = v
+                    .compatibilities()
+                    .iter()
+                    .any(|c| c.cluster_version().and_then(Minor::parse_loose) == Some(minor));
                 if here && v.addon_version() == Some(version) {
                     found = true;
                 }
-                if v.compatibilities().iter().any(|c| c.cluster_version().and_then(Minor::parse_loose) == Some(minor) && c.default_version()) {
+                if v.compatibilities().iter().any(|c| {
+                    c.cluster_version().and_then(Minor::parse_loose) == Some(minor)
+                        && c.default_version()
+                }) {
                     default = v.addon_version().map(str::to_owned);
                 }
             }
@@ -291,7 +428,14 @@ async fn addons(c: &AwsClients, minors: &[Minor]) -> Loaded<Vec<Addon>> {
     let mut names = Vec::new();
     let mut token = None;
     loop {
-        let page = c.eks.list_addons().cluster_name(&c.cluster).set_next_token(token).send().await.map_err(|e| unavailable("ListAddons", &e))?;
+        let page = c
+            .eks
+            .list_addons()
+            .cluster_name(&c.cluster)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| unavailable("ListAddons", &e))?;
         names.extend(page.addons().iter().cloned());
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
@@ -299,7 +443,14 @@ async fn addons(c: &AwsClients, minors: &[Minor]) -> Loaded<Vec<Addon>> {
         }
     }
     let described = join_all(names.iter().map(|n| async move {
-        let d = c.eks.describe_addon().cluster_name(&c.cluster).addon_name(n).send().await.map_err(|e| unavailable("DescribeAddon", &e))?;
+        let d = c
+            .eks
+            .describe_addon()
+            .cluster_name(&c.cluster)
+            .addon_name(n)
+            .send()
+            .await
+            .map_err(|e| unavailable("DescribeAddon", &e))?;
         let Some(a) = d.addon else { return Ok(None) };
         let version = a.addon_version().unwrap_or_default().to_owned();
         let mut compatible = BTreeMap::new();
@@ -309,24 +460,53 @@ async fn addons(c: &AwsClients, minors: &[Minor]) -> Loaded<Vec<Addon>> {
         Ok::<_, Unavailable>(Some(Addon {
             name: n.clone(),
             version,
-            status: a.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            issues: issues(a.health().map(|h| h.issues()).unwrap_or_default().iter().map(|i| (i.code().map(|c| c.as_str().to_owned()), i.message(), i.resource_ids()))),
+            status: a
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            issues: issues(
+                a.health()
+                    .map(aws_sdk_eks::types::AddonHealth::issues)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.code().map(|c| c.as_str().to_owned()),
+                            i.message(),
+                            i.resource_ids(),
+                        )
+                    }),
+            ),
             compatible,
         }))
     }))
     .await;
-    described.into_iter().filter_map(Result::transpose).collect()
+    described
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect()
 }
 
 async fn insights(c: &AwsClients, target: Option<Minor>) -> Loaded<Vec<Insight>> {
     let mut summaries = Vec::new();
     let mut token = None;
     loop {
-        let mut req = c.eks.list_insights().cluster_name(&c.cluster).set_next_token(token);
+        let mut req = c
+            .eks
+            .list_insights()
+            .cluster_name(&c.cluster)
+            .set_next_token(token);
         if let Some(t) = target {
-            req = req.filter(aws_sdk_eks::types::InsightsFilter::builder().kubernetes_versions(t.to_string()).build());
+            req = req.filter(
+                aws_sdk_eks::types::InsightsFilter::builder()
+                    .kubernetes_versions(t.to_string())
+                    .build(),
+            );
         }
-        let page = req.send().await.map_err(|e| unavailable("ListInsights", &e))?;
+        let page = req
+            .send()
+            .await
+            .map_err(|e| unavailable("ListInsights", &e))?;
         summaries.extend(page.insights().iter().cloned());
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
@@ -335,11 +515,19 @@ async fn insights(c: &AwsClients, target: Option<Minor>) -> Loaded<Vec<Insight>>
     }
     let mut out = Vec::new();
     for s in summaries {
-        let status = s.insight_status().and_then(|i| i.status()).map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let status = s
+            .insight_status()
+            .and_then(|i| i.status())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
         let mut insight = Insight {
             id: s.id().unwrap_or_default().to_owned(),
             name: s.name().unwrap_or_default().to_owned(),
-            reason: s.insight_status().and_then(|i| i.reason()).unwrap_or_default().to_owned(),
+            reason: s
+                .insight_status()
+                .and_then(|i| i.reason())
+                .unwrap_or_default()
+                .to_owned(),
             kubernetes_version: s.kubernetes_version().and_then(Minor::parse_loose),
             recommendation: None,
             resources: Vec::new(),
@@ -348,14 +536,31 @@ async fn insights(c: &AwsClients, target: Option<Minor>) -> Loaded<Vec<Insight>>
         };
         // Details only for the insights that will be reported.
         if insight.status != "PASSING" {
-            let d = c.eks.describe_insight().cluster_name(&c.cluster).id(&insight.id).send().await.map_err(|e| unavailable("DescribeInsight", &e))?;
+            let d = c
+                .eks
+                .describe_insight()
+                .cluster_name(&c.cluster)
+                .id(&insight.id)
+                .send()
+                .await
+                .map_err(|e| unavailable("DescribeInsight", &e))?;
             if let Some(i) = d.insight {
                 insight.recommendation = i.recommendation().map(str::to_owned);
-                insight.resources = i.resources().iter().filter_map(|r| r.kubernetes_resource_uri().or(r.arn()).map(str::to_owned)).collect();
+                insight.resources = i
+                    .resources()
+                    .iter()
+                    .filter_map(|r| r.kubernetes_resource_uri().or(r.arn()).map(str::to_owned))
+                    .collect();
                 if let Some(sum) = i.category_specific_summary() {
                     for dd in sum.deprecation_details() {
-                        let agents = dd.client_stats().iter().filter_map(|c| c.user_agent().map(str::to_owned)).collect();
-                        insight.clients.push((dd.usage().unwrap_or_default().to_owned(), agents));
+                        let agents = dd
+                            .client_stats()
+                            .iter()
+                            .filter_map(|c| c.user_agent().map(str::to_owned))
+                            .collect();
+                        insight
+                            .clients
+                            .push((dd.usage().unwrap_or_default().to_owned(), agents));
                     }
                 }
             }
@@ -368,9 +573,18 @@ async fn insights(c: &AwsClients, target: Option<Minor>) -> Loaded<Vec<Insight>>
 async fn subnets(c: &AwsClients, cluster: &Loaded<EksCluster>) -> Loaded<Vec<Subnet>> {
     let cl = cluster.as_ref().map_err(Clone::clone)?;
     if cl.subnet_ids.is_empty() {
-        return Err(Unavailable::new(UnavailableKind::NotConfigured, "DescribeCluster lists no subnets (resourcesVpcConfig.subnetIds)"));
+        return Err(Unavailable::new(
+            UnavailableKind::NotConfigured,
+            "DescribeCluster lists no subnets (resourcesVpcConfig.subnetIds)",
+        ));
     }
-    let out = c.ec2.describe_subnets().set_subnet_ids(Some(cl.subnet_ids.clone())).send().await.map_err(|e| unavailable("DescribeSubnets", &e))?;
+    let out = c
+        .ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(cl.subnet_ids.clone()))
+        .send()
+        .await
+        .map_err(|e| unavailable("DescribeSubnets", &e))?;
     Ok(out
         .subnets()
         .iter()
@@ -383,27 +597,63 @@ async fn subnets(c: &AwsClients, cluster: &Loaded<EksCluster>) -> Loaded<Vec<Sub
 }
 
 fn skip<T>() -> Loaded<T> {
-    Err(Unavailable::new(UnavailableKind::NotConfigured, "not read: no selected check needs it"))
+    Err(Unavailable::new(
+        UnavailableKind::NotConfigured,
+        "not read: no selected check needs it",
+    ))
 }
 
 /// Reads the EKS/EC2 sources in `needs`; `minors` are the versions add-ons are checked against,
 /// `target` the minor insights are listed for.
-pub async fn load(c: &AwsClients, needs: &std::collections::BTreeSet<Source>, minors: &[Minor], target: Option<Minor>) -> EksData {
+pub async fn load(
+    c: &AwsClients,
+    needs: &std::collections::BTreeSet<Source>,
+    minors: &[Minor],
+    target: Option<Minor>,
+) -> EksData {
     let want = |s| needs.contains(&s);
     let cluster_f = async {
         if want(Source::EksCluster) || want(Source::Subnets) {
             let cl = cluster(c).await;
-            let sn = if want(Source::Subnets) { subnets(c, &cl).await } else { skip() };
+            let sn = if want(Source::Subnets) {
+                subnets(c, &cl).await
+            } else {
+                skip()
+            };
             (cl, sn)
         } else {
             (skip(), skip())
         }
     };
     let ((cluster, subnets), nodegroups, addons, insights) = tokio::join!(
-        cluster_f,
-        async { if want(Source::EksNodegroups) { nodegroups(c).await } else { skip() } },
-        async { if want(Source::EksAddons) { addons(c, minors).await } else { skip() } },
-        async { if want(Source::EksInsights) { insights(c, target).await } else { skip() } },
+        Box::pin(cluster_f),
+        Box::pin(async {
+            if want(Source::EksNodegroups) {
+                nodegroups(c).await
+            } else {
+                skip()
+            }
+        }),
+        Box::pin(async {
+            if want(Source::EksAddons) {
+                addons(c, minors).await
+            } else {
+                skip()
+            }
+        }),
+        Box::pin(async {
+            if want(Source::EksInsights) {
+                insights(c, target).await
+            } else {
+                skip()
+            }
+        }),
     );
-    EksData { cluster, nodegroups, addons, insights, subnets }
+    EksData {
+        cluster,
+        nodegroups,
+        addons,
+        insights,
+        subnets,
+    }
 }

@@ -126,12 +126,20 @@ pub fn decode(namespace: &str, name: &str, data: Option<&[u8]>) -> Result<Releas
         let (namespace, name) = ids();
         DecodeError::Missing { namespace, name }
     })?;
-    let text: Vec<u8> = data.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let text: Vec<u8> = data
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&text)
         .map_err(|source| {
             let (namespace, name) = ids();
-            DecodeError::Base64 { namespace, name, source }
+            DecodeError::Base64 {
+                namespace,
+                name,
+                source,
+            }
         })?;
     // Helm gzips since 3.0 but reads plain JSON too (its magic-number test).
     let json = if bytes.starts_with(&[0x1f, 0x8b]) {
@@ -140,7 +148,11 @@ pub fn decode(namespace: &str, name: &str, data: Option<&[u8]>) -> Result<Releas
             .read_to_end(&mut out)
             .map_err(|source| {
                 let (namespace, name) = ids();
-                DecodeError::Gzip { namespace, name, source }
+                DecodeError::Gzip {
+                    namespace,
+                    name,
+                    source,
+                }
             })?;
         out
     } else {
@@ -148,10 +160,18 @@ pub fn decode(namespace: &str, name: &str, data: Option<&[u8]>) -> Result<Releas
     };
     let raw: Raw = serde_json::from_slice(&json).map_err(|source| {
         let (namespace, name) = ids();
-        DecodeError::Json { namespace, name, source }
+        DecodeError::Json {
+            namespace,
+            name,
+            source,
+        }
     })?;
     Ok(Release {
-        namespace: if raw.namespace.is_empty() { namespace.to_owned() } else { raw.namespace },
+        namespace: if raw.namespace.is_empty() {
+            namespace.to_owned()
+        } else {
+            raw.namespace
+        },
         name: raw.name,
         revision: raw.version,
         status: raw.info.status,
@@ -185,7 +205,8 @@ pub fn latest(mut releases: Vec<Release>) -> Vec<Release> {
     releases.sort_by(|a, b| {
         (&a.namespace, &a.name, b.revision).cmp(&(&b.namespace, &b.name, a.revision))
     });
-    releases.dedup_by(|later, first| later.namespace == first.namespace && later.name == first.name);
+    releases
+        .dedup_by(|later, first| later.namespace == first.namespace && later.name == first.name);
     releases
 }
 
@@ -202,8 +223,14 @@ pub fn read_index(path: &std::path::Path) -> Result<crate::inventory::ChartIndex
         #[serde(default)]
         created: Option<String>,
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let idx: Index = serde_saphyr::from_str(&text).map_err(|e| format!("{} is not a chart repository index (index.yaml): {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let idx: Index = serde_saphyr::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not a chart repository index (index.yaml): {e}",
+            path.display()
+        )
+    })?;
     Ok(idx
         .entries
         .into_iter()
@@ -212,8 +239,8 @@ pub fn read_index(path: &std::path::Path) -> Result<crate::inventory::ChartIndex
 }
 
 /// Encodes a release JSON as Helm stores it (gzip, then base64), for tests.
-#[must_use]
-pub fn encode_for_tests(json: &str) -> String {
+#[cfg(test)]
+fn encode_for_tests(json: &str) -> String {
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(json.as_bytes()).expect("in-memory write");
@@ -257,7 +284,10 @@ mod tests {
             decode("shop", "s2", Some(gz.as_bytes())),
             Err(DecodeError::Gzip { .. })
         ));
-        assert!(matches!(decode("shop", "s3", None), Err(DecodeError::Missing { .. })));
+        assert!(matches!(
+            decode("shop", "s3", None),
+            Err(DecodeError::Missing { .. })
+        ));
     }
 
     #[test]
@@ -273,6 +303,11 @@ mod tests {
             manifest_apis: vec![],
         };
         let l = latest(vec![r("x", 1), r("y", 1), r("x", 3), r("x", 2)]);
-        assert_eq!(l.iter().map(|r| (r.name.as_str(), r.revision)).collect::<Vec<_>>(), [("x", 3), ("y", 1)]);
+        assert_eq!(
+            l.iter()
+                .map(|r| (r.name.as_str(), r.revision))
+                .collect::<Vec<_>>(),
+            [("x", 3), ("y", 1)]
+        );
     }
 }

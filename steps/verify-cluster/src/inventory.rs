@@ -263,7 +263,6 @@ impl Inventory {
     }
 
     /// Whether `source` was read, or why not.
-    #[must_use]
     pub fn status(&self, source: Source) -> Result<(), &Unavailable> {
         fn st<T>(l: &Loaded<T>) -> Result<(), &Unavailable> {
             l.as_ref().map(|_| ())
@@ -301,10 +300,19 @@ impl Inventory {
         put("nodes", self.nodes.as_ref().ok().map(Vec::len));
         put("pods", self.pods.as_ref().ok().map(Vec::len));
         put("deployments", self.deployments.as_ref().ok().map(Vec::len));
-        put("statefulsets", self.statefulsets.as_ref().ok().map(Vec::len));
+        put(
+            "statefulsets",
+            self.statefulsets.as_ref().ok().map(Vec::len),
+        );
         put("daemonsets", self.daemonsets.as_ref().ok().map(Vec::len));
-        put("poddisruptionbudgets", self.pdbs.as_ref().ok().map(Vec::len));
-        put("horizontalpodautoscalers", self.hpas.as_ref().ok().map(Vec::len));
+        put(
+            "poddisruptionbudgets",
+            self.pdbs.as_ref().ok().map(Vec::len),
+        );
+        put(
+            "horizontalpodautoscalers",
+            self.hpas.as_ref().ok().map(Vec::len),
+        );
         put("helmReleases", self.helm.as_ref().ok().map(Vec::len));
         m
     }

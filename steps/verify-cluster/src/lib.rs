@@ -40,7 +40,9 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
     let cfg = Config::from_args(&args)?;
     let conn = opsteps::connect::connect(&args.common.cluster, &args.common.aws).await?;
     let aws = match &cfg.eks_name {
-        Some(name) => Some(AwsClients::from_env(args.common.aws.region.as_deref(), name.clone()).await),
+        Some(name) => {
+            Some(AwsClients::from_env(args.common.aws.region.as_deref(), name.clone()).await)
+        }
         None => None,
     };
     verify(&cfg, &conn.client, aws.as_ref(), &ctx).await
@@ -51,7 +53,12 @@ pub async fn run(args: Args, ctx: Context) -> Result<Report, StepError> {
 /// when one does (at or above --fail-on), 3 when none fails but one could not read its
 /// sources for a transient reason.
 #[tracing::instrument(skip_all, fields(profile = ?cfg.profile, checks = cfg.checks.len()), err)]
-pub async fn verify(cfg: &Config, client: &kube::Client, aws: Option<&AwsClients>, ctx: &Context) -> Result<Report, StepError> {
+pub async fn verify(
+    cfg: &Config,
+    client: &kube::Client,
+    aws: Option<&AwsClients>,
+    ctx: &Context,
+) -> Result<Report, StepError> {
     let needs = cfg.sources();
     let deadline = tokio::time::Instant::now() + cfg.timeout;
     let version = inventory::version(client).await;
@@ -61,14 +68,21 @@ pub async fn verify(cfg: &Config, client: &kube::Client, aws: Option<&AwsClients
         _ => None,
     };
     let minors: Vec<version::Minor> = current.into_iter().chain(target).collect();
-    let opts = ListOpts { page_size: cfg.page_size, deadline, shutdown: ctx.shutdown.clone() };
+    let opts = ListOpts {
+        page_size: cfg.page_size,
+        deadline,
+        shutdown: ctx.shutdown.clone(),
+    };
     let eks = async {
         match aws {
             Some(a) => aws::load(a, &needs, &minors, target).await,
             None => EksData::not_configured(),
         }
     };
-    let (kube, eks) = tokio::join!(inventory::load_kube(client, &needs, &opts), eks);
+    let (kube, eks) = tokio::join!(
+        Box::pin(inventory::load_kube(client, &needs, &opts)),
+        Box::pin(eks)
+    );
     let helm_index = load_indexes(cfg);
     let inv = Inventory {
         version,
@@ -88,37 +102,7 @@ pub async fn verify(cfg: &Config, client: &kube::Client, aws: Option<&AwsClients
     };
     let total = cfg.checks.len() as u64 + 1;
     ctx.output.progress(1, total);
-    let cx = checks::Ctx { inv: &inv, cfg, target };
-    let mut results = Vec::new();
-    let mut findings = Vec::new();
-    let mut transient = false;
-    for (i, c) in cfg.checks.iter().enumerate() {
-        let blocked = c.needs.iter().find_map(|s| inv.status(*s).err().map(|u| (*s, u)));
-        let (status, reason, n) = match blocked {
-            Some((s, u)) => {
-                let status = match u.kind {
-                    UnavailableKind::Forbidden | UnavailableKind::NotConfigured => CheckStatus::Skipped,
-                    UnavailableKind::Transient => {
-                        transient = true;
-                        CheckStatus::Error
-                    }
-                    UnavailableKind::Failed => CheckStatus::Error,
-                };
-                tracing::warn!(check = c.id, source = s.name(), reason = %u.message, "check not run");
-                (status, Some(format!("{}: {}", s.name(), u.message)), 0)
-            }
-            None => {
-                let found = c.findings(&cx);
-                let status = CheckStatus::from_findings(&found);
-                let n = found.len();
-                tracing::info!(check = c.id, status = status.as_str(), findings = n, "check done");
-                findings.extend(found);
-                (status, None, n)
-            }
-        };
-        results.push(CheckResult { id: c.id, family: c.family(), title: c.title, status, findings: n, reason });
-        ctx.output.progress(i as u64 + 2, total);
-    }
+    let (results, findings, transient) = run_checks(cfg, &inv, target, ctx);
     let mut doc = Document {
         schema_version: report::SCHEMA_VERSION,
         profile: cfg.profile,
@@ -138,31 +122,99 @@ pub async fn verify(cfg: &Config, client: &kube::Client, aws: Option<&AwsClients
     let line = doc.summary_line();
     write_outputs(ctx, &doc, &line)?;
     let status = match doc.summary.result {
-        "fail" => ExitStatus::Failed,
         "error" if transient => ExitStatus::Transient,
-        "error" => ExitStatus::Failed,
+        "fail" | "error" => ExitStatus::Failed,
         _ => ExitStatus::Done,
     };
-    let result = serde_json::to_value(doc.for_stdout()).map_err(|e| StepError::failed("cannot serialise the report").with_source(e))?;
-    Ok(Report { status, summary: line, result })
+    let result = serde_json::to_value(doc.for_stdout())
+        .map_err(|e| StepError::failed("cannot serialise the report").with_source(e))?;
+    Ok(Report {
+        status,
+        summary: line,
+        result,
+    })
+}
+
+/// Runs every selected check whose sources were read; the others are `skipped` (forbidden,
+/// not configured) or `error`. Returns the results, the findings, and whether a source failed
+/// transiently.
+fn run_checks(
+    cfg: &Config,
+    inv: &Inventory,
+    target: Option<version::Minor>,
+    ctx: &Context,
+) -> (Vec<CheckResult>, Vec<finding::Finding>, bool) {
+    let total = cfg.checks.len() as u64 + 1;
+    let cx = checks::Ctx { inv, cfg, target };
+    let mut results = Vec::new();
+    let mut findings = Vec::new();
+    let mut transient = false;
+    for (i, c) in cfg.checks.iter().enumerate() {
+        let blocked = c
+            .needs
+            .iter()
+            .find_map(|s| inv.status(*s).err().map(|u| (*s, u)));
+        let (status, reason, n) = if let Some((s, u)) = blocked {
+            let status = match u.kind {
+                UnavailableKind::Forbidden | UnavailableKind::NotConfigured => CheckStatus::Skipped,
+                UnavailableKind::Transient => {
+                    transient = true;
+                    CheckStatus::Error
+                }
+                UnavailableKind::Failed => CheckStatus::Error,
+            };
+            tracing::warn!(check = c.id, source = s.name(), reason = %u.message, "check not run");
+            (status, Some(format!("{}: {}", s.name(), u.message)), 0)
+        } else {
+            let found = c.findings(&cx);
+            let status = CheckStatus::from_findings(&found);
+            let n = found.len();
+            tracing::info!(
+                check = c.id,
+                status = status.as_str(),
+                findings = n,
+                "check done"
+            );
+            findings.extend(found);
+            (status, None, n)
+        };
+        results.push(CheckResult {
+            id: c.id,
+            family: c.family(),
+            title: c.title,
+            status,
+            findings: n,
+            reason,
+        });
+        ctx.output.progress(i as u64 + 2, total);
+    }
+    (results, findings, transient)
 }
 
 fn load_indexes(cfg: &Config) -> inventory::Loaded<BTreeMap<String, inventory::ChartIndex>> {
     if !cfg.sources().contains(&Source::HelmIndex) {
-        return Err(inventory::Unavailable::new(UnavailableKind::NotConfigured, "no --helm-index given"));
+        return Err(inventory::Unavailable::new(
+            UnavailableKind::NotConfigured,
+            "no --helm-index given",
+        ));
     }
     let mut out = BTreeMap::new();
     for (name, path) in &cfg.helm_indexes {
-        let idx = helm::read_index(path).map_err(|m| inventory::Unavailable::new(UnavailableKind::Failed, m))?;
+        let idx = helm::read_index(path)
+            .map_err(|m| inventory::Unavailable::new(UnavailableKind::Failed, m))?;
         out.insert(name.clone(), idx);
     }
     Ok(out)
 }
 
 fn write_outputs(ctx: &Context, doc: &Document, line: &str) -> Result<(), StepError> {
-    let fail = |e: opsteps::output::OutputError| StepError::failed("cannot write the report").with_source(e);
+    let fail = |e: opsteps::output::OutputError| {
+        StepError::failed("cannot write the report").with_source(e)
+    };
     ctx.output.write_json("report.json", doc).map_err(fail)?;
-    ctx.output.write("report.md", &markdown::render(doc)).map_err(fail)?;
+    ctx.output
+        .write("report.md", &markdown::render(doc))
+        .map_err(fail)?;
     ctx.output.write("summary", line).map_err(fail)?;
     Ok(())
 }

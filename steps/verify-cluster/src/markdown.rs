@@ -71,7 +71,14 @@ pub fn render(doc: &Document) -> String {
             Some(r) => format!("{} ({})", c.title, r),
             None => c.title.to_owned(),
         };
-        let _ = writeln!(out, "| `{}` | {} | {} | {} |", c.id, icon(c.status), c.findings, cell(&what));
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            c.id,
+            icon(c.status),
+            c.findings,
+            cell(&what)
+        );
     }
     out
 }

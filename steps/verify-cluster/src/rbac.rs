@@ -21,7 +21,15 @@ pub fn needed(sources: &std::collections::BTreeSet<Source>) -> Vec<Permission> {
             Source::DaemonSets => ("apps", &["daemonsets"]),
             Source::Pdbs => ("policy", &["poddisruptionbudgets"]),
             Source::Hpas => ("autoscaling", &["horizontalpodautoscalers"]),
-            Source::Rbac => ("rbac.authorization.k8s.io", &["roles", "clusterroles", "rolebindings", "clusterrolebindings"]),
+            Source::Rbac => (
+                "rbac.authorization.k8s.io",
+                &[
+                    "roles",
+                    "clusterroles",
+                    "rolebindings",
+                    "clusterrolebindings",
+                ],
+            ),
             _ => continue,
         };
         out.extend(resources.iter().map(|r| Permission::new("list", group, r)));
@@ -41,7 +49,11 @@ mod tests {
         let text = include_str!("../README.md");
         let section = text.split("\n## RBAC").nth(1).unwrap();
         let mut out = BTreeSet::new();
-        for line in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with('|')) {
+        for line in section
+            .lines()
+            .take_while(|l| !l.starts_with("## "))
+            .filter(|l| l.starts_with('|'))
+        {
             let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
             if cells[0] == "API group" || cells[0].starts_with("---") {
                 continue;
@@ -58,14 +70,20 @@ mod tests {
 
     #[test]
     fn every_check_together_needs_exactly_the_readme_table() {
-        let all: BTreeSet<Source> = CATALOGUE.iter().flat_map(|c| c.needs.iter().copied()).collect();
+        let all: BTreeSet<Source> = CATALOGUE
+            .iter()
+            .flat_map(|c| c.needs.iter().copied())
+            .collect();
         let got: BTreeSet<String> = needed(&all).iter().map(ToString::to_string).collect();
         assert_eq!(got, readme());
     }
 
     #[test]
     fn only_list_is_ever_needed() {
-        let all: BTreeSet<Source> = CATALOGUE.iter().flat_map(|c| c.needs.iter().copied()).collect();
+        let all: BTreeSet<Source> = CATALOGUE
+            .iter()
+            .flat_map(|c| c.needs.iter().copied())
+            .collect();
         assert!(needed(&all).iter().all(|p| p.verb == "list"));
     }
 }

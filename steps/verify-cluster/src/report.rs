@@ -95,9 +95,22 @@ fn is_zero(n: &usize) -> bool {
 impl Document {
     /// Orders findings and fills the summary.
     pub fn finish(&mut self) {
-        let order: BTreeMap<&str, usize> = self.checks.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
-        self.findings.sort_by_key(|f| (std::cmp::Reverse(f.severity), order.get(f.check).copied().unwrap_or(usize::MAX)));
-        let mut s = Summary { checks: self.checks.len(), ..Summary::default() };
+        let order: BTreeMap<&str, usize> = self
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
+        self.findings.sort_by_key(|f| {
+            (
+                std::cmp::Reverse(f.severity),
+                order.get(f.check).copied().unwrap_or(usize::MAX),
+            )
+        });
+        let mut s = Summary {
+            checks: self.checks.len(),
+            ..Summary::default()
+        };
         for c in &self.checks {
             *s.by_status.entry(c.status.as_str()).or_default() += 1;
         }

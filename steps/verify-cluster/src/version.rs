@@ -65,12 +65,19 @@ impl FromStr for Minor {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a Kubernetes minor version; expected MAJOR.MINOR, e.g. 1.34");
-        let (a, b) = s.trim().trim_start_matches('v').split_once('.').ok_or_else(bad)?;
+        let bad =
+            || format!("{s:?} is not a Kubernetes minor version; expected MAJOR.MINOR, e.g. 1.34");
+        let (a, b) = s
+            .trim()
+            .trim_start_matches('v')
+            .split_once('.')
+            .ok_or_else(bad)?;
         let major = a.parse().map_err(|_| bad())?;
         let minor = b.parse().map_err(|_| bad())?;
         if major != 1 {
-            return Err(format!("{s:?}: only Kubernetes 1.x exists; expected e.g. 1.34"));
+            return Err(format!(
+                "{s:?}: only Kubernetes 1.x exists; expected e.g. 1.34"
+            ));
         }
         Ok(Self::new(major, minor))
     }
@@ -103,7 +110,11 @@ impl Semver {
     /// Whether the version has a pre-release suffix (`-rc.1`), which dashboards do not offer.
     #[must_use]
     pub fn is_prerelease(s: &str) -> bool {
-        s.trim().trim_start_matches('v').split('+').next().is_some_and(|c| c.contains('-'))
+        s.trim()
+            .trim_start_matches('v')
+            .split('+')
+            .next()
+            .is_some_and(|c| c.contains('-'))
     }
 }
 
@@ -113,9 +124,15 @@ mod tests {
 
     #[test]
     fn parses_the_spellings_in_use() {
-        assert_eq!(Minor::parse_loose("v1.33.2-eks-473151a"), Some(Minor::new(1, 33)));
+        assert_eq!(
+            Minor::parse_loose("v1.33.2-eks-473151a"),
+            Some(Minor::new(1, 33))
+        );
         assert_eq!(Minor::parse_loose("1.34"), Some(Minor::new(1, 34)));
-        assert_eq!(Minor::parse_loose("v1.31.0-eksbuild.3"), Some(Minor::new(1, 31)));
+        assert_eq!(
+            Minor::parse_loose("v1.31.0-eksbuild.3"),
+            Some(Minor::new(1, 31))
+        );
         assert_eq!(Minor::parse_loose("latest"), None);
         assert_eq!("1.34".parse::<Minor>(), Ok(Minor::new(1, 34)));
         assert!("1".parse::<Minor>().is_err());

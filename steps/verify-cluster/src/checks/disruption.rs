@@ -22,7 +22,9 @@ fn matches(pdb: &PodDisruptionBudget, p: &PodInfo) -> bool {
 fn by_ns<'a>(cx: &Ctx<'a>) -> BTreeMap<&'a str, Vec<&'a PodDisruptionBudget>> {
     let mut m: BTreeMap<&str, Vec<&PodDisruptionBudget>> = BTreeMap::new();
     for p in cx.inv.pdbs() {
-        m.entry(p.metadata.namespace.as_deref().unwrap_or_default()).or_default().push(p);
+        m.entry(p.metadata.namespace.as_deref().unwrap_or_default())
+            .or_default()
+            .push(p);
     }
     m
 }
@@ -58,14 +60,26 @@ pub fn no_match(cx: &Ctx<'_>, f: &mut Findings) {
     for p in cx.inv.pods().iter().filter(|p| live(p)) {
         for pdb in pdbs.get(p.namespace.as_str()).into_iter().flatten() {
             if matches(pdb, p) {
-                hit.insert((p.namespace.as_str(), pdb.metadata.name.as_deref().unwrap_or_default()), true);
+                hit.insert(
+                    (
+                        p.namespace.as_str(),
+                        pdb.metadata.name.as_deref().unwrap_or_default(),
+                    ),
+                    true,
+                );
             }
         }
     }
     for pdb in cx.inv.pdbs() {
-        let key = (pdb.metadata.namespace.as_deref().unwrap_or_default(), pdb.metadata.name.as_deref().unwrap_or_default());
+        let key = (
+            pdb.metadata.namespace.as_deref().unwrap_or_default(),
+            pdb.metadata.name.as_deref().unwrap_or_default(),
+        );
         if !hit.contains_key(&key) {
-            f.add(format!("PDB {}/{} selects no pod", key.0, key.1), vec![obj("PodDisruptionBudget", &pdb.metadata)]);
+            f.add(
+                format!("PDB {}/{} selects no pod", key.0, key.1),
+                vec![obj("PodDisruptionBudget", &pdb.metadata)],
+            );
         }
     }
 }
@@ -75,7 +89,13 @@ pub fn overlap(cx: &Ctx<'_>, f: &mut Findings) {
     let pdbs = by_ns(cx);
     let mut groups: BTreeMap<Vec<ObjectRef>, Vec<&PodInfo>> = BTreeMap::new();
     for p in cx.inv.pods().iter().filter(|p| live(p)) {
-        let hits: Vec<ObjectRef> = pdbs.get(p.namespace.as_str()).into_iter().flatten().filter(|b| matches(b, p)).map(|b| obj("PodDisruptionBudget", &b.metadata)).collect();
+        let hits: Vec<ObjectRef> = pdbs
+            .get(p.namespace.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|b| matches(b, p))
+            .map(|b| obj("PodDisruptionBudget", &b.metadata))
+            .collect();
         if hits.len() > 1 {
             groups.entry(hits).or_default().push(p);
         }
@@ -83,8 +103,19 @@ pub fn overlap(cx: &Ctx<'_>, f: &mut Findings) {
     for (budgets, pods) in groups {
         let names: Vec<String> = budgets.iter().map(|b| b.name.clone()).collect();
         let mut objects = budgets.clone();
-        objects.extend(pods.iter().take(MAX_OBJECTS).map(|p| ObjectRef::ns("Pod", &p.namespace, &p.name)));
-        f.add(format!("{} pod(s) are selected by several PDBs ({}); their evictions fail", pods.len(), names.join(", ")), objects);
+        objects.extend(
+            pods.iter()
+                .take(MAX_OBJECTS)
+                .map(|p| ObjectRef::ns("Pod", &p.namespace, &p.name)),
+        );
+        f.add(
+            format!(
+                "{} pod(s) are selected by several PDBs ({}); their evictions fail",
+                pods.len(),
+                names.join(", ")
+            ),
+            objects,
+        );
     }
 }
 
@@ -97,14 +128,26 @@ pub fn missing(cx: &Ctx<'_>, f: &mut Findings) {
             continue;
         }
         let ns = w.meta.namespace.as_deref().unwrap_or_default();
-        let probe = PodInfo { namespace: ns.to_owned(), labels: w.labels.cloned().unwrap_or_default(), ..PodInfo::default() };
-        let covered = pdbs.get(ns).into_iter().flatten().any(|b| matches(b, &probe));
+        let probe = PodInfo {
+            namespace: ns.to_owned(),
+            labels: w.labels.cloned().unwrap_or_default(),
+            ..PodInfo::default()
+        };
+        let covered = pdbs
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .any(|b| matches(b, &probe));
         if !covered {
             f.add(
-                format!("{} {ns}/{} has {} replicas and no PDB", w.kind, w.meta.name.as_deref().unwrap_or_default(), w.replicas.unwrap_or(0)),
+                format!(
+                    "{} {ns}/{} has {} replicas and no PDB",
+                    w.kind,
+                    w.meta.name.as_deref().unwrap_or_default(),
+                    w.replicas.unwrap_or(0)
+                ),
                 vec![obj(w.kind, w.meta)],
             );
         }
     }
 }
-

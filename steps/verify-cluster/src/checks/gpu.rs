@@ -8,8 +8,12 @@ use crate::finding::{Findings, ObjectRef};
 
 /// Whether a pod is a dcgm-exporter (the Helm chart's or the GPU Operator's label).
 fn is_exporter(p: &crate::inventory::PodInfo) -> bool {
-    p.labels.get("app.kubernetes.io/name").is_some_and(|v| v == "dcgm-exporter")
-        || p.labels.get("app").is_some_and(|v| v == "nvidia-dcgm-exporter")
+    p.labels
+        .get("app.kubernetes.io/name")
+        .is_some_and(|v| v == "dcgm-exporter")
+        || p.labels
+            .get("app")
+            .is_some_and(|v| v == "nvidia-dcgm-exporter")
 }
 
 /// `gpu.dcgm-exporter`.
@@ -31,7 +35,10 @@ pub fn dcgm_exporter(cx: &Ctx<'_>, f: &mut Findings) {
             .unwrap_or(0.0);
         let name = n.metadata.name.as_deref().unwrap_or_default();
         if gpus > 0.0 && !covered.contains(name) {
-            f.add(format!("GPU node {name} ({gpus} GPUs) has no Ready dcgm-exporter pod"), vec![ObjectRef::cluster("Node", name)]);
+            f.add(
+                format!("GPU node {name} ({gpus} GPUs) has no Ready dcgm-exporter pod"),
+                vec![ObjectRef::cluster("Node", name)],
+            );
         }
     }
 }

@@ -14,7 +14,10 @@ pub fn stuck(cx: &Ctx<'_>, f: &mut Findings) {
     for r in cx.inv.helm() {
         if r.status.starts_with("pending-") || r.status == "failed" {
             f.add(
-                format!("Helm release {}/{} revision {} ({} {}) is {}", r.namespace, r.name, r.revision, r.chart, r.chart_version, r.status),
+                format!(
+                    "Helm release {}/{} revision {} ({} {}) is {}",
+                    r.namespace, r.name, r.revision, r.chart, r.chart_version, r.status
+                ),
                 vec![release(r)],
             );
         }
@@ -23,7 +26,9 @@ pub fn stuck(cx: &Ctx<'_>, f: &mut Findings) {
 
 /// `helm.removed-apis`: the latest revision's manifest names an API removed by the target.
 pub fn removed_apis(cx: &Ctx<'_>, f: &mut Findings) {
-    let Some(h) = super::apis::horizon(cx) else { return };
+    let Some(h) = super::apis::horizon(cx) else {
+        return;
+    };
     for r in cx.inv.helm() {
         let hits: Vec<String> = r
             .manifest_apis
@@ -34,24 +39,40 @@ pub fn removed_apis(cx: &Ctx<'_>, f: &mut Findings) {
             })
             .collect();
         if !hits.is_empty() {
-            f.add(format!("Helm release {}/{} renders {}", r.namespace, r.name, hits.join(", ")), vec![release(r)]);
+            f.add(
+                format!(
+                    "Helm release {}/{} renders {}",
+                    r.namespace,
+                    r.name,
+                    hits.join(", ")
+                ),
+                vec![release(r)],
+            );
         }
     }
 }
 
 /// `helm.outdated`: patch and minor updates are info, a major one a warning.
 pub fn outdated(cx: &Ctx<'_>, f: &mut Findings) {
-    let Ok(indexes) = &cx.inv.helm_index else { return };
+    let Ok(indexes) = &cx.inv.helm_index else {
+        return;
+    };
     for r in cx.inv.helm() {
-        let Some(current) = Semver::parse(&r.chart_version) else { continue };
+        let Some(current) = Semver::parse(&r.chart_version) else {
+            continue;
+        };
         for (index, charts) in indexes {
-            let Some(versions) = charts.get(&r.chart) else { continue };
+            let Some(versions) = charts.get(&r.chart) else {
+                continue;
+            };
             let newest = versions
                 .iter()
                 .filter(|(v, _)| !Semver::is_prerelease(v))
                 .filter_map(|(v, created)| Some((Semver::parse(v)?, v, created)))
                 .max_by_key(|(s, _, _)| *s);
-            let Some((latest, v, created)) = newest else { continue };
+            let Some((latest, v, created)) = newest else {
+                continue;
+            };
             if latest <= current {
                 continue;
             }
@@ -62,8 +83,16 @@ pub fn outdated(cx: &Ctx<'_>, f: &mut Findings) {
             } else {
                 (Severity::Info, "patch")
             };
-            let behind = versions.iter().filter(|(x, _)| !Semver::is_prerelease(x) && Semver::parse(x).is_some_and(|x| x > current)).count();
-            let age = created.as_deref().map(|c| format!(", released {c}")).unwrap_or_default();
+            let behind = versions
+                .iter()
+                .filter(|(x, _)| {
+                    !Semver::is_prerelease(x) && Semver::parse(x).is_some_and(|x| x > current)
+                })
+                .count();
+            let age = created
+                .as_deref()
+                .map(|c| format!(", released {c}"))
+                .unwrap_or_default();
             f.add_with(
                 severity,
                 format!("Helm release {}/{} runs {} {}; {index} has {v} ({step} update, {behind} newer version(s){age})", r.namespace, r.name, r.chart, r.chart_version),

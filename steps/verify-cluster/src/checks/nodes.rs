@@ -20,7 +20,13 @@ fn node_ref(n: &Node) -> ObjectRef {
 }
 
 fn condition<'a>(n: &'a Node, t: &str) -> Option<&'a str> {
-    n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status.as_str())
+    n.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| c.status.as_str())
 }
 
 /// `nodes.ready`.
@@ -28,7 +34,10 @@ pub fn ready(cx: &Ctx<'_>, f: &mut Findings) {
     for n in cx.inv.nodes() {
         if !opsteps::nodes::is_ready(n) {
             let st = condition(n, "Ready").unwrap_or("missing");
-            f.add(format!("node {} is not Ready (Ready={st})", name(n)), vec![node_ref(n)]);
+            f.add(
+                format!("node {} is not Ready (Ready={st})", name(n)),
+                vec![node_ref(n)],
+            );
         }
     }
 }
@@ -60,7 +69,9 @@ fn kubelet(n: &Node) -> Option<Minor> {
 /// `nodes.kubelet-skew`: a kubelet newer than the API server, or further behind than the skew
 /// policy allows, now and (pre-upgrade) once the control plane is at the target.
 pub fn kubelet_skew(cx: &Ctx<'_>, f: &mut Findings) {
-    let Some(api) = cx.inv.server_minor() else { return };
+    let Some(api) = cx.inv.server_minor() else {
+        return;
+    };
     // Group by kubelet minor so a fleet of old nodes is one finding.
     let mut by: BTreeMap<Minor, Vec<ObjectRef>> = BTreeMap::new();
     for n in cx.inv.nodes() {
@@ -73,7 +84,10 @@ pub fn kubelet_skew(cx: &Ctx<'_>, f: &mut Findings) {
         let objects: Vec<ObjectRef> = nodes.into_iter().take(MAX_OBJECTS).collect();
         let max = kubelet_max_behind(k);
         if k.behind(api) < 0 {
-            f.add(format!("{count} node(s) run kubelet {k}, newer than the control plane at {api}"), objects);
+            f.add(
+                format!("{count} node(s) run kubelet {k}, newer than the control plane at {api}"),
+                objects,
+            );
         } else if k.behind(api) > max {
             f.add(format!("{count} node(s) run kubelet {k}, more than {max} minors behind the control plane at {api}"), objects);
         } else if let Some(t) = cx.target
@@ -87,22 +101,52 @@ pub fn kubelet_skew(cx: &Ctx<'_>, f: &mut Findings) {
 /// `nodes.kube-proxy-skew`: the kube-proxy image tag against the control plane, now and at the
 /// target (kube-proxy follows the kubelet's skew policy).
 pub fn kube_proxy_skew(cx: &Ctx<'_>, f: &mut Findings) {
-    let Some(api) = cx.inv.server_minor() else { return };
+    let Some(api) = cx.inv.server_minor() else {
+        return;
+    };
     for ds in cx.inv.daemonsets() {
         if ds.metadata.name.as_deref() != Some("kube-proxy") {
             continue;
         }
-        let containers = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|s| s.containers.as_slice()).unwrap_or_default();
-        let Some(image) = containers.iter().find(|c| c.name == "kube-proxy").or(containers.first()).and_then(|c| c.image.as_deref()) else { continue };
+        let containers = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
+        let Some(image) = containers
+            .iter()
+            .find(|c| c.name == "kube-proxy")
+            .or(containers.first())
+            .and_then(|c| c.image.as_deref())
+        else {
+            continue;
+        };
         // EKS tags are `v1.33.0-eksbuild.1`; anything else is not a version to judge.
-        let Some(tag) = image.rsplit_once(':').map(|(_, t)| t).filter(|t| t.starts_with("v1.")) else { continue };
-        let Some(v) = Minor::parse_loose(tag) else { continue };
+        let Some(tag) = image
+            .rsplit_once(':')
+            .map(|(_, t)| t)
+            .filter(|t| t.starts_with("v1."))
+        else {
+            continue;
+        };
+        let Some(v) = Minor::parse_loose(tag) else {
+            continue;
+        };
         let max = kubelet_max_behind(v);
         let obj = vec![super::obj("DaemonSet", &ds.metadata)];
         if v.behind(api) < 0 {
-            f.add(format!("kube-proxy {tag} is newer than the control plane at {api}"), obj);
+            f.add(
+                format!("kube-proxy {tag} is newer than the control plane at {api}"),
+                obj,
+            );
         } else if v.behind(api) > max {
-            f.add(format!("kube-proxy {tag} is more than {max} minors behind the control plane at {api}"), obj);
+            f.add(
+                format!(
+                    "kube-proxy {tag} is more than {max} minors behind the control plane at {api}"
+                ),
+                obj,
+            );
         } else if let Some(t) = cx.target
             && v.behind(t) > max
         {
@@ -115,7 +159,12 @@ pub fn kube_proxy_skew(cx: &Ctx<'_>, f: &mut Findings) {
 fn ready_by_group(nodes: &[Node]) -> BTreeMap<&str, (usize, usize)> {
     let mut m: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for n in nodes {
-        if let Some(g) = n.metadata.labels.as_ref().and_then(|l| l.get(NODEGROUP_LABEL)) {
+        if let Some(g) = n
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(NODEGROUP_LABEL))
+        {
             let e = m.entry(g.as_str()).or_default();
             e.0 += 1;
             if opsteps::nodes::is_ready(n) && !opsteps::nodes::is_unschedulable(n) {
@@ -128,21 +177,38 @@ fn ready_by_group(nodes: &[Node]) -> BTreeMap<&str, (usize, usize)> {
 
 /// `nodes.nodegroups`: EKS status and health, and desired size against Ready nodes.
 pub fn nodegroups(cx: &Ctx<'_>, f: &mut Findings) {
-    let Ok(groups) = &cx.inv.eks.nodegroups else { return };
+    let Ok(groups) = &cx.inv.eks.nodegroups else {
+        return;
+    };
     let counts = ready_by_group(cx.inv.nodes());
     for g in groups {
         let obj = || vec![ObjectRef::cluster("Nodegroup", &g.name)];
         if g.status != "ACTIVE" {
-            f.add(format!("node group {} is {}, not ACTIVE", g.name, g.status), obj());
+            f.add(
+                format!("node group {} is {}, not ACTIVE", g.name, g.status),
+                obj(),
+            );
         }
         for i in &g.issues {
-            f.add(format!("node group {} health issue {}: {}", g.name, i.code, i.message), obj());
+            f.add(
+                format!(
+                    "node group {} health issue {}: {}",
+                    g.name, i.code, i.message
+                ),
+                obj(),
+            );
         }
         let ready = counts.get(g.name.as_str()).map_or(0, |c| c.1);
         if let Some(d) = g.desired
             && (ready as i64) < i64::from(d)
         {
-            f.add(format!("node group {} wants {d} nodes but {ready} are Ready and schedulable", g.name), obj());
+            f.add(
+                format!(
+                    "node group {} wants {d} nodes but {ready} are Ready and schedulable",
+                    g.name
+                ),
+                obj(),
+            );
         }
     }
 }

@@ -30,18 +30,39 @@ fn by_owner<'a>(pods: impl Iterator<Item = (&'a PodInfo, String)>, f: &mut Findi
         let n = list.len();
         let mut objects = vec![o.clone()];
         if o.kind != "Pod" {
-            objects.extend(list.iter().take(MAX_OBJECTS).map(|(p, _)| ObjectRef::ns("Pod", &p.namespace, &p.name)));
+            objects.extend(
+                list.iter()
+                    .take(MAX_OBJECTS)
+                    .map(|(p, _)| ObjectRef::ns("Pod", &p.namespace, &p.name)),
+            );
         }
         let first = &list[0].1;
-        let msg = if o.kind == "Pod" { format!("pod {}/{} {what}: {first}", o.namespace.as_deref().unwrap_or_default(), o.name) } else { format!("{n} pod(s) of {o} {what}: {first}") };
+        let msg = if o.kind == "Pod" {
+            format!(
+                "pod {}/{} {what}: {first}",
+                o.namespace.as_deref().unwrap_or_default(),
+                o.name
+            )
+        } else {
+            format!("{n} pod(s) of {o} {what}: {first}")
+        };
         f.add(msg, objects);
     }
 }
 
 fn waiting(cx: &Ctx<'_>, f: &mut Findings, reasons: &[&str], what: &str) {
     let hits = cx.inv.pods().iter().filter_map(|p| {
-        let w = p.waiting.iter().find(|w| reasons.contains(&w.reason.as_str()))?;
-        Some((p, format!("container {} {} ({} restarts)", w.container, w.reason, w.restarts)))
+        let w = p
+            .waiting
+            .iter()
+            .find(|w| reasons.contains(&w.reason.as_str()))?;
+        Some((
+            p,
+            format!(
+                "container {} {} ({} restarts)",
+                w.container, w.reason, w.restarts
+            ),
+        ))
     });
     by_owner(hits, f, what);
 }
@@ -53,12 +74,18 @@ pub fn crash_loop(cx: &Ctx<'_>, f: &mut Findings) {
 
 /// `pods.image-pull`.
 pub fn image_pull(cx: &Ctx<'_>, f: &mut Findings) {
-    waiting(cx, f, &["ImagePullBackOff", "ErrImagePull", "InvalidImageName"], "cannot pull an image");
+    waiting(
+        cx,
+        f,
+        &["ImagePullBackOff", "ErrImagePull", "InvalidImageName"],
+        "cannot pull an image",
+    );
 }
 
 /// `pods.pending`.
 pub fn pending(cx: &Ctx<'_>, f: &mut Findings) {
-    let limit = jiff::SignedDuration::try_from(cx.cfg.pending_after).unwrap_or(jiff::SignedDuration::MAX);
+    let limit =
+        jiff::SignedDuration::try_from(cx.cfg.pending_after).unwrap_or(jiff::SignedDuration::MAX);
     let hits = cx.inv.pods().iter().filter_map(|p| {
         if p.phase != "Pending" || p.terminating {
             return None;
@@ -72,9 +99,12 @@ pub fn pending(cx: &Ctx<'_>, f: &mut Findings) {
 /// `pods.oom-killed`: containers the OOM killer ended within the window, with their memory
 /// request/limit and restarts (the signal for tuning memory).
 pub fn oom_killed(cx: &Ctx<'_>, f: &mut Findings) {
-    let window = jiff::SignedDuration::try_from(cx.cfg.oom_window).unwrap_or(jiff::SignedDuration::MAX);
+    let window =
+        jiff::SignedDuration::try_from(cx.cfg.oom_window).unwrap_or(jiff::SignedDuration::MAX);
     let hits = cx.inv.pods().iter().filter_map(|p| {
-        let k = p.oom.iter().find(|k| k.at.is_none_or(|at| cx.cfg.now.duration_since(at) <= window))?;
+        let k = p.oom.iter().find(|k| {
+            k.at.is_none_or(|at| cx.cfg.now.duration_since(at) <= window)
+        })?;
         Some((
             p,
             format!(

@@ -28,20 +28,45 @@ pub struct Workload<'a> {
 }
 
 /// Deployments and StatefulSets (and DaemonSets when `daemonsets`).
+#[must_use]
 pub fn workloads<'a>(cx: &'a Ctx<'_>, daemonsets: bool) -> Vec<Workload<'a>> {
     let mut out = Vec::new();
     for d in cx.inv.deployments() {
         let Some(s) = &d.spec else { continue };
-        out.push(Workload { kind: "Deployment", meta: &d.metadata, replicas: Some(s.replicas.unwrap_or(1)), min_ready_seconds: s.min_ready_seconds.unwrap_or(0), pod: s.template.spec.as_ref(), selector: &s.selector, labels: s.template.metadata.as_ref().and_then(|m| m.labels.as_ref()) });
+        out.push(Workload {
+            kind: "Deployment",
+            meta: &d.metadata,
+            replicas: Some(s.replicas.unwrap_or(1)),
+            min_ready_seconds: s.min_ready_seconds.unwrap_or(0),
+            pod: s.template.spec.as_ref(),
+            selector: &s.selector,
+            labels: s.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+        });
     }
     for d in cx.inv.statefulsets() {
         let Some(s) = &d.spec else { continue };
-        out.push(Workload { kind: "StatefulSet", meta: &d.metadata, replicas: Some(s.replicas.unwrap_or(1)), min_ready_seconds: s.min_ready_seconds.unwrap_or(0), pod: s.template.spec.as_ref(), selector: &s.selector, labels: s.template.metadata.as_ref().and_then(|m| m.labels.as_ref()) });
+        out.push(Workload {
+            kind: "StatefulSet",
+            meta: &d.metadata,
+            replicas: Some(s.replicas.unwrap_or(1)),
+            min_ready_seconds: s.min_ready_seconds.unwrap_or(0),
+            pod: s.template.spec.as_ref(),
+            selector: &s.selector,
+            labels: s.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+        });
     }
     if daemonsets {
         for d in cx.inv.daemonsets() {
             let Some(s) = &d.spec else { continue };
-            out.push(Workload { kind: "DaemonSet", meta: &d.metadata, replicas: None, min_ready_seconds: s.min_ready_seconds.unwrap_or(0), pod: s.template.spec.as_ref(), selector: &s.selector, labels: s.template.metadata.as_ref().and_then(|m| m.labels.as_ref()) });
+            out.push(Workload {
+                kind: "DaemonSet",
+                meta: &d.metadata,
+                replicas: None,
+                min_ready_seconds: s.min_ready_seconds.unwrap_or(0),
+                pod: s.template.spec.as_ref(),
+                selector: &s.selector,
+                labels: s.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+            });
         }
     }
     out
@@ -49,31 +74,66 @@ pub fn workloads<'a>(cx: &'a Ctx<'_>, daemonsets: bool) -> Vec<Workload<'a>> {
 
 /// `workloads.rollout`.
 pub fn rollout(cx: &Ctx<'_>, f: &mut Findings) {
+    deployments(cx, f);
+    statefulsets(cx, f);
+    daemonsets(cx, f);
+}
+
+fn deployments(cx: &Ctx<'_>, f: &mut Findings) {
     for d in cx.inv.deployments() {
-        let (Some(spec), st) = (&d.spec, d.status.clone().unwrap_or_default()) else { continue };
+        let (Some(spec), st) = (&d.spec, d.status.clone().unwrap_or_default()) else {
+            continue;
+        };
         let want = spec.replicas.unwrap_or(1);
         let mut why = Vec::new();
         if d.metadata.generation.unwrap_or(0) > st.observed_generation.unwrap_or(0) {
             why.push("the controller has not seen the latest spec".to_owned());
         }
         if st.updated_replicas.unwrap_or(0) < want {
-            why.push(format!("{}/{want} updated", st.updated_replicas.unwrap_or(0)));
+            why.push(format!(
+                "{}/{want} updated",
+                st.updated_replicas.unwrap_or(0)
+            ));
         }
         if st.available_replicas.unwrap_or(0) < want {
-            why.push(format!("{}/{want} available", st.available_replicas.unwrap_or(0)));
+            why.push(format!(
+                "{}/{want} available",
+                st.available_replicas.unwrap_or(0)
+            ));
         }
         if st.replicas.unwrap_or(0) > want {
-            why.push(format!("{} old replicas still running", st.replicas.unwrap_or(0) - want));
+            why.push(format!(
+                "{} old replicas still running",
+                st.replicas.unwrap_or(0) - want
+            ));
         }
-        if let Some(c) = st.conditions.iter().flatten().find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
-            why.push(format!("ProgressDeadlineExceeded: {}", c.message.clone().unwrap_or_default()));
+        if let Some(c) = st.conditions.iter().flatten().find(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        }) {
+            why.push(format!(
+                "ProgressDeadlineExceeded: {}",
+                c.message.clone().unwrap_or_default()
+            ));
         }
         if !why.is_empty() {
-            f.add(format!("Deployment {}/{} is not rolled out: {}", d.metadata.namespace.as_deref().unwrap_or_default(), d.metadata.name.as_deref().unwrap_or_default(), why.join(", ")), vec![obj("Deployment", &d.metadata)]);
+            f.add(
+                format!(
+                    "Deployment {}/{} is not rolled out: {}",
+                    d.metadata.namespace.as_deref().unwrap_or_default(),
+                    d.metadata.name.as_deref().unwrap_or_default(),
+                    why.join(", ")
+                ),
+                vec![obj("Deployment", &d.metadata)],
+            );
         }
     }
+}
+
+fn statefulsets(cx: &Ctx<'_>, f: &mut Findings) {
     for s in cx.inv.statefulsets() {
-        let (Some(spec), st) = (&s.spec, s.status.clone().unwrap_or_default()) else { continue };
+        let (Some(spec), st) = (&s.spec, s.status.clone().unwrap_or_default()) else {
+            continue;
+        };
         let want = spec.replicas.unwrap_or(1);
         let mut why = Vec::new();
         if s.metadata.generation.unwrap_or(0) > st.observed_generation.unwrap_or(0) {
@@ -82,13 +142,30 @@ pub fn rollout(cx: &Ctx<'_>, f: &mut Findings) {
         if st.ready_replicas.unwrap_or(0) < want {
             why.push(format!("{}/{want} ready", st.ready_replicas.unwrap_or(0)));
         }
-        if st.updated_replicas.unwrap_or(0) < want && st.update_revision.is_some() && st.current_revision != st.update_revision {
-            why.push(format!("{}/{want} updated", st.updated_replicas.unwrap_or(0)));
+        if st.updated_replicas.unwrap_or(0) < want
+            && st.update_revision.is_some()
+            && st.current_revision != st.update_revision
+        {
+            why.push(format!(
+                "{}/{want} updated",
+                st.updated_replicas.unwrap_or(0)
+            ));
         }
         if !why.is_empty() {
-            f.add(format!("StatefulSet {}/{} is not rolled out: {}", s.metadata.namespace.as_deref().unwrap_or_default(), s.metadata.name.as_deref().unwrap_or_default(), why.join(", ")), vec![obj("StatefulSet", &s.metadata)]);
+            f.add(
+                format!(
+                    "StatefulSet {}/{} is not rolled out: {}",
+                    s.metadata.namespace.as_deref().unwrap_or_default(),
+                    s.metadata.name.as_deref().unwrap_or_default(),
+                    why.join(", ")
+                ),
+                vec![obj("StatefulSet", &s.metadata)],
+            );
         }
     }
+}
+
+fn daemonsets(cx: &Ctx<'_>, f: &mut Findings) {
     for d in cx.inv.daemonsets() {
         let st = d.status.clone().unwrap_or_default();
         let want = st.desired_number_scheduled;
@@ -97,29 +174,51 @@ pub fn rollout(cx: &Ctx<'_>, f: &mut Findings) {
             why.push("the controller has not seen the latest spec".to_owned());
         }
         if st.number_available.unwrap_or(0) < want {
-            why.push(format!("{}/{want} available", st.number_available.unwrap_or(0)));
+            why.push(format!(
+                "{}/{want} available",
+                st.number_available.unwrap_or(0)
+            ));
         }
         if st.updated_number_scheduled.unwrap_or(0) < want {
-            why.push(format!("{}/{want} updated", st.updated_number_scheduled.unwrap_or(0)));
+            why.push(format!(
+                "{}/{want} updated",
+                st.updated_number_scheduled.unwrap_or(0)
+            ));
         }
         if st.number_misscheduled > 0 {
             why.push(format!("{} misscheduled", st.number_misscheduled));
         }
         if !why.is_empty() {
-            f.add(format!("DaemonSet {}/{} is not rolled out: {}", d.metadata.namespace.as_deref().unwrap_or_default(), d.metadata.name.as_deref().unwrap_or_default(), why.join(", ")), vec![obj("DaemonSet", &d.metadata)]);
+            f.add(
+                format!(
+                    "DaemonSet {}/{} is not rolled out: {}",
+                    d.metadata.namespace.as_deref().unwrap_or_default(),
+                    d.metadata.name.as_deref().unwrap_or_default(),
+                    why.join(", ")
+                ),
+                vec![obj("DaemonSet", &d.metadata)],
+            );
         }
     }
 }
 
 fn label(w: &Workload<'_>) -> String {
-    format!("{} {}/{}", w.kind, w.meta.namespace.as_deref().unwrap_or_default(), w.meta.name.as_deref().unwrap_or_default())
+    format!(
+        "{} {}/{}",
+        w.kind,
+        w.meta.namespace.as_deref().unwrap_or_default(),
+        w.meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// `workloads.single-replica`.
 pub fn single_replica(cx: &Ctx<'_>, f: &mut Findings) {
     for w in workloads(cx, false) {
         if w.replicas == Some(1) {
-            f.add(format!("{} runs a single replica", label(&w)), vec![obj(w.kind, w.meta)]);
+            f.add(
+                format!("{} runs a single replica", label(&w)),
+                vec![obj(w.kind, w.meta)],
+            );
         }
     }
 }
@@ -128,25 +227,43 @@ pub fn single_replica(cx: &Ctx<'_>, f: &mut Findings) {
 pub fn min_ready_seconds(cx: &Ctx<'_>, f: &mut Findings) {
     for w in workloads(cx, false) {
         if w.min_ready_seconds == 0 {
-            f.add(format!("{} has minReadySeconds 0", label(&w)), vec![obj(w.kind, w.meta)]);
+            f.add(
+                format!("{} has minReadySeconds 0", label(&w)),
+                vec![obj(w.kind, w.meta)],
+            );
         }
     }
 }
 
 /// Adds one finding per workload whose containers `bad` picks, naming them.
-fn per_container(cx: &Ctx<'_>, f: &mut Findings, what: &str, bad: impl Fn(&k8s_openapi::api::core::v1::Container) -> bool) {
+fn per_container(
+    cx: &Ctx<'_>,
+    f: &mut Findings,
+    what: &str,
+    bad: impl Fn(&k8s_openapi::api::core::v1::Container) -> bool,
+) {
     for w in workloads(cx, true) {
         let Some(pod) = w.pod else { continue };
-        let names: Vec<&str> = pod.containers.iter().filter(|c| bad(c)).map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = pod
+            .containers
+            .iter()
+            .filter(|c| bad(c))
+            .map(|c| c.name.as_str())
+            .collect();
         if !names.is_empty() {
-            f.add(format!("{}: container(s) {} {what}", label(&w), names.join(", ")), vec![obj(w.kind, w.meta)]);
+            f.add(
+                format!("{}: container(s) {} {what}", label(&w), names.join(", ")),
+                vec![obj(w.kind, w.meta)],
+            );
         }
     }
 }
 
 /// `workloads.readiness-probe`.
 pub fn readiness_probe(cx: &Ctx<'_>, f: &mut Findings) {
-    per_container(cx, f, "have no readinessProbe", |c| c.readiness_probe.is_none());
+    per_container(cx, f, "have no readinessProbe", |c| {
+        c.readiness_probe.is_none()
+    });
 }
 
 /// `workloads.resource-requests`.
@@ -161,7 +278,10 @@ pub fn resource_requests(cx: &Ctx<'_>, f: &mut Findings) {
 pub fn termination_grace(cx: &Ctx<'_>, f: &mut Findings) {
     for w in workloads(cx, true) {
         if w.pod.and_then(|p| p.termination_grace_period_seconds) == Some(0) {
-            f.add(format!("{} has terminationGracePeriodSeconds 0", label(&w)), vec![obj(w.kind, w.meta)]);
+            f.add(
+                format!("{} has terminationGracePeriodSeconds 0", label(&w)),
+                vec![obj(w.kind, w.meta)],
+            );
         }
     }
 }
@@ -170,9 +290,26 @@ pub fn termination_grace(cx: &Ctx<'_>, f: &mut Findings) {
 pub fn docker_socket(cx: &Ctx<'_>, f: &mut Findings) {
     for w in workloads(cx, true) {
         let Some(pod) = w.pod else { continue };
-        let hits: Vec<&str> = pod.volumes.iter().flatten().filter(|v| v.host_path.as_ref().is_some_and(|h| h.path.ends_with("docker.sock"))).map(|v| v.name.as_str()).collect();
+        let hits: Vec<&str> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .filter(|v| {
+                v.host_path
+                    .as_ref()
+                    .is_some_and(|h| h.path.ends_with("docker.sock"))
+            })
+            .map(|v| v.name.as_str())
+            .collect();
         if !hits.is_empty() {
-            f.add(format!("{} mounts docker.sock (volume {})", label(&w), hits.join(", ")), vec![obj(w.kind, w.meta)]);
+            f.add(
+                format!(
+                    "{} mounts docker.sock (volume {})",
+                    label(&w),
+                    hits.join(", ")
+                ),
+                vec![obj(w.kind, w.meta)],
+            );
         }
     }
 }
@@ -184,7 +321,16 @@ pub fn topology(cx: &Ctx<'_>, f: &mut Findings) {
         .inv
         .nodes()
         .iter()
-        .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref()?.get("topology.kubernetes.io/zone")?.as_str())))
+        .filter_map(|n| {
+            Some((
+                n.metadata.name.as_deref()?,
+                n.metadata
+                    .labels
+                    .as_ref()?
+                    .get("topology.kubernetes.io/zone")?
+                    .as_str(),
+            ))
+        })
         .collect();
     let zones: BTreeSet<&str> = zone_of.values().copied().collect();
     // Pods by namespace for the selector match.
@@ -207,15 +353,36 @@ pub fn topology(cx: &Ctx<'_>, f: &mut Findings) {
             .filter_map(|p| p.node.as_deref())
             .collect();
         if nodes.len() < 2 && !nodes.is_empty() {
-            let on: Vec<ObjectRef> = nodes.iter().take(MAX_OBJECTS).map(|n| ObjectRef::cluster("Node", n)).collect();
+            let on: Vec<ObjectRef> = nodes
+                .iter()
+                .take(MAX_OBJECTS)
+                .map(|n| ObjectRef::cluster("Node", n))
+                .collect();
             let mut objects = vec![obj(w.kind, w.meta)];
             objects.extend(on);
-            f.add(format!("{}: all {} replicas run on one node", label(&w), w.replicas.unwrap_or(0)), objects);
+            f.add(
+                format!(
+                    "{}: all {} replicas run on one node",
+                    label(&w),
+                    w.replicas.unwrap_or(0)
+                ),
+                objects,
+            );
             continue;
         }
-        let used: BTreeSet<&str> = nodes.iter().filter_map(|n| zone_of.get(n).copied()).collect();
+        let used: BTreeSet<&str> = nodes
+            .iter()
+            .filter_map(|n| zone_of.get(n).copied())
+            .collect();
         if zones.len() > 1 && used.len() == 1 {
-            f.add(format!("{}: all replicas run in zone {}", label(&w), used.iter().next().copied().unwrap_or_default()), vec![obj(w.kind, w.meta)]);
+            f.add(
+                format!(
+                    "{}: all replicas run in zone {}",
+                    label(&w),
+                    used.iter().next().copied().unwrap_or_default()
+                ),
+                vec![obj(w.kind, w.meta)],
+            );
         }
     }
 }

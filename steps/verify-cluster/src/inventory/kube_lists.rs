@@ -74,17 +74,28 @@ fn not_needed<T>() -> Loaded<T> {
 /// 404 → not served, deadline/SIGTERM/transient → transient, the rest → failed.
 fn unavailable(e: &ListError) -> Unavailable {
     match e {
-        ListError::Api { source, .. } => from_kube(source.last(), matches!(source, RetryError::Permanent(_))),
-        ListError::Refused { message, .. } => Unavailable::new(UnavailableKind::Failed, message.clone()),
+        ListError::Api { source, .. } => {
+            from_kube(source.last(), matches!(source, RetryError::Permanent(_)))
+        }
+        ListError::Refused { message, .. } => {
+            Unavailable::new(UnavailableKind::Failed, message.clone())
+        }
         other => Unavailable::new(UnavailableKind::Transient, other.to_string()),
     }
 }
 
 fn from_kube(e: &kube::Error, permanent: bool) -> Unavailable {
     match e {
-        kube::Error::Api(s) if s.code == 403 => Unavailable::new(UnavailableKind::Forbidden, s.message.clone()),
-        kube::Error::Api(s) if s.code == 404 => Unavailable::new(UnavailableKind::NotConfigured, format!("not served by this API server: {}", s.message)),
-        e if !permanent || opsteps::retry::is_transient_kube(e) => Unavailable::new(UnavailableKind::Transient, e.to_string()),
+        kube::Error::Api(s) if s.code == 403 => {
+            Unavailable::new(UnavailableKind::Forbidden, s.message.clone())
+        }
+        kube::Error::Api(s) if s.code == 404 => Unavailable::new(
+            UnavailableKind::NotConfigured,
+            format!("not served by this API server: {}", s.message),
+        ),
+        e if !permanent || opsteps::retry::is_transient_kube(e) => {
+            Unavailable::new(UnavailableKind::Transient, e.to_string())
+        }
         e => Unavailable::new(UnavailableKind::Failed, e.to_string()),
     }
 }
@@ -150,17 +161,33 @@ fn take_applied(kind: &str, meta: &mut ObjectMeta, out: &mut Vec<ApiUsage>) {
 
 /// `GET /version`.
 pub async fn version(client: &Client) -> Loaded<ServerVersion> {
-    let v = client.apiserver_version().await.map_err(|e| from_kube(&e, true))?;
+    let v = client
+        .apiserver_version()
+        .await
+        .map_err(|e| from_kube(&e, true))?;
     let minor = Minor::parse_loose(&format!("{}.{}", v.major, v.minor.trim_end_matches('+')))
         .or_else(|| Minor::parse_loose(&v.git_version))
-        .ok_or_else(|| Unavailable::new(UnavailableKind::Failed, format!("cannot read the version {:?}", v.git_version)))?;
-    Ok(ServerVersion { minor, git_version: v.git_version })
+        .ok_or_else(|| {
+            Unavailable::new(
+                UnavailableKind::Failed,
+                format!("cannot read the version {:?}", v.git_version),
+            )
+        })?;
+    Ok(ServerVersion {
+        minor,
+        git_version: v.git_version,
+    })
 }
 
 /// Reads `apiserver_requested_deprecated_apis` from `/metrics`.
 async fn metrics(client: &Client) -> Loaded<Vec<DeprecatedRequest>> {
-    let req = http::Request::get("/metrics").body(Vec::new()).map_err(|e| Unavailable::new(UnavailableKind::Failed, e.to_string()))?;
-    let text = client.request_text(req).await.map_err(|e| from_kube(&e, true))?;
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| Unavailable::new(UnavailableKind::Failed, e.to_string()))?;
+    let text = client
+        .request_text(req)
+        .await
+        .map_err(|e| from_kube(&e, true))?;
     Ok(parse_deprecated(&text))
 }
 
@@ -172,11 +199,16 @@ pub fn parse_deprecated(text: &str) -> Vec<DeprecatedRequest> {
         let Some(rest) = line.strip_prefix("apiserver_requested_deprecated_apis{") else {
             continue;
         };
-        let Some((labels, _value)) = rest.split_once('}') else { continue };
+        let Some((labels, _value)) = rest.split_once('}') else {
+            continue;
+        };
         let mut m = BTreeMap::new();
         for part in labels.split("\",") {
             if let Some((k, v)) = part.split_once("=\"") {
-                m.insert(k.trim().trim_start_matches(','), v.trim_end_matches('"').to_owned());
+                m.insert(
+                    k.trim().trim_start_matches(','),
+                    v.trim_end_matches('"').to_owned(),
+                );
             }
         }
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();
@@ -198,7 +230,12 @@ async fn rbac(client: &Client, opts: &ListOpts) -> Loaded<Rbac> {
         list::<RoleBinding, _>(client, opts, lp(), Some),
         list::<ClusterRoleBinding, _>(client, opts, lp(), Some),
     );
-    Ok(Rbac { roles: roles?, cluster_roles: cluster_roles?, role_bindings: role_bindings?, cluster_role_bindings: cluster_role_bindings? })
+    Ok(Rbac {
+        roles: roles?,
+        cluster_roles: cluster_roles?,
+        role_bindings: role_bindings?,
+        cluster_role_bindings: cluster_role_bindings?,
+    })
 }
 
 async fn helm_releases(client: &Client, opts: &ListOpts) -> Loaded<Vec<helm::Release>> {
@@ -221,42 +258,111 @@ async fn helm_releases(client: &Client, opts: &ListOpts) -> Loaded<Vec<helm::Rel
     Ok(helm::latest(releases))
 }
 
+/// `f` when `want`, else "not needed" without running it.
+async fn gated<T>(want: bool, f: impl Future<Output = Loaded<T>>) -> Loaded<T> {
+    if want { f.await } else { not_needed() }
+}
+
+/// Lists every `K` when `want`, noting the API versions it was applied with.
+async fn applied<K>(
+    client: &Client,
+    opts: &ListOpts,
+    want: bool,
+    kind: &'static str,
+) -> (Loaded<Vec<K>>, Vec<ApiUsage>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    if !want {
+        return (not_needed(), Vec::new());
+    }
+    let mut usage = Vec::new();
+    let listed = list::<K, _>(client, opts, ListParams::default(), |mut o| {
+        take_applied(kind, o.meta_mut(), &mut usage);
+        Some(o)
+    })
+    .await;
+    (listed, usage)
+}
+
 /// Reads every Kubernetes source in `needs`, all at once.
 pub async fn load_kube(client: &Client, needs: &BTreeSet<Source>, opts: &ListOpts) -> KubeParts {
     let want = |s| needs.contains(&s);
-    let lp = ListParams::default;
-    let mut usage: Vec<ApiUsage> = Vec::new();
-    let usage_cell = std::sync::Mutex::new(&mut usage);
-    let applied = |kind: &'static str| {
-        let cell = &usage_cell;
-        move |meta: &mut ObjectMeta| {
-            let mut local = Vec::new();
-            take_applied(kind, meta, &mut local);
-            if !local.is_empty() {
-                cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(local);
-            }
+    let nodes = list::<Node, _>(client, opts, ListParams::default(), |mut n| {
+        n.metadata.managed_fields = None;
+        if let Some(s) = n.status.as_mut() {
+            s.images = None;
         }
-    };
-    let (dep_a, sts_a, ds_a, pdb_a, hpa_a) = (applied("Deployment"), applied("StatefulSet"), applied("DaemonSet"), applied("PodDisruptionBudget"), applied("HorizontalPodAutoscaler"));
+        Some(n)
+    });
+    let pods = list::<Pod, _>(client, opts, ListParams::default(), |p| {
+        Some(PodInfo::from_pod(p))
+    });
     let (nodes, pods, deployments, statefulsets, daemonsets, pdbs, hpas, rbac, helm, metrics) = tokio::join!(
-        async {
-            if want(Source::Nodes) {
-                list::<Node, _>(client, opts, lp(), |mut n| { n.metadata.managed_fields = None; n.status.as_mut().map(|s| s.images = None); Some(n) }).await
-            } else { not_needed() }
-        },
-        async { if want(Source::Pods) { list::<Pod, _>(client, opts, lp(), |p| Some(PodInfo::from_pod(p))).await } else { not_needed() } },
-        async { if want(Source::Deployments) { list::<Deployment, _>(client, opts, lp(), |mut o| { dep_a(&mut o.metadata); Some(o) }).await } else { not_needed() } },
-        async { if want(Source::StatefulSets) { list::<StatefulSet, _>(client, opts, lp(), |mut o| { sts_a(&mut o.metadata); Some(o) }).await } else { not_needed() } },
-        async { if want(Source::DaemonSets) { list::<DaemonSet, _>(client, opts, lp(), |mut o| { ds_a(&mut o.metadata); Some(o) }).await } else { not_needed() } },
-        async { if want(Source::Pdbs) { list::<PodDisruptionBudget, _>(client, opts, lp(), |mut o| { pdb_a(&mut o.metadata); Some(o) }).await } else { not_needed() } },
-        async { if want(Source::Hpas) { list::<HorizontalPodAutoscaler, _>(client, opts, lp(), |mut o| { hpa_a(&mut o.metadata); Some(o) }).await } else { not_needed() } },
-        async { if want(Source::Rbac) { rbac(client, opts).await } else { not_needed() } },
-        async { if want(Source::HelmReleases) { helm_releases(client, opts).await } else { not_needed() } },
-        async { if want(Source::Metrics) { metrics(client).await } else { not_needed() } },
+        Box::pin(gated(want(Source::Nodes), nodes)),
+        Box::pin(gated(want(Source::Pods), pods)),
+        Box::pin(applied::<Deployment>(
+            client,
+            opts,
+            want(Source::Deployments),
+            "Deployment"
+        )),
+        Box::pin(applied::<StatefulSet>(
+            client,
+            opts,
+            want(Source::StatefulSets),
+            "StatefulSet"
+        )),
+        Box::pin(applied::<DaemonSet>(
+            client,
+            opts,
+            want(Source::DaemonSets),
+            "DaemonSet"
+        )),
+        Box::pin(applied::<PodDisruptionBudget>(
+            client,
+            opts,
+            want(Source::Pdbs),
+            "PodDisruptionBudget"
+        )),
+        Box::pin(applied::<HorizontalPodAutoscaler>(
+            client,
+            opts,
+            want(Source::Hpas),
+            "HorizontalPodAutoscaler"
+        )),
+        Box::pin(gated(want(Source::Rbac), rbac(client, opts))),
+        Box::pin(gated(
+            want(Source::HelmReleases),
+            helm_releases(client, opts)
+        )),
+        Box::pin(gated(want(Source::Metrics), metrics(client))),
     );
-    drop(usage_cell);
-    usage.sort_by(|a, b| a.object.cmp(&b.object));
-    KubeParts { nodes, pods, deployments, statefulsets, daemonsets, pdbs, hpas, rbac, helm, metrics, api_usage: usage }
+    let mut api_usage: Vec<ApiUsage> = [
+        &deployments.1,
+        &statefulsets.1,
+        &daemonsets.1,
+        &pdbs.1,
+        &hpas.1,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    api_usage.sort_by(|a, b| a.object.cmp(&b.object));
+    KubeParts {
+        nodes,
+        pods,
+        deployments: deployments.0,
+        statefulsets: statefulsets.0,
+        daemonsets: daemonsets.0,
+        pdbs: pdbs.0,
+        hpas: hpas.0,
+        rbac,
+        helm,
+        metrics,
+        api_usage,
+    }
 }
 
 #[cfg(test)]

@@ -100,7 +100,11 @@ impl PodInfo {
             }
             let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
             let now = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
-            if let Some(t) = last.into_iter().chain(now).find(|t| t.reason.as_deref() == Some("OOMKilled")) {
+            if let Some(t) = last
+                .into_iter()
+                .chain(now)
+                .find(|t| t.reason.as_deref() == Some("OOMKilled"))
+            {
                 let res = spec
                     .containers
                     .iter()
@@ -108,8 +112,12 @@ impl PodInfo {
                     .find(|c| c.name == cs.name)
                     .and_then(|c| c.resources.clone())
                     .unwrap_or_default();
-                let mem = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-                    m.as_ref().and_then(|m| m.get("memory")).map(|q| q.0.clone())
+                let mem = |m: &Option<
+                    BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+                >| {
+                    m.as_ref()
+                        .and_then(|m| m.get("memory"))
+                        .map(|q| q.0.clone())
                 };
                 oom.push(OomKill {
                     container: cs.name.clone(),
