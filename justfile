@@ -48,7 +48,7 @@ deny:
 # Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
 # memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A.
 bench:
-    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods --bins --examples
+    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods -p verify-cluster --bins --examples
     ./target/release/opsteps-bench all
     ./target/release/examples/bench
 

@@ -5,6 +5,7 @@
 //!   client listing every pod in pages of 500 (kube-rs, and kubectl for reference).
 //! - `drain`: `drain-node` against `kubectl drain` on (a) one node with 110 pods and (b) a node
 //!   group of 50 nodes with 30 pods each (drain-node at several `--parallel-nodes`).
+//! - `verify`: `verify-cluster --profile health` against `kubectl get ... -o json` (`verify.rs`).
 
 // The report on stdout is this program's output.
 #![allow(clippy::print_stdout)]
@@ -18,6 +19,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use opsteps_sandbox::sandbox::{Options, Sandbox};
 use opsteps_sandbox::scenario::Scenario;
+
+mod verify;
 
 #[derive(Parser)]
 #[command(about = "opsteps benchmarks")]
@@ -36,6 +39,8 @@ enum What {
         #[arg(long)]
         quick: bool,
     },
+    /// verify-cluster's health profile against kubectl get on 18,000 pods.
+    Verify,
     /// Everything.
     All,
 }
@@ -49,9 +54,11 @@ fn main() -> Result<std::process::ExitCode> {
         match cli.what {
             What::Sandbox => sandbox().await,
             What::Drain { quick } => drain(quick).await,
+            What::Verify => verify::verify().await,
             What::All => {
                 sandbox().await?;
-                drain(false).await
+                drain(false).await?;
+                verify::verify().await
             }
         }
     })?;
