@@ -176,3 +176,102 @@ pub fn profile_name(p: Profile) -> &'static str {
         Profile::Health => "health",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Finding, ObjectRef};
+
+    fn doc(statuses: &[CheckStatus], fail_on: Severity) -> Document {
+        let ids = ["a.one", "b.two", "c.three"];
+        let mut d = Document {
+            schema_version: SCHEMA_VERSION,
+            profile: Profile::Health,
+            generated_at: "2026-11-26T10:00:00Z".into(),
+            server_version: None,
+            eks_cluster: None,
+            target_kubernetes: None,
+            expect_kubernetes: None,
+            fail_on,
+            summary: Summary::default(),
+            checks: statuses
+                .iter()
+                .zip(ids)
+                .map(|(s, id)| CheckResult {
+                    id,
+                    family: "x",
+                    title: "t",
+                    status: *s,
+                    findings: 0,
+                    reason: None,
+                })
+                .collect(),
+            findings: vec![
+                Finding {
+                    check: "b.two",
+                    severity: Severity::Info,
+                    message: "i".into(),
+                    objects: vec![ObjectRef::cluster("Node", "n")],
+                    remediation: "r.".into(),
+                },
+                Finding {
+                    check: "c.three",
+                    severity: Severity::Fail,
+                    message: "f".into(),
+                    objects: vec![],
+                    remediation: "r.".into(),
+                },
+                Finding {
+                    check: "a.one",
+                    severity: Severity::Warn,
+                    message: "w".into(),
+                    objects: vec![],
+                    remediation: "r.".into(),
+                },
+            ],
+            findings_omitted: 0,
+            inventory: BTreeMap::new(),
+        };
+        d.finish();
+        d
+    }
+
+    #[test]
+    fn result_follows_the_worst_check_and_fail_on() {
+        use CheckStatus::{Error, Fail, Pass, Skipped, Warn};
+        assert_eq!(
+            doc(&[Pass, Warn, Skipped], Severity::Fail).summary.result,
+            "pass"
+        );
+        assert_eq!(
+            doc(&[Pass, Warn, Skipped], Severity::Warn).summary.result,
+            "fail"
+        );
+        assert_eq!(
+            doc(&[Pass, Fail, Error], Severity::Fail).summary.result,
+            "fail"
+        );
+        assert_eq!(
+            doc(&[Pass, Pass, Error], Severity::Fail).summary.result,
+            "error"
+        );
+    }
+
+    #[test]
+    fn findings_are_worst_first_and_stdout_is_capped() {
+        let d = doc(&[CheckStatus::Fail; 3], Severity::Fail);
+        let order: Vec<&str> = d.findings.iter().map(|f| f.check).collect();
+        assert_eq!(order, ["c.three", "a.one", "b.two"]);
+        assert!(
+            d.summary_line()
+                .contains("findings: 1 fail, 1 warn, 1 info"),
+            "{}",
+            d.summary_line()
+        );
+        let mut big = d.clone();
+        big.findings = std::iter::repeat_n(d.findings[0].clone(), STDOUT_FINDINGS + 7).collect();
+        let out = big.for_stdout();
+        assert_eq!(out.findings.len(), STDOUT_FINDINGS);
+        assert_eq!(out.findings_omitted, 7);
+    }
+}

@@ -279,3 +279,32 @@ async fn bad_flags_are_exit_2_before_any_request() {
         assert_eq!(sb.requests().len(), before, "{args:?} sent requests");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_keeps_failing_is_an_error_and_exit_3_while_the_rest_run() {
+    let sb =
+        start("cluster: {name: t, version: \"1.33\"}\nnodeGroups: [{name: w, count: 2}]\n").await;
+    sb.add_fault(opsteps_sandbox::faults::FaultRule {
+        verbs: vec!["list".into()],
+        resource: Some("pods".into()),
+        namespace: None,
+        name: None,
+        user: None,
+        action: opsteps_sandbox::faults::FaultAction::Status {
+            code: 503,
+            retry_after: None,
+            message: None,
+        },
+        times: None,
+        every: None,
+        probability: None,
+        seed: None,
+    });
+    let out = run(&sb, &["--profile", "health", "--timeout", "3s"]).await;
+    let pods = out.check("pods.crash-loop");
+    assert_eq!(pods["status"], "error", "{pods:#}");
+    assert_eq!(out.check_status("nodes.ready"), "pass");
+    assert_eq!(out.result["summary"]["result"], "error");
+    assert_eq!(out.status, ExitStatus::Transient, "{:#}", out.result);
+    assert_read_only(&sb);
+}

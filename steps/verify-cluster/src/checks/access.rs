@@ -116,3 +116,37 @@ pub fn exec(cx: &Ctx<'_>, f: &mut Findings) {
         check("RoleBinding", &b.metadata, &b.role_ref, b.subjects.as_ref());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_is_exact_or_a_prefix() {
+        let allow = vec![
+            "Group:system:masters".to_owned(),
+            "ServiceAccount:ops/*".to_owned(),
+        ];
+        assert!(allowed("Group:system:masters", &allow));
+        assert!(allowed("ServiceAccount:ops/runner", &allow));
+        assert!(!allowed("Group:system:masters-x", &allow));
+        assert!(!allowed("ServiceAccount:shop/runner", &allow));
+        assert!(!allowed("User:alice", &allow));
+    }
+
+    #[test]
+    fn exec_is_create_or_get_on_the_subresource_or_a_wildcard() {
+        let rule = |g: &str, r: &str, v: &str| PolicyRule {
+            api_groups: Some(vec![g.into()]),
+            resources: Some(vec![r.into()]),
+            verbs: vec![v.into()],
+            ..PolicyRule::default()
+        };
+        assert!(grants_exec(&rule("", "pods/exec", "create")));
+        assert!(grants_exec(&rule("", "pods/attach", "get")));
+        assert!(grants_exec(&rule("*", "*", "*")));
+        assert!(!grants_exec(&rule("", "pods", "create")));
+        assert!(!grants_exec(&rule("", "pods/exec", "list")));
+        assert!(!grants_exec(&rule("apps", "pods/exec", "create")));
+    }
+}
