@@ -48,9 +48,9 @@ deny:
 # Benchmarks (release builds), side by side with peers: the sandbox at 18,000 pods (start-up,
 # memory, paged list), drain-node vs kubectl drain, evict-old-pods vs kubectl get pods -A, the
 # prom-text parser vs Python's prometheus_client (MB/s, samples/s), collect-gpu-stats over 200
-# GPU nodes.
+# GPU nodes, verify-cluster's health profile vs kubectl get on 18,000 pods.
 bench:
-    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods -p collect-gpu-stats --bins --examples
+    cargo build --release --locked -p opsteps-bench -p drain-node -p evict-old-pods -p collect-gpu-stats -p verify-cluster --bins --examples
     ./target/release/opsteps-bench all
     ./target/release/examples/bench
 

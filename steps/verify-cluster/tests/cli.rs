@@ -2,7 +2,17 @@
 
 #[test]
 fn cli_contract() {
-    opsteps_testkit::assert_cli_contract(env!("CARGO_BIN_EXE_verify-cluster"), &["--dry-run"]);
+    opsteps_testkit::assert_cli_contract(
+        env!("CARGO_BIN_EXE_verify-cluster"),
+        &[
+            "--profile",
+            "--check",
+            "--skip",
+            "--target-kubernetes",
+            "--expect-kubernetes",
+            "--fail-on",
+        ],
+    );
 }
 
 /// `--help` as a reviewed snapshot: a flag, default or env name change is a visible diff.

@@ -7,6 +7,7 @@
 //!   group of 50 nodes with 30 pods each (drain-node at several `--parallel-nodes`).
 //! - `promtext`: the prom-text parser against Python's prometheus_client (`promtext.rs`).
 //! - `gpu`: collect-gpu-stats over 200 GPU nodes with 8 GPUs each (`gpu.rs`).
+//! - `verify`: `verify-cluster --profile health` against `kubectl get ... -o json` (`verify.rs`).
 
 // The report on stdout is this program's output.
 #![allow(clippy::print_stdout)]
@@ -24,6 +25,7 @@ use opsteps_sandbox::sandbox::{Options, Sandbox};
 use opsteps_sandbox::scenario::Scenario;
 
 mod promtext;
+mod verify;
 
 #[derive(Parser)]
 #[command(about = "opsteps benchmarks")]
@@ -46,6 +48,8 @@ enum What {
     Promtext,
     /// collect-gpu-stats over 200 GPU nodes (src/gpu.rs).
     Gpu,
+    /// verify-cluster's health profile against kubectl get on 18,000 pods.
+    Verify,
     /// Everything.
     All,
 }
@@ -61,11 +65,13 @@ fn main() -> Result<std::process::ExitCode> {
             What::Drain { quick } => drain(quick).await,
             What::Promtext => promtext::run(),
             What::Gpu => gpu::run().await,
+            What::Verify => verify::verify().await,
             What::All => {
                 promtext::run()?;
                 sandbox().await?;
                 gpu::run().await?;
-                drain(false).await
+                drain(false).await?;
+                verify::verify().await
             }
         }
     })?;
