@@ -77,9 +77,10 @@ pub struct Args {
     #[arg(long, env = env::EXEC_ALLOW, value_delimiter = ',', value_name = "KIND:NAME,...", default_value = "Group:system:masters")]
     pub exec_allow: Vec<String>,
 
-    /// A chart repository index for helm.outdated: `NAME=FILE` (its index.yaml; repeatable or
-    /// comma-separated). Releases whose chart the index lists are compared with its newest version.
-    #[arg(long, env = env::HELM_INDEX, value_delimiter = ',', value_name = "NAME=FILE")]
+    /// A chart repository index for helm.outdated: `NAME=URL` (the repository URL or its
+    /// index.yaml, http or https) or `NAME=FILE` (repeatable or comma-separated). Releases whose
+    /// chart the index lists are compared with its newest version.
+    #[arg(long, env = env::HELM_INDEX, value_delimiter = ',', value_name = "NAME=URL|FILE")]
     pub helm_index: Vec<String>,
 
     /// Judge ages (Pending, OOMKilled) at this instant (RFC 3339) instead of the local clock.
@@ -154,7 +155,7 @@ pub struct Config {
     /// exec/attach allow-list.
     pub exec_allow: Vec<String>,
     /// Chart indexes.
-    pub helm_indexes: Vec<(String, PathBuf)>,
+    pub helm_indexes: Vec<(String, IndexSource)>,
     /// "Now".
     pub now: jiff::Timestamp,
     /// Overall read timeout.
@@ -194,10 +195,10 @@ impl Config {
         }
         let mut helm_indexes = Vec::new();
         for spec in &a.helm_index {
-            let (name, file) = spec.split_once('=').filter(|(n, f)| !n.is_empty() && !f.is_empty()).ok_or_else(|| {
-                StepError::bad_input(format!("--helm-index {spec:?}: expected NAME=FILE (a chart repository's index.yaml)"))
+            let (name, source) = spec.split_once('=').filter(|(n, f)| !n.is_empty() && !f.is_empty()).ok_or_else(|| {
+                StepError::bad_input(format!("--helm-index {spec:?}: expected NAME=URL or NAME=FILE (a chart repository's index.yaml)"))
             })?;
-            helm_indexes.push((name.to_owned(), PathBuf::from(file)));
+            helm_indexes.push((name.to_owned(), IndexSource::parse(spec, source)?));
         }
         for s in &a.exec_allow {
             if !s.contains(':') {
@@ -241,7 +242,7 @@ impl Config {
         }
         if checks.iter().any(|c| c.id == "helm.outdated") && a.helm_index.is_empty() {
             return Err(StepError::bad_input(
-                "helm.outdated needs --helm-index NAME=FILE",
+                "helm.outdated needs --helm-index NAME=URL|FILE",
             ));
         }
         Ok(Self {
@@ -274,5 +275,45 @@ impl Config {
             .iter()
             .flat_map(|c| c.needs.iter().copied())
             .collect()
+    }
+}
+
+/// Where a chart repository's index comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexSource {
+    /// A local `index.yaml`.
+    File(PathBuf),
+    /// `http(s)://…/index.yaml`, or the repository URL (`/index.yaml` is appended, as helm does).
+    Url(String),
+}
+
+impl IndexSource {
+    fn parse(spec: &str, source: &str) -> Result<Self, StepError> {
+        let lower = source.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            if lower.contains("://") {
+                return Err(StepError::bad_input(format!(
+                    "--helm-index {spec:?}: only http:// and https:// URLs (or a file path) are accepted"
+                )));
+            }
+            return Ok(Self::File(PathBuf::from(source)));
+        }
+        let uri: http::Uri = source
+            .parse()
+            .map_err(|e| StepError::bad_input(format!("--helm-index {spec:?}: not a URL: {e}")))?;
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(StepError::bad_input(format!(
+                "--helm-index {spec:?}: the URL has no host"
+            )));
+        }
+        let is_yaml = std::path::Path::new(uri.path())
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+        let url = if is_yaml {
+            source.to_owned()
+        } else {
+            format!("{}/index.yaml", source.trim_end_matches('/'))
+        };
+        Ok(Self::Url(url))
     }
 }

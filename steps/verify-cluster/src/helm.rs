@@ -212,6 +212,13 @@ pub fn latest(mut releases: Vec<Release>) -> Vec<Release> {
 
 /// Reads a chart repository's `index.yaml`: chart name → (version, created) of each entry.
 pub fn read_index(path: &std::path::Path) -> Result<crate::inventory::ChartIndex, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_index(&text, &path.display().to_string())
+}
+
+/// A chart repository index (`index.yaml`) from its text; `origin` names it in errors.
+pub fn parse_index(text: &str, origin: &str) -> Result<crate::inventory::ChartIndex, String> {
     #[derive(Deserialize)]
     struct Index {
         #[serde(default)]
@@ -223,14 +230,8 @@ pub fn read_index(path: &std::path::Path) -> Result<crate::inventory::ChartIndex
         #[serde(default)]
         created: Option<String>,
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let idx: Index = serde_saphyr::from_str(&text).map_err(|e| {
-        format!(
-            "{} is not a chart repository index (index.yaml): {e}",
-            path.display()
-        )
-    })?;
+    let idx: Index = serde_saphyr::from_str(text)
+        .map_err(|e| format!("{origin} is not a chart repository index (index.yaml): {e}"))?;
     Ok(idx
         .entries
         .into_iter()

@@ -11,6 +11,7 @@ pub mod args;
 pub mod aws;
 pub mod checks;
 pub mod env;
+pub mod fetch;
 pub mod finding;
 pub mod helm;
 pub mod inventory;
@@ -83,7 +84,7 @@ pub async fn verify(
         Box::pin(inventory::load_kube(client, &needs, &opts)),
         Box::pin(eks)
     );
-    let helm_index = load_indexes(cfg);
+    let helm_index = load_indexes(cfg, deadline).await;
     let inv = Inventory {
         version,
         nodes: kube.nodes,
@@ -191,7 +192,10 @@ fn run_checks(
     (results, findings, transient)
 }
 
-fn load_indexes(cfg: &Config) -> inventory::Loaded<BTreeMap<String, inventory::ChartIndex>> {
+async fn load_indexes(
+    cfg: &Config,
+    deadline: tokio::time::Instant,
+) -> inventory::Loaded<BTreeMap<String, inventory::ChartIndex>> {
     if !cfg.sources().contains(&Source::HelmIndex) {
         return Err(inventory::Unavailable::new(
             UnavailableKind::NotConfigured,
@@ -199,9 +203,18 @@ fn load_indexes(cfg: &Config) -> inventory::Loaded<BTreeMap<String, inventory::C
         ));
     }
     let mut out = BTreeMap::new();
-    for (name, path) in &cfg.helm_indexes {
-        let idx = helm::read_index(path)
-            .map_err(|m| inventory::Unavailable::new(UnavailableKind::Failed, m))?;
+    for (name, source) in &cfg.helm_indexes {
+        let idx = match source {
+            args::IndexSource::File(path) => helm::read_index(path),
+            args::IndexSource::Url(url) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match fetch::get(url, left).await {
+                    Ok(text) => helm::parse_index(&text, url),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+        .map_err(|m| inventory::Unavailable::new(UnavailableKind::Failed, m))?;
         out.insert(name.clone(), idx);
     }
     Ok(out)

@@ -209,16 +209,15 @@ async fn an_update_in_progress_fails_cluster_updates() {
     assert_read_only_since(&sb, since);
 }
 
+/// A chart repository index: ingress-nginx has a minor update, cert-manager a major one.
+const INDEX: &str = "apiVersion: v1\nentries:\n  ingress-nginx:\n    - {version: 4.11.2, created: \"2026-10-01T00:00:00Z\", appVersion: 1.11.2}\n    - {version: 4.10.1, created: \"2026-08-01T00:00:00Z\"}\n    - {version: 4.10.0, created: \"2026-06-01T00:00:00Z\"}\n    - {version: 5.0.0-rc.1, created: \"2026-11-01T00:00:00Z\"}\n  cert-manager:\n    - {version: 2.0.0, created: \"2026-11-20T00:00:00Z\"}\n    - {version: 1.15.3}\n  payments:\n    - {version: 2.1.0}\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_outdated_reads_the_chart_index_like_a_dependency_dashboard() {
     let sb = start("cluster: {name: t, version: \"1.33\"}\nnodeGroups: [{name: w, count: 1}]\nhelmReleases:\n  - {name: ingress, namespace: ingress-nginx, chart: ingress-nginx, version: 4.10.0}\n  - {name: certs, namespace: cert-manager, chart: cert-manager, version: 1.15.3}\n  - {name: payments, namespace: shop, chart: payments, version: 2.1.0}\n").await;
     let dir = tempfile::tempdir().unwrap();
     let index = dir.path().join("index.yaml");
-    std::fs::write(
-        &index,
-        "apiVersion: v1\nentries:\n  ingress-nginx:\n    - {version: 4.11.2, created: \"2026-10-01T00:00:00Z\", appVersion: 1.11.2}\n    - {version: 4.10.1, created: \"2026-08-01T00:00:00Z\"}\n    - {version: 4.10.0, created: \"2026-06-01T00:00:00Z\"}\n    - {version: 5.0.0-rc.1, created: \"2026-11-01T00:00:00Z\"}\n  cert-manager:\n    - {version: 2.0.0, created: \"2026-11-20T00:00:00Z\"}\n    - {version: 1.15.3}\n  payments:\n    - {version: 2.1.0}\n",
-    )
-    .unwrap();
+    std::fs::write(&index, INDEX).unwrap();
     let spec = format!("stable={}", index.display());
     let out = run(&sb, &["--check", "helm.outdated", "--helm-index", &spec]).await;
     let f = out.findings("helm.outdated");
@@ -255,6 +254,67 @@ async fn helm_outdated_reads_the_chart_index_like_a_dependency_dashboard() {
     assert_read_only(&sb);
 }
 
+/// Serves `INDEX` over HTTP: `/repo/index.yaml` redirects to `/real/index.yaml`; anything else
+/// is 404. Returns the base URL.
+async fn serve_index() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let resp = match path.as_str() {
+                    "/repo/index.yaml" => "HTTP/1.1 302 Found\r\nLocation: /real/index.yaml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                    "/real/index.yaml" => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INDEX}",
+                        INDEX.len()
+                    ),
+                    _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                };
+                let _ = conn.write_all(resp.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_index_by_url_follows_redirects_and_a_missing_index_is_an_error() {
+    let sb = start("cluster: {name: t, version: \"1.33\"}\nnodeGroups: [{name: w, count: 1}]\nhelmReleases:\n  - {name: ingress, namespace: ingress-nginx, chart: ingress-nginx, version: 4.10.0}\n  - {name: certs, namespace: cert-manager, chart: cert-manager, version: 1.15.3}\n").await;
+    let base = serve_index().await;
+    // The repository URL, as `helm repo add` takes it: /index.yaml is appended.
+    let spec = format!("stable={base}/repo");
+    let out = run(&sb, &["--check", "helm.outdated", "--helm-index", &spec]).await;
+    let f = out.findings("helm.outdated");
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert_eq!(out.check_status("helm.outdated"), "warn");
+    assert_eq!(out.status, ExitStatus::Done);
+
+    let missing = format!("gone={base}/missing/index.yaml");
+    let out = run(&sb, &["--check", "helm.outdated", "--helm-index", &missing]).await;
+    assert_eq!(
+        out.check_status("helm.outdated"),
+        "error",
+        "{:#}",
+        out.result
+    );
+    assert!(
+        out.check("helm.outdated").to_string().contains("HTTP 404"),
+        "{:#}",
+        out.result
+    );
+    assert_ne!(out.status, ExitStatus::Done);
+    assert_read_only(&sb);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_flags_are_exit_2_before_any_request() {
     let sb = start("cluster: {name: t}\nnodeGroups: [{name: w, count: 1}]\n").await;
@@ -266,6 +326,10 @@ async fn bad_flags_are_exit_2_before_any_request() {
             "only for --profile pre-upgrade",
         ),
         (vec!["--helm-index", "nofile"], "NAME=FILE"),
+        (
+            vec!["--helm-index", "stable=ftp://charts.example.com"],
+            "only http:// and https://",
+        ),
         (vec!["--exec-allow", "alice"], "Kind:name"),
     ] {
         let before = sb.requests().len();
