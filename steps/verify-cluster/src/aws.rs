@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
-use futures::future::join_all;
+use futures::StreamExt as _;
 
 use crate::inventory::{Loaded, Source, Unavailable, UnavailableKind};
 use crate::version::Minor;
@@ -255,7 +255,7 @@ async fn cluster(c: &AwsClients) -> Loaded<EksCluster> {
             break;
         }
     }
-    let described = join_all(ids.iter().map(|id| {
+    let described = describe_bounded(ids.iter().map(|id| {
         c.eks
             .describe_update()
             .name(&c.cluster)
@@ -284,7 +284,9 @@ async fn cluster(c: &AwsClients) -> Loaded<EksCluster> {
                         e.resource_ids(),
                     )
                 })),
-                created: u.created_at().map_or(0, aws_smithy_types_secs),
+                created: u
+                    .created_at()
+                    .map_or(0, aws_sdk_eks::primitives::DateTime::secs),
             });
         }
     }
@@ -317,8 +319,18 @@ async fn cluster(c: &AwsClients) -> Loaded<EksCluster> {
     })
 }
 
-fn aws_smithy_types_secs(t: &aws_sdk_eks::primitives::DateTime) -> i64 {
-    t.secs()
+/// Describe calls in flight at once: a cluster's update history grows for years, and an
+/// unbounded burst of DescribeUpdate calls is what EKS throttles.
+const DESCRIBE_CONCURRENCY: usize = 8;
+
+/// Runs the Describe calls with at most [`DESCRIBE_CONCURRENCY`] in flight, results in order.
+async fn describe_bounded<F: std::future::Future>(
+    calls: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    futures::stream::iter(calls)
+        .buffered(DESCRIBE_CONCURRENCY)
+        .collect()
+        .await
 }
 
 async fn nodegroups(c: &AwsClients) -> Loaded<Vec<Nodegroup>> {
@@ -339,7 +351,7 @@ async fn nodegroups(c: &AwsClients) -> Loaded<Vec<Nodegroup>> {
             break;
         }
     }
-    let described = join_all(names.iter().map(|n| {
+    let described = describe_bounded(names.iter().map(|n| {
         c.eks
             .describe_nodegroup()
             .cluster_name(&c.cluster)
@@ -442,7 +454,7 @@ async fn addons(c: &AwsClients, minors: &[Minor]) -> Loaded<Vec<Addon>> {
             break;
         }
     }
-    let described = join_all(names.iter().map(|n| async move {
+    let described = describe_bounded(names.iter().map(|n| async move {
         let d = c
             .eks
             .describe_addon()
