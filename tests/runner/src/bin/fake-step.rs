@@ -1,0 +1,2 @@
+//! Test-only stand-in for a step binary.
+fn main() {}
