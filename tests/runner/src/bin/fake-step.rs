@@ -5,8 +5,9 @@
 //! where relative `--fake-write` names go.
 //!
 //! In order: `counter=PATH` (add one to the count in PATH), `record-env=PATH`,
-//! `record-args=PATH`, `progress=N/M` (to ARGO_PROGRESS_FILE), `ignore-term` (SIGTERM does not
-//! stop it), `sleep=SECS`, `write=NAME=VALUE` (repeatable; `;`-separated in FAKE_WRITE),
+//! `record-args=PATH` (relative paths are in the node directory, the working directory),
+//! `progress=N/M` (to ARGO_PROGRESS_FILE), `ignore-term` (SIGTERM does not stop it),
+//! `sleep=SECS` (only while the count is at most `sleep-times`, when given), `write=NAME=VALUE` (repeatable; `;`-separated in FAKE_WRITE),
 //! `stdout=TEXT`, `termination=TEXT` (to OPSTEPS_TERMINATION_LOG), `interval-log=PATH` (appends
 //! "START_MS END_MS"), then exit with `fail-code` (default 3) while the count is at most
 //! `fail-times`, else with `exit` (default 0).
@@ -36,11 +37,12 @@ impl Opts {
             .iter()
             .filter_map(|a| {
                 if *a == flag {
-                    Some(String::new())
+                    Some("1".to_owned())
                 } else {
                     a.strip_prefix(&format!("{flag}=")).map(str::to_owned)
                 }
             })
+            .filter(|v| !v.is_empty())
             .collect();
         let env = format!("FAKE_{}", key.to_uppercase().replace('-', "_"));
         if let Ok(v) = std::env::var(env) {
@@ -108,7 +110,13 @@ async fn main() -> ExitCode {
     } else {
         None
     };
-    if let Some(s) = o.one("sleep").and_then(|s| s.parse::<f64>().ok()) {
+    let sleep_times: u64 = o
+        .one("sleep-times")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if let Some(s) = o.one("sleep").and_then(|s| s.parse::<f64>().ok())
+        && (sleep_times == 0 || count <= sleep_times)
+    {
         tokio::time::sleep(Duration::from_secs_f64(s)).await;
     }
     for w in o.all("write") {
