@@ -1,6 +1,6 @@
 //! DAG templates: tasks start when their `depends`/`dependencies` are settled and true (false
 //! → Omitted), fan-outs get a TaskGroup node, and `failFast` (the default) stops scheduling new
-//! tasks after an unhandled failure.
+//! tasks after a failure no `depends` handles (`.Failed`, `.Errored`, `.Completed`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -105,7 +105,8 @@ impl Run {
             };
             let tolerated =
                 (phase == Phase::Failed && cont.failed) || (phase == Phase::Error && cont.error);
-            if phase.is_failure() && !tolerated && fail_fast {
+            let handled = deps.values().flatten().any(|d| d.handles_failure_of(&name));
+            if phase.is_failure() && !tolerated && !handled && fail_fast {
                 stop = true;
             }
             done.insert(name.clone(), (phase, cont.failed, cont.error));
