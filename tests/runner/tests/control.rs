@@ -18,7 +18,12 @@ fn assert_serial(log: &str, expected: usize) {
     assert_eq!(spans.len(), expected, "{text}");
     spans.sort_unstable();
     for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "overlapping runs: {:?} and {:?}", w[0], w[1]);
+        assert!(
+            w[0].1 <= w[1].0,
+            "overlapping runs: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
     }
 }
 
@@ -37,7 +42,10 @@ async fn with_param_and_items_fan_out_under_parallelism_and_aggregate() {
         r#"["a-x","b-x","c-x"] ["n1:1","n2:2"]"#
     );
     let empty = wf.node("empty").unwrap();
-    assert_eq!((empty.kind, empty.phase), (NodeKind::Skipped, Phase::Skipped));
+    assert_eq!(
+        (empty.kind, empty.phase),
+        (NodeKind::Skipped, Phase::Skipped)
+    );
     // parallelism: 1 on the steps template: the five fanned-out pods ran one at a time.
     assert_serial(&log, 5);
 }
@@ -52,10 +60,16 @@ async fn when_is_evaluated_after_substitution_and_false_is_skipped() {
     }
     let skipped = wf.node("not-yes").unwrap();
     assert_eq!(skipped.phase, Phase::Skipped);
-    assert_eq!(skipped.message.as_deref(), Some("when 'YES != YES' evaluated false"));
+    assert_eq!(
+        skipped.message.as_deref(),
+        Some("when 'YES != YES' evaluated false")
+    );
 
     let wf = h
-        .run_template("when", &[("answer", "NO"), ("count", "11"), ("host", "node-1")])
+        .run_template(
+            "when",
+            &[("answer", "NO"), ("count", "11"), ("host", "node-1")],
+        )
         .await;
     for skipped in ["approved", "big", "regex"] {
         assert_eq!(wf.node(skipped).unwrap().phase, Phase::Skipped, "{skipped}");
@@ -65,14 +79,23 @@ async fn when_is_evaluated_after_substitution_and_false_is_skipped() {
     let wf = h.run_template("when", &[("answer", "a-b")]).await;
     let n = wf.node("approved").unwrap();
     assert_eq!(n.phase, Phase::Error);
-    assert!(n.message.as_deref().unwrap().contains("read as minus"), "{:?}", n.message);
+    assert!(
+        n.message.as_deref().unwrap().contains("read as minus"),
+        "{:?}",
+        n.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dag_depends_handles_failures_omits_and_fans_out() {
     let h = Harness::new();
     let wf = h.run_template("dag", &[]).await;
-    assert_eq!(wf.phase, Phase::Succeeded, "c's failure is handled by on-c-failed:\n{}", wf.tree());
+    assert_eq!(
+        wf.phase,
+        Phase::Succeeded,
+        "c's failure is handled by on-c-failed:\n{}",
+        wf.tree()
+    );
     assert_eq!(out(&wf, "b"), "from-a+b");
     assert_eq!(wf.node("c").unwrap().phase, Phase::Failed);
     assert_eq!(wf.node("on-c-failed").unwrap().phase, Phase::Succeeded);
@@ -80,7 +103,10 @@ async fn dag_depends_handles_failures_omits_and_fans_out() {
     let both = wf.node("both").unwrap();
     assert_eq!((both.kind, both.children.len()), (NodeKind::Task, 2));
     assert_eq!(out(&wf, "both(1:y)"), "y");
-    assert!(!wf.tree().contains("on-c-ok"), "Omitted nodes are hidden, as in argo get");
+    assert!(
+        !wf.tree().contains("on-c-ok"),
+        "Omitted nodes are hidden, as in argo get"
+    );
 
     let wf = h.run_template("dag", &[("c-exit", "0")]).await;
     assert_eq!(wf.node("on-c-failed").unwrap().phase, Phase::Omitted);
@@ -94,6 +120,9 @@ async fn dag_fail_fast_stops_scheduling_after_an_unhandled_failure() {
     assert_eq!(wf.phase, Phase::Failed);
     assert_eq!(wf.message.as_deref(), Some("task 'a' failed"));
     let a = wf.node("a").unwrap();
-    assert_eq!((a.exit_code, a.message.as_deref()), (Some(1), Some("a broke")));
+    assert_eq!(
+        (a.exit_code, a.message.as_deref()),
+        (Some(1), Some("a broke"))
+    );
     assert!(wf.node("b").is_none(), "{}", wf.tree());
 }
