@@ -123,7 +123,8 @@ impl<'a> Printer<'a> {
 pub(crate) fn render(wf: &Workflow) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
-        let _ = writeln!(out, "{k:<20} {v}");
+        let text = format!("{k:<20} {v}");
+        let _ = writeln!(out, "{}", text.trim_end());
     };
     line("Name:", &wf.name);
     line("Namespace:", &wf.namespace);
