@@ -29,11 +29,22 @@ fn every_real_workflow_loads_with_no_subset_error() {
     );
     assert_eq!(
         cat.cron_names(),
-        ["daily-health", "gpu-stats", "lifetime-eviction", "weekly-drift"]
+        [
+            "daily-health",
+            "gpu-stats",
+            "lifetime-eviction",
+            "weekly-drift"
+        ]
     );
     assert_eq!(
         cat.commands(),
-        ["bump-addon", "collect-gpu-stats", "drain-node", "evict-old-pods", "verify-cluster"]
+        [
+            "bump-addon",
+            "collect-gpu-stats",
+            "drain-node",
+            "evict-old-pods",
+            "verify-cluster"
+        ]
     );
 }
 
@@ -61,10 +72,18 @@ fn load(body: &str) -> Result<Catalog, LoadError> {
 
 fn refused(snippet: &str, construct: &str) {
     let body = format!("{BASE}{snippet}");
-    let err = load(&body).err().unwrap_or_else(|| panic!("accepted:\n{body}"));
+    let err = load(&body)
+        .err()
+        .unwrap_or_else(|| panic!("accepted:\n{body}"));
     let msg = err.to_string();
-    assert!(msg.contains("probe.yaml: WorkflowTemplate \"probe\""), "{msg}");
-    assert!(msg.contains("is outside the local runner's subset"), "{msg}");
+    assert!(
+        msg.contains("probe.yaml: WorkflowTemplate \"probe\""),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("is outside the local runner's subset"),
+        "{msg}"
+    );
     assert!(msg.contains(construct), "{construct:?} not in: {msg}");
 }
 
@@ -76,7 +95,12 @@ fn the_baseline_probe_loads() {
 #[test]
 fn template_types_outside_the_subset_are_refused() {
     for kind in ["script", "resource", "http", "data", "containerSet"] {
-        refused(&format!("    {kind}: {{}}\n"), &format!("template \"main\": `{kind}` is outside the local runner's subset (supported: container, steps, dag, suspend)"));
+        refused(
+            &format!("    {kind}: {{}}\n"),
+            &format!(
+                "template \"main\": `{kind}` is outside the local runner's subset (supported: container, steps, dag, suspend)"
+            ),
+        );
     }
 }
 
@@ -90,12 +114,30 @@ fn constructs_outside_the_subset_are_refused_by_name() {
         ("    initContainers: []\n", "`initContainers`"),
         ("    inputs:\n      artifacts: []\n", "`inputs.artifacts`"),
         ("    outputs:\n      artifacts: []\n", "`outputs.artifacts`"),
-        ("    volumes:\n    - name: v\n      hostPath: {path: /}\n", "volume \"v\" of type `hostPath`"),
-        ("    synchronization:\n      semaphore: {configMapKeyRef: {name: s, key: k}}\n", "`synchronization.semaphore`"),
-        ("    retryStrategy:\n      expression: \"sprig.trim(lastRetry.message) == ''\"\n", "function sprig.trim() is not supported"),
-        ("    retryStrategy:\n      expression: \"steps.x.status == 'Failed'\"\n", "variable `steps.x.status`"),
-        ("    retryStrategy:\n      retryPolicy: Sometimes\n", "retryPolicy \"Sometimes\""),
-        ("    retryStrategy:\n      affinity: {nodeAntiAffinity: {}}\n", "`retryStrategy.affinity`"),
+        (
+            "    volumes:\n    - name: v\n      hostPath: {path: /}\n",
+            "volume \"v\" of type `hostPath`",
+        ),
+        (
+            "    synchronization:\n      semaphore: {configMapKeyRef: {name: s, key: k}}\n",
+            "`synchronization.semaphore`",
+        ),
+        (
+            "    retryStrategy:\n      expression: \"sprig.trim(lastRetry.message) == ''\"\n",
+            "function sprig.trim() is not supported",
+        ),
+        (
+            "    retryStrategy:\n      expression: \"steps.x.status == 'Failed'\"\n",
+            "variable `steps.x.status`",
+        ),
+        (
+            "    retryStrategy:\n      retryPolicy: Sometimes\n",
+            "retryPolicy \"Sometimes\"",
+        ),
+        (
+            "    retryStrategy:\n      affinity: {nodeAntiAffinity: {}}\n",
+            "`retryStrategy.affinity`",
+        ),
     ];
     for (snippet, construct) in cases {
         refused(&format!("{CONTAINER}{snippet}"), construct);
@@ -104,9 +146,14 @@ fn constructs_outside_the_subset_are_refused_by_name() {
 
 #[test]
 fn container_and_step_constructs_outside_the_subset_are_refused() {
-    refused(&format!("{CONTAINER}      workingDir: /x\n"), "`container.workingDir`");
     refused(
-        &format!("{CONTAINER}      env:\n      - name: S\n        valueFrom:\n          secretKeyRef: {{name: s, key: k}}\n"),
+        &format!("{CONTAINER}      workingDir: /x\n"),
+        "`container.workingDir`",
+    );
+    refused(
+        &format!(
+            "{CONTAINER}      env:\n      - name: S\n        valueFrom:\n          secretKeyRef: {{name: s, key: k}}\n"
+        ),
         "`container.env.valueFrom.secretKeyRef`",
     );
     refused(
@@ -114,9 +161,18 @@ fn container_and_step_constructs_outside_the_subset_are_refused() {
         "an `{{=` expression at `container.args[0]`",
     );
     let steps = "    steps:\n    - - name: s\n        template: main\n";
-    refused(&format!("{steps}        withSequence: {{count: \"3\"}}\n"), "`steps[0][s].withSequence`");
-    refused(&format!("{steps}        onExit: main\n"), "`steps[0][s].onExit`");
-    refused(&format!("{steps}        hooks: {{}}\n"), "`steps[0][s].hooks`");
+    refused(
+        &format!("{steps}        withSequence: {{count: \"3\"}}\n"),
+        "`steps[0][s].withSequence`",
+    );
+    refused(
+        &format!("{steps}        onExit: main\n"),
+        "`steps[0][s].onExit`",
+    );
+    refused(
+        &format!("{steps}        hooks: {{}}\n"),
+        "`steps[0][s].hooks`",
+    );
     refused(
         "    dag:\n      tasks:\n      - name: t\n        template: main\n        depends: \"a.AnySucceeded\"\n",
         ".AnySucceeded is not supported",
@@ -125,16 +181,28 @@ fn container_and_step_constructs_outside_the_subset_are_refused() {
 
 #[test]
 fn broken_references_and_other_kinds_are_refused() {
-    let err = load(&format!("{BASE}    steps:\n    - - name: s\n        template: missing\n"))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("template \"main\", step \"s\": its template does not resolve"), "{err}");
-    let err = load("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec: {}\n")
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("kind Workflow is outside the local runner's subset"), "{err}");
+    let err = load(&format!(
+        "{BASE}    steps:\n    - - name: s\n        template: missing\n"
+    ))
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("template \"main\", step \"s\": its template does not resolve"),
+        "{err}"
+    );
+    let err =
+        load("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec: {}\n")
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(
+        err.contains("kind Workflow is outside the local runner's subset"),
+        "{err}"
+    );
     let rbac = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\n";
-    assert!(load(rbac).unwrap().template_names().is_empty(), "other kinds are ignored");
+    assert!(
+        load(rbac).unwrap().template_names().is_empty(),
+        "other kinds are ignored"
+    );
 }
