@@ -209,16 +209,16 @@ async fn two_runs_holding_the_same_mutex_serialise() {
     let h = Harness::new();
     let log = h.path("intervals");
     let params = [("cluster", "c1"), ("log", log.as_str())];
-    let a = h.run_template("locked", &params);
-    let b = h.run_template("locked", &params);
-    let (a, b) = tokio::join!(a, b);
-    assert_eq!((a.phase, b.phase), (Phase::Succeeded, Phase::Succeeded));
+    let one = h.run_template("locked", &params);
+    let two = h.run_template("locked", &params);
+    let (one, two) = tokio::join!(one, two);
+    assert_eq!((one.phase, two.phase), (Phase::Succeeded, Phase::Succeeded));
     let text = std::fs::read_to_string(&log).unwrap();
     let spans: Vec<(u128, u128)> = text
         .lines()
         .map(|l| {
-            let (s, e) = l.split_once(' ').unwrap();
-            (s.parse().unwrap(), e.parse().unwrap())
+            let (start, end) = l.split_once(' ').unwrap();
+            (start.parse().unwrap(), end.parse().unwrap())
         })
         .collect();
     assert_eq!(spans.len(), 2);

@@ -48,7 +48,7 @@ fn every_real_workflow_loads_with_no_subset_error() {
     );
 }
 
-const BASE: &str = r#"apiVersion: argoproj.io/v1alpha1
+const BASE: &str = r"apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate
 metadata:
   name: probe
@@ -56,7 +56,7 @@ spec:
   entrypoint: main
   templates:
   - name: main
-"#;
+";
 
 const CONTAINER: &str = r#"    container:
       image: "r/fake-step:1"

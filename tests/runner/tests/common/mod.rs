@@ -47,7 +47,7 @@ impl Harness {
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         c.observer = Some(Arc::new(move |e: &Event| {
-            sink.lock().unwrap().push(e.clone())
+            sink.lock().unwrap().push(e.clone());
         }));
         tweak(&mut c);
         Harness {
@@ -86,7 +86,5 @@ pub fn out<'a>(wf: &'a Workflow, name: &str) -> &'a str {
 }
 
 pub fn count(path: &str) -> u32 {
-    std::fs::read_to_string(path)
-        .map(|t| t.trim().parse().unwrap())
-        .unwrap_or(0)
+    std::fs::read_to_string(path).map_or(0, |t| t.trim().parse().unwrap())
 }
