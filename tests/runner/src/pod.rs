@@ -316,6 +316,15 @@ pub(crate) async fn run_pod(
             &run.subst(&scope, path).unwrap_or_else(|_| path.clone()),
             &p.mounts,
         );
+        if !Path::new(&file).starts_with(&dir) {
+            // Only emptyDir mounts exist locally; reading the host's own path would be wrong.
+            out.phase = Phase::Error;
+            out.message = Some(format!(
+                "output parameter {:?}: {path} is not under an emptyDir volumeMount",
+                param.name
+            ));
+            continue;
+        }
         let value = match std::fs::read_to_string(&file) {
             Ok(v) => strip_newline(v),
             Err(_) => match &vf.default {

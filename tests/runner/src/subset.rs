@@ -219,6 +219,12 @@ impl Walk {
                 format!("exactly one of {TEMPLATE_TYPES}"),
             ));
         }
+        if t.get("activeDeadlineSeconds").is_some() && t.get("container").is_none() {
+            return Err(self.fail(
+                "`activeDeadlineSeconds` on a steps, dag or suspend template",
+                "activeDeadlineSeconds on container templates and on the workflow spec",
+            ));
+        }
         if let Some(i) = t.get("inputs") {
             self.params(i, "inputs", &["name", "value", "default", "enum"])?;
         }

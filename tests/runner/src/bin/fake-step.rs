@@ -2,7 +2,7 @@
 //! commands to it. Its behaviour comes from `--fake-*` arguments or, for templates whose
 //! arguments are the real step's, the same names as `FAKE_*` environment variables
 //! (`--fake-exit` ↔ `FAKE_EXIT`). Other arguments are ignored, except `--output-dir=DIR`,
-//! where relative `--fake-write` names go.
+//! where relative `--fake-write` names go. An empty value counts as absent.
 //!
 //! In order: `counter=PATH` (add one to the count in PATH), `record-env=PATH`,
 //! `record-args=PATH` (relative paths are in the node directory, the working directory),
