@@ -462,14 +462,7 @@ impl Run {
                 self.finish(&id, &out);
                 return out;
             }
-            let by_policy = match policy.as_str() {
-                "Always" => out.phase.is_failure(),
-                "OnError" => out.phase == Phase::Error,
-                "OnTransientError" => {
-                    out.phase == Phase::Error && is_transient(out.message.as_deref())
-                }
-                _ => out.phase == Phase::Failed,
-            };
+            let by_policy = policy_retries(&policy, &out);
             let by_expression = match &rs.expression {
                 None => Ok(true),
                 Some(e) => retry_expression(e, &out, attempt_start.elapsed()),
@@ -933,6 +926,17 @@ pub(crate) fn aggregate_phase(outs: &[Outcome]) -> Phase {
     }
 }
 
+/// Whether `retryPolicy` retries this outcome (Argo: OnFailure = the main container failed;
+/// OnError = an error around it; Always = both; OnTransientError = a transient error).
+fn policy_retries(policy: &str, out: &Outcome) -> bool {
+    match policy {
+        "Always" => out.phase.is_failure(),
+        "OnError" => out.phase == Phase::Error,
+        "OnTransientError" => out.phase == Phase::Error && is_transient(out.message.as_deref()),
+        _ => out.phase == Phase::Failed,
+    }
+}
+
 /// Argo's transient errors (OnTransientError) as a node message shows them.
 fn is_transient(message: Option<&str>) -> bool {
     let m = message.unwrap_or_default().to_ascii_lowercase();
@@ -962,5 +966,59 @@ fn retry_expression(text: &str, last: &Outcome, elapsed: Duration) -> Result<boo
     match v {
         expr::Val::Bool(b) => Ok(b),
         other => Err(format!("evaluated to {other}, not a boolean")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policies_pick_failures_errors_or_transient_errors() {
+        let failed = Outcome::new(Phase::Failed, Some("exit 1".into()));
+        let error = Outcome::new(Phase::Error, Some("failed to start".into()));
+        let transient = Outcome::new(Phase::Error, Some("dial tcp: i/o timeout".into()));
+        let table = [
+            ("Always", [true, true, true]),
+            ("OnFailure", [true, false, false]),
+            ("OnError", [false, true, true]),
+            ("OnTransientError", [false, false, true]),
+        ];
+        for (policy, expect) in table {
+            let got = [&failed, &error, &transient].map(|o| policy_retries(policy, o));
+            assert_eq!(got, expect, "{policy}");
+        }
+    }
+
+    #[test]
+    fn retry_expressions_see_last_retry_as_strings() {
+        let mut out = Outcome::new(Phase::Failed, Some("blocked".into()));
+        out.exit_code = Some(3);
+        let d = Duration::from_secs(2);
+        assert_eq!(
+            retry_expression("asInt(lastRetry.exitCode) == 3", &out, d),
+            Ok(true)
+        );
+        assert_eq!(
+            retry_expression("{{= lastRetry.exitCode == '3' }}", &out, d),
+            Ok(true)
+        );
+        assert_eq!(
+            retry_expression(
+                "lastRetry.status == 'Failed' && asFloat(lastRetry.duration) < 1",
+                &out,
+                d
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            retry_expression("lastRetry.message != 'blocked'", &out, d),
+            Ok(false)
+        );
+        assert!(
+            retry_expression("lastRetry.exitCode", &out, d)
+                .unwrap_err()
+                .contains("not a boolean")
+        );
     }
 }

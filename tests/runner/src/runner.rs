@@ -88,7 +88,7 @@ pub struct RunRequest {
     pub parameters: BTreeMap<String, String>,
     /// Answers for suspend nodes, by display name → output parameter → value.
     pub answers: BTreeMap<String, BTreeMap<String, String>>,
-    /// Workflow name; default `<template name>-<5 lowercase alphanumerics>`.
+    /// Workflow name; default `<template or cron name>-<5 lowercase alphanumerics>`.
     pub name: Option<String>,
 }
 
@@ -343,9 +343,11 @@ impl Runner {
     pub async fn run(&self, req: RunRequest) -> Result<Workflow, RunError> {
         let (wft, cron, extra) = self.target(&req.submit)?;
         let params = self.parameters(&wft, &extra, &req.parameters)?;
+        // `argo submit --from cronwf/NAME` names the workflow after the cron.
+        let prefix = cron.as_deref().unwrap_or(&wft);
         let name = req
             .name
-            .unwrap_or_else(|| format!("{wft}-{}", random_suffix(5)));
+            .unwrap_or_else(|| format!("{prefix}-{}", random_suffix(5)));
         let run = Run::new(
             self.clone(),
             name,
