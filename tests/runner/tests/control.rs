@@ -50,6 +50,15 @@ async fn with_param_and_items_fan_out_under_parallelism_and_aggregate() {
     assert_serial(&log, 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_parallelism_limits_pods_across_the_workflow() {
+    let h = Harness::new();
+    let log = h.path("intervals");
+    let wf = h.run_template("one-pod-at-a-time", &[("log", &log)]).await;
+    assert_eq!(wf.phase, Phase::Succeeded, "{}", wf.tree());
+    assert_serial(&log, 2);
+}
+
 #[tokio::test]
 async fn when_is_evaluated_after_substitution_and_false_is_skipped() {
     let h = Harness::new();
