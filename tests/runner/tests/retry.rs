@@ -16,7 +16,9 @@ async fn killed_run(h: &Harness, pids: &Arc<Mutex<Vec<u32>>>) -> Workflow {
     let run = h.runner.run(req);
     let kill = async {
         loop {
-            if let Some(pid) = pids.lock().unwrap().first().copied() {
+            // Once the victim has counted its start, so the count says it ran.
+            let started = std::path::Path::new(&dir).join("victim").is_file();
+            if let Some(pid) = pids.lock().unwrap().first().copied().filter(|_| started) {
                 let status = std::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status()
