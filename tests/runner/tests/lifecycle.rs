@@ -192,7 +192,7 @@ async fn a_step_that_ignores_sigterm_is_killed_after_the_grace_period() {
 
 #[tokio::test]
 async fn the_workflow_deadline_stops_running_and_pending_steps() {
-    let h = Harness::with(|c| c.deadline_scale = 0.05);
+    let h = Harness::with(|c| c.deadline_scale = 0.1);
     let wf = h.run_template("workflow-deadline", &[]).await;
     assert_eq!(wf.phase, Phase::Failed);
     assert_eq!(wf.message.as_deref(), Some("Step exceeded its deadline"));
