@@ -1,6 +1,6 @@
 //! DAG templates: tasks start when their `depends`/`dependencies` are settled and true (false
 //! → Omitted), fan-outs get a TaskGroup node, and `failFast` (the default) stops scheduling new
-//! tasks after a failure no `depends` handles (`.Failed`, `.Errored`, `.Completed`).
+//! tasks after a failure no `depends` handles (`.Failed`, `.Errored`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

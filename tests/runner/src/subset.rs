@@ -337,7 +337,7 @@ impl Walk {
             crate::dag::parse_depends(d).map_err(|e| {
                 self.fail(
                     format!("`{at}.depends` {d:?} ({e})"),
-                    "task names with .Succeeded/.Failed/.Skipped/.Errored/.Completed, &&, ||, !, ()",
+                    "task names with .Succeeded/.Failed/.Errored/.Skipped/.Omitted, &&, ||, !, ()",
                 )
             })?;
         }
