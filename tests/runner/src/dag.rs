@@ -122,9 +122,7 @@ impl Dep {
     /// Whether the expression names `task` with a status that handles its failure.
     pub(crate) fn handles_failure_of(&self, task: &str) -> bool {
         match self {
-            Dep::Task(t, Some(s)) => {
-                t == task && matches!(s.as_str(), "Failed" | "Errored")
-            }
+            Dep::Task(t, Some(s)) => t == task && matches!(s.as_str(), "Failed" | "Errored"),
             Dep::Task(..) => false,
             Dep::Not(d) => d.handles_failure_of(task),
             Dep::And(a, b) | Dep::Or(a, b) => {

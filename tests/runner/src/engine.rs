@@ -571,6 +571,8 @@ impl Run {
     }
 
     /// `withItems` / `withParam` after substitution; `None` when the step does not fan out.
+    /// A withParam that is not a JSON list is an error, unless the step's `when` (without
+    /// `item`) is false: then it is an empty list, as Argo's expandStep does.
     pub(crate) fn expand(
         &self,
         step: &Step,
@@ -583,11 +585,22 @@ impl Run {
             return Ok(None);
         };
         let text = self.subst(scope, param)?;
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::Array(a)) => Ok(Some(a)),
-            _ => Err(format!(
-                "withParam value could not be parsed as a JSON list: {text}"
-            )),
+        let problem = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(a)) => return Ok(Some(a)),
+            Ok(other) => format!("not a list but {}", json_kind(&other)),
+            Err(e) => e.to_string(),
+        };
+        let must_run = step.when.as_ref().is_none_or(|w| {
+            self.subst(scope, w)
+                .map_or(true, |t| expr::eval_when(&t).unwrap_or(true))
+        });
+        if must_run {
+            Err(format!(
+                "withParam value could not be parsed as a JSON list: {}: {problem}",
+                text.trim()
+            ))
+        } else {
+            Ok(Some(Vec::new()))
         }
     }
 
@@ -713,13 +726,10 @@ impl Run {
                             .enumerate()
                             .map(|(i, v)| (si, Some((i, v)))),
                     ),
+                    // Argo's expandStepGroup: the group errors before any of its steps runs.
                     Err(e) => {
-                        let p = format!("{gpath}.{}", step.name);
-                        let out = Outcome::new(Phase::Error, Some(e));
-                        fixed.push((
-                            si,
-                            self.leaf(Some(&gid), &p, &step.name, "", NodeKind::Pod, out),
-                        ));
+                        self.finish(&gid, &Outcome::new(Phase::Error, Some(e.clone())));
+                        return Outcome::new(Phase::Failed, Some(e));
                     }
                 }
             }
@@ -902,6 +912,16 @@ impl Run {
             out.outputs.insert(p.name.clone(), value);
         }
         out
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Object(_) => "an object",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null | serde_json::Value::Array(_) => "null",
     }
 }
 

@@ -140,12 +140,13 @@ impl Run {
             Err(e) => {
                 let p = format!("{dag_path}.{}", task.name);
                 let out = Outcome::new(Phase::Error, Some(e));
+                // Argo records it as a Skipped-type node in phase Error.
                 return StepRes::One(self.leaf(
                     Some(dag_id),
                     &p,
                     &task.name,
                     "",
-                    NodeKind::Pod,
+                    NodeKind::Skipped,
                     out,
                 ));
             }
