@@ -462,44 +462,54 @@ impl Run {
                 self.finish(&id, &out);
                 return out;
             }
-            let by_policy = policy_retries(&policy, &out);
-            let by_expression = match &rs.expression {
-                None => Ok(true),
-                Some(e) => retry_expression(e, &out, attempt_start.elapsed()),
-            };
-            let retry = match by_expression {
-                Ok(b) => by_policy && b,
-                Err(e) => {
-                    let o = stop(Some(format!("retryStrategy.expression: {e}")));
-                    let o = Outcome {
-                        phase: Phase::Error,
-                        ..o
-                    };
-                    self.finish(&id, &o);
-                    return o;
-                }
-            };
-            if !retry || *self.cancel_rx().borrow() {
-                let o = stop(out.message.clone());
+            // Argo's processNodeRetries, in its order: deadline, backoff against maxDuration,
+            // policy, limit, expression. The Retry node takes the last attempt's phase.
+            let finish = |message: Option<String>| {
+                let o = stop(message);
                 self.finish(&id, &o);
-                return o;
-            }
-            if limit.is_some_and(|l| attempt >= l) {
-                let o = stop(Some("No more retries left".into()));
-                self.finish(&id, &o);
-                return o;
+                o
+            };
+            if *self.cancel_rx().borrow() {
+                return finish(out.message.clone());
             }
             let mut delay = base.map_or(Duration::ZERO, |d| d.mul_f64(factor.powi(attempt as i32)));
             if let Some(c) = cap {
                 delay = delay.min(c);
             }
             let delay = delay.mul_f64(scale);
+            // Scaled to zero, backoffs take no time and so neither does maxDuration's budget.
             if let Some(m) = max_duration
-                && started.elapsed() + delay > m.mul_f64(scale)
+                .filter(|_| scale > 0.0)
+                .map(|m| m.mul_f64(scale))
             {
-                let o = stop(Some("Max duration limit exceeded".into()));
-                self.finish(&id, &o);
-                return o;
+                if started.elapsed() > m {
+                    return finish(Some("Max duration limit exceeded".into()));
+                }
+                if started.elapsed() + delay > m {
+                    return finish(Some("Backoff would exceed max duration limit".into()));
+                }
+            }
+            if !policy_retries(&policy, &out) {
+                return finish(out.message.clone());
+            }
+            if limit.is_some_and(|l| attempt >= l) {
+                return finish(Some("No more retries left".into()));
+            }
+            if let Some(e) = &rs.expression {
+                match retry_expression(e, &out, attempt_start.elapsed()) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return finish(Some("retryStrategy.expression evaluated to false".into()));
+                    }
+                    Err(e) => {
+                        let o = Outcome {
+                            phase: Phase::Error,
+                            ..stop(Some(format!("retryStrategy.expression: {e}")))
+                        };
+                        self.finish(&id, &o);
+                        return o;
+                    }
+                }
             }
             let mut cancel = self.cancel_rx();
             tokio::select! {

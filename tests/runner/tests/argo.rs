@@ -63,3 +63,83 @@ async fn fanned_out_json_outputs_aggregate_as_objects_a_later_with_param_can_use
         .collect();
     assert_eq!(outs, ["a", "b"], "{}", wf.tree());
 }
+
+/// With backoff_scale 0 (tests, the demo), bump-addon's `maxDuration: 20m` must not stop the
+/// retries: before, the scaled maxDuration was 0 and no attempt was ever retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_duration_does_not_apply_when_backoff_is_scaled_to_zero() {
+    let h = Harness::new();
+    let counter = h.path("n");
+    let wf = h
+        .run_template("max-duration", &[("counter", &counter)])
+        .await;
+    let retry = wf.node("bump-addon-like").unwrap();
+    assert_eq!(retry.children.len(), 4, "{}", wf.tree());
+    assert_eq!(retry.message.as_deref(), Some("No more retries left"));
+    assert_eq!(common::count(&counter), 4);
+}
+
+/// processNodeRetries: a backoff that would end after the first attempt's start + maxDuration
+/// stops at once, and an attempt that ran past maxDuration stops too, each with Argo's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_past_max_duration_and_attempts_past_it_stop_with_argos_messages() {
+    let h = Harness::with(|c| c.backoff_scale = 1.0);
+    let counter = h.path("n");
+    let wf = h
+        .run_template(
+            "max-duration",
+            &[("counter", &counter), ("template", "long-backoff")],
+        )
+        .await;
+    let retry = wf.node("long-backoff").unwrap();
+    assert_eq!(
+        (retry.phase, retry.message.as_deref()),
+        (
+            Phase::Failed,
+            Some("Backoff would exceed max duration limit")
+        ),
+        "{}",
+        wf.tree()
+    );
+    assert_eq!(retry.children.len(), 1);
+
+    let counter = h.path("m");
+    let wf = h
+        .run_template(
+            "max-duration",
+            &[
+                ("counter", &counter),
+                ("template", "short-max"),
+                ("sleep", "1.2"),
+            ],
+        )
+        .await;
+    let retry = wf.node("short-max").unwrap();
+    assert_eq!(
+        (retry.phase, retry.message.as_deref()),
+        (Phase::Failed, Some("Max duration limit exceeded")),
+        "{}",
+        wf.tree()
+    );
+    assert_eq!(retry.children.len(), 1);
+}
+
+/// An expression that says no: Argo's message, not the attempt's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_retry_expression_says_so_on_the_retry_node() {
+    let h = Harness::new();
+    let counter = h.path("n");
+    let wf = h
+        .run_template("retry", &[("exit", "1"), ("counter", &counter)])
+        .await;
+    let retry = wf.node("step").unwrap();
+    assert_eq!(
+        (retry.phase, retry.message.as_deref()),
+        (
+            Phase::Failed,
+            Some("retryStrategy.expression evaluated to false")
+        ),
+        "{}",
+        wf.tree()
+    );
+}
