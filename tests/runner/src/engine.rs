@@ -44,7 +44,7 @@ pub(crate) struct Run {
     pub answers: BTreeMap<String, BTreeMap<String, String>>,
     /// Retry: finished nodes kept from the previous run, by id, with their subtrees.
     pub reuse: HashMap<String, Vec<Node>>,
-    pub cancel: Mutex<watch::Receiver<bool>>,
+    pub cancel: Mutex<watch::Receiver<Option<Halt>>>,
     pub pods: Option<Arc<Semaphore>>,
     state: Mutex<State>,
 }
@@ -59,6 +59,33 @@ pub(crate) struct Target<'a> {
 
 pub(crate) const DEADLINE_MESSAGE: &str = "Step exceeded its deadline";
 
+/// Why a run stops early: the workflow's activeDeadlineSeconds, or [`Runner::terminate`]
+/// (`argo terminate`). Running pods get SIGTERM, then SIGKILL after the grace period; nodes
+/// not started yet fail at once; the messages are Argo's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Halt {
+    Deadline,
+    Terminate,
+}
+
+impl Halt {
+    /// On a pod that was running (exec_control.go).
+    pub(crate) fn pod_message(self) -> &'static str {
+        match self {
+            Halt::Deadline => DEADLINE_MESSAGE,
+            Halt::Terminate => "workflow shutdown with strategy:  Terminate",
+        }
+    }
+
+    /// On a node that had not started, and on the workflow.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Halt::Deadline => DEADLINE_MESSAGE,
+            Halt::Terminate => "Stopped with strategy 'Terminate'",
+        }
+    }
+}
+
 impl Run {
     pub(crate) fn new(
         runner: Runner,
@@ -66,7 +93,7 @@ impl Run {
         uid: String,
         params: BTreeMap<String, String>,
         answers: BTreeMap<String, BTreeMap<String, String>>,
-        cancel: watch::Receiver<bool>,
+        cancel: watch::Receiver<Option<Halt>>,
     ) -> Run {
         let namespace = runner.config.namespace.clone();
         Run {
@@ -95,7 +122,7 @@ impl Run {
         }
     }
 
-    pub(crate) fn cancel_rx(&self) -> watch::Receiver<bool> {
+    pub(crate) fn cancel_rx(&self) -> watch::Receiver<Option<Halt>> {
         self.cancel
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -339,8 +366,9 @@ impl Run {
                 return out;
             }
             let kind = Self::kind_of(target.tmpl);
-            if *self.cancel_rx().borrow() {
-                let out = Outcome::new(Phase::Failed, Some(DEADLINE_MESSAGE.to_owned()));
+            let halted = *self.cancel_rx().borrow();
+            if let Some(h) = halted {
+                let out = Outcome::new(Phase::Failed, Some(h.message().to_owned()));
                 return self.leaf(parent, &path, &display, &label, kind, out);
             }
             let inputs = match self.inputs(target.tmpl, &args) {
@@ -469,7 +497,7 @@ impl Run {
                 self.finish(&id, &o);
                 o
             };
-            if *self.cancel_rx().borrow() {
+            if self.cancel_rx().borrow().is_some() {
                 return finish(out.message.clone());
             }
             let mut delay = base.map_or(Duration::ZERO, |d| d.mul_f64(factor.powi(attempt as i32)));
@@ -514,7 +542,7 @@ impl Run {
             let mut cancel = self.cancel_rx();
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                _ = cancel.wait_for(|c| *c) => {}
+                _ = cancel.wait_for(Option::is_some) => {}
             }
             attempt += 1;
         }

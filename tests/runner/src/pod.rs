@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::engine::{DEADLINE_MESSAGE, Run, Target};
+use crate::engine::{Run, Target};
 use crate::model::{Container, parse_duration};
 use crate::scope::{Outcome, Scope};
 use crate::workflow::{Event, Phase};
@@ -56,16 +56,59 @@ fn error(message: String) -> Outcome {
     Outcome::new(Phase::Error, Some(message))
 }
 
-/// Sends SIGTERM (through kill(1): the workspace forbids unsafe code and has no signal crate).
-async fn terminate(pid: u32) {
+/// Sends `signal` to the step's process group (each step leads its own, so a Ctrl-C at the
+/// terminal reaches only the runner, and a step's own children are stopped with it), through
+/// kill(1): the workspace forbids unsafe code and has no signal crate.
+async fn signal_group(pid: u32, signal: &str) {
     let _ = tokio::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
+        .args([format!("-{signal}"), "--".into(), format!("-{pid}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .await;
+}
+
+/// A running step process. Dropped before the process ended (the `run` future was dropped),
+/// it still stops the step the way a pod is stopped: SIGTERM now, SIGKILL after the grace
+/// period (from a task on the runtime; without one, kill_on_drop's SIGKILL).
+struct ChildGuard {
+    /// Taken by `drop` only.
+    child: Option<tokio::process::Child>,
+    pid: u32,
+    grace: Duration,
+}
+
+impl ChildGuard {
+    fn child(&mut self) -> &mut tokio::process::Child {
+        self.child.as_mut().expect("taken only on drop")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM".to_owned(), "--".into(), format!("-{}", self.pid)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let (pid, grace) = (self.pid, self.grace);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                    signal_group(pid, "KILL").await;
+                    let _ = child.wait().await;
+                }
+            });
+        }
+    }
 }
 
 struct Prepared {
@@ -223,8 +266,9 @@ pub(crate) async fn run_pod(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return error(format!(
@@ -235,6 +279,13 @@ pub(crate) async fn run_pod(
         }
     };
     let pid = child.id().unwrap_or_default();
+    let scale = run.runner.config.deadline_scale;
+    let grace = GRACE.mul_f64(scale).max(Duration::from_millis(100));
+    let mut child = ChildGuard {
+        child: Some(child),
+        pid,
+        grace,
+    };
     run.emit(&Event::ProcessStarted {
         workflow: run.name.clone(),
         id: id.to_owned(),
@@ -243,38 +294,37 @@ pub(crate) async fn run_pod(
         dir: dir.clone(),
         command: p.command.clone(),
     });
-    let scale = run.runner.config.deadline_scale;
     let deadline = target
         .tmpl
         .active_deadline_seconds
         .as_ref()
         .and_then(|d| parse_duration(&d.text()))
         .map(|d| d.mul_f64(scale));
-    let grace = GRACE.mul_f64(scale).max(Duration::from_millis(100));
     let started = tokio::time::Instant::now();
     let mut cancel = run.cancel_rx();
     let mut last_progress = String::new();
-    let mut killed: Option<&str> = None;
+    let mut killed: Option<&'static str> = None;
     let mut term_sent: Option<tokio::time::Instant> = None;
     let status = loop {
         poll_progress(run, id, &dir, &mut last_progress);
         if killed.is_none() {
             if deadline.is_some_and(|d| started.elapsed() >= d) {
                 killed = Some(POD_DEADLINE_MESSAGE);
-            } else if *cancel.borrow_and_update() {
-                killed = Some(DEADLINE_MESSAGE);
+            } else if let Some(h) = *cancel.borrow_and_update() {
+                killed = Some(h.pod_message());
             }
             if killed.is_some() {
-                terminate(pid).await;
+                signal_group(pid, "TERM").await;
                 term_sent = Some(tokio::time::Instant::now());
             }
         }
         if term_sent.is_some_and(|t| t.elapsed() >= grace) {
-            let _ = child.start_kill();
+            signal_group(pid, "KILL").await;
+            let _ = child.child().start_kill();
             term_sent = None;
         }
         tokio::select! {
-            s = child.wait() => break s,
+            s = child.child().wait() => break s,
             () = tokio::time::sleep(POLL) => {}
         }
     };

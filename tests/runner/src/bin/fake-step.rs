@@ -4,10 +4,12 @@
 //! (`--fake-exit` ↔ `FAKE_EXIT`). Other arguments are ignored, except `--output-dir=DIR`,
 //! where relative `--fake-write` names go. An empty value counts as absent.
 //!
-//! In order: `counter=PATH` (add one to the count in PATH), `record-env=PATH`,
+//! SIGTERM handling (`ignore-term`, `on-term`) is in place before anything else. In order:
+//! `counter=PATH` (add one to the count in PATH), `record-env=PATH`,
 //! `record-args=PATH` (relative paths are in the node directory, the working directory),
 //! `progress=N/M` (to ARGO_PROGRESS_FILE), `ignore-term` (SIGTERM does not stop it),
-//! `sleep=SECS` (only while the count is at most `sleep-times`, when given), `write=NAME=VALUE` (repeatable; `;`-separated in FAKE_WRITE),
+//! `on-term=PATH` (a SIGTERM during the sleep writes "TERM" to PATH and exits 3, as a step
+//! stops safely), `sleep=SECS` (only while the count is at most `sleep-times`, when given), `write=NAME=VALUE` (repeatable; `;`-separated in FAKE_WRITE),
 //! `stdout=TEXT`, `termination=TEXT` (to OPSTEPS_TERMINATION_LOG), `interval-log=PATH` (appends
 //! "START_MS END_MS"), then exit with `fail-code` (default 3) while the count is at most
 //! `fail-times`, else with `exit` (default 0).
@@ -79,6 +81,12 @@ async fn main() -> ExitCode {
         .iter()
         .find_map(|a| a.strip_prefix("--output-dir="))
         .map(PathBuf::from);
+    let on_term = o.one("on-term");
+    let mut term = if o.one("ignore-term").is_some() || on_term.is_some() {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+    } else {
+        None
+    };
     let mut count = 0u64;
     if let Some(c) = o.one("counter") {
         count = std::fs::read_to_string(&c)
@@ -105,11 +113,6 @@ async fn main() -> ExitCode {
     if let (Some(p), Ok(file)) = (o.one("progress"), std::env::var("ARGO_PROGRESS_FILE")) {
         write(Path::new(&file), &p);
     }
-    let _term = if o.one("ignore-term").is_some() {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
-    } else {
-        None
-    };
     let sleep_times: u64 = o
         .one("sleep-times")
         .and_then(|v| v.parse().ok())
@@ -117,7 +120,19 @@ async fn main() -> ExitCode {
     if let Some(s) = o.one("sleep").and_then(|s| s.parse::<f64>().ok())
         && (sleep_times == 0 || count <= sleep_times)
     {
-        tokio::time::sleep(Duration::from_secs_f64(s)).await;
+        let sleep = tokio::time::sleep(Duration::from_secs_f64(s));
+        match (&mut term, &on_term) {
+            (Some(t), Some(path)) => {
+                tokio::select! {
+                    () = sleep => {}
+                    _ = t.recv() => {
+                        write(Path::new(path), "TERM");
+                        return ExitCode::from(3);
+                    }
+                }
+            }
+            _ => sleep.await,
+        }
     }
     for w in o.all("write") {
         let Some((name, value)) = w.split_once('=') else {
