@@ -132,3 +132,59 @@ fn retry_reruns_a_saved_failed_run() {
     let wf = Workflow::load(&state).unwrap();
     assert_eq!(wf.node("act").unwrap().phase, Phase::Skipped);
 }
+
+/// SIGINT (what a Ctrl-C sends the runner; the steps lead their own process groups) and SIGTERM:
+/// the steps get SIGTERM and stop safely, the workflow is Failed, printed and saved, exit 1.
+#[test]
+fn sigint_or_sigterm_terminates_the_steps_saves_the_run_and_exits_1() {
+    for signal in ["-INT", "-TERM"] {
+        let work = tempfile::tempdir().unwrap();
+        let marks = work.path().join("marks dir");
+        std::fs::create_dir_all(&marks).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_opsteps-run"))
+            .args(["run", "--workflows"])
+            .arg(fixtures())
+            .arg("--bin")
+            .arg(format!("fake-step={}", fake_step().display()))
+            .arg("--work-dir")
+            .arg(work.path())
+            .args(["--deadline-scale", "0.02", "--name", "stopped", "-p"])
+            .arg(format!("dir={}", marks.display()))
+            .arg("stoppable")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !(marks.join("polite").is_file() && marks.join("stubborn").is_file()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the steps never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{signal}: {}", text(&o));
+        assert!(
+            text(&o).contains("terminating the workflow"),
+            "{signal}: {}",
+            text(&o)
+        );
+        assert_eq!(
+            std::fs::read_to_string(marks.join("polite-term")).unwrap(),
+            "TERM",
+            "{signal}: the step got SIGTERM"
+        );
+        let wf = Workflow::load(&work.path().join("stopped.json")).unwrap();
+        assert_eq!(
+            (wf.phase, wf.message.as_deref()),
+            (Phase::Failed, Some("Stopped with strategy 'Terminate'"))
+        );
+        assert_eq!(wf.node("polite").unwrap().phase, Phase::Failed);
+    }
+}

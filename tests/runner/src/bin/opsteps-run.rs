@@ -1,6 +1,7 @@
 //! `opsteps-run`: run a WorkflowTemplate or CronWorkflow from `workflows/` locally, retry a
 //! failed run, or check that every file stays inside the local runner's subset.
-//! Exit 0 when the workflow Succeeded, 1 when it did not, 2 on bad input.
+//! Exit 0 when the workflow Succeeded, 1 when it did not (SIGINT or SIGTERM terminates it, as
+//! `argo terminate` does, and it is saved), 2 on bad input.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -217,6 +218,32 @@ fn finish(wf: &Workflow, save_to: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// On the first SIGINT or SIGTERM, terminates the run: its steps get SIGTERM (SIGKILL after the
+/// grace period), the workflow ends Failed and is printed and saved as usual.
+fn terminate_on_signal(runner: &Runner) -> Result<tokio::task::JoinHandle<()>, BadInput> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| {
+        signal(kind)
+            .context("installing a signal handler")
+            .map_err(bad)
+    };
+    let (mut int, mut term) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let runner = runner.clone();
+    Ok(tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        eprintln!(
+            "opsteps-run: {name}: terminating the workflow (running steps get SIGTERM, then SIGKILL after the grace period)"
+        );
+        runner.terminate();
+    }))
+}
+
 async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
     match cli.command {
         Command::Check { workflows } => {
@@ -256,7 +283,9 @@ async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
             }
             req.answers = answers(&env.answers)?;
             req.name = name;
+            let stop = terminate_on_signal(&runner)?;
             let wf = runner.run(req).await.map_err(bad)?;
+            stop.abort();
             let path = env.work_dir.join(format!("{}.json", wf.name));
             finish(&wf, &path).map_err(|e| BadInput(e.context("writing the result")))
         }
@@ -269,7 +298,9 @@ async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
                 node,
                 answers: answers(&env.answers)?,
             };
+            let stop = terminate_on_signal(&runner)?;
             let wf = runner.retry(&wf, opts).await.map_err(bad)?;
+            stop.abort();
             finish(&wf, &state).map_err(|e| BadInput(e.context("writing the result")))
         }
     }
