@@ -654,10 +654,7 @@ impl Run {
         scope: &Scope,
         sem: Option<&Semaphore>,
     ) -> Outcome {
-        let display = match &item {
-            Some((i, v)) => format!("{}({i}:{})", step.name, item_label(v)),
-            None => step.name.clone(),
-        };
+        let display = step_display(step, item.as_ref());
         let path = format!("{base_path}.{display}");
         let mut scope = scope.clone();
         scope.item = item.map(|(_, v)| v);
@@ -787,24 +784,25 @@ impl Run {
                 )
             });
             let results = join_all(runs).await;
+            let mut failed: Option<String> = None;
             let mut by_step: BTreeMap<usize, Vec<Outcome>> = BTreeMap::new();
-            for ((si, _), out) in jobs.iter().zip(results) {
+            for ((si, item), out) in jobs.iter().zip(results) {
+                let cont = group[*si].continue_on.unwrap_or_default();
+                let tolerated = (out.phase == Phase::Failed && cont.failed)
+                    || (out.phase == Phase::Error && cont.error);
+                if out.phase.is_failure() && !tolerated && failed.is_none() {
+                    // Argo names the child by node id (steps.go).
+                    let display = step_display(&group[*si], item.as_ref());
+                    let child = self.node_id(&format!("{gpath}.{display}"));
+                    failed = Some(format!("child '{child}' failed"));
+                }
                 by_step.entry(*si).or_default().push(out);
             }
-            let mut failed: Option<String> = None;
             for (si, outs) in by_step
                 .into_iter()
                 .chain(fixed.into_iter().map(|(si, o)| (si, vec![o])))
             {
                 let step = &group[si];
-                let cont = step.continue_on.unwrap_or_default();
-                for o in &outs {
-                    let tolerated = (o.phase == Phase::Failed && cont.failed)
-                        || (o.phase == Phase::Error && cont.error);
-                    if o.phase.is_failure() && !tolerated && failed.is_none() {
-                        failed = Some(format!("child '{}' failed", step.name));
-                    }
-                }
                 let res = if fanned[si]
                     && !(outs.len() == 1
                         && outs[0].phase == Phase::Skipped
@@ -950,6 +948,14 @@ impl Run {
             out.outputs.insert(p.name.clone(), value);
         }
         out
+    }
+}
+
+/// A step's node name: `name`, or `name(i:item)` for one item of a fan-out.
+fn step_display(step: &Step, item: Option<&(usize, serde_json::Value)>) -> String {
+    match item {
+        Some((i, v)) => format!("{}({i}:{})", step.name, item_label(v)),
+        None => step.name.clone(),
     }
 }
 

@@ -119,8 +119,9 @@ impl Run {
                 && !tolerated
                 && !deps.values().flatten().any(|d| d.handles_failure_of(name))
         });
-        if let Some((name, _)) = unhandled {
-            return Outcome::new(Phase::Failed, Some(format!("task '{name}' failed")));
+        // Argo's DAG node takes the failed branch's phase and no message (dag.go).
+        if let Some((_, (phase, _, _))) = unhandled {
+            return Outcome::new(*phase, None);
         }
         self.template_outputs(target.tmpl, &scope)
     }

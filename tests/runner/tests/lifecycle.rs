@@ -155,7 +155,12 @@ async fn the_exit_handler_sees_workflow_status_and_failures() {
 
     let wf = h.run_template("exit-handler", &[("code", "4")]).await;
     assert_eq!(wf.phase, Phase::Failed);
-    assert_eq!(wf.message.as_deref(), Some("child 'work' failed"));
+    // Argo names the failed child by its node id.
+    let work = &wf.node("work").unwrap().id;
+    assert_eq!(
+        wf.message.as_deref(),
+        Some(format!("child '{work}' failed").as_str())
+    );
     let report = out(&wf, "report");
     assert!(report.starts_with("Failed ["), "{report}");
     let failures: serde_json::Value = serde_json::from_str(&report["Failed ".len()..]).unwrap();
