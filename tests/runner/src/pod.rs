@@ -336,7 +336,12 @@ pub(crate) async fn run_pod(
     let exit_code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    // Bytes as Argo keeps them; invalid UTF-8 becomes U+FFFD rather than losing the value.
+    let read = |f: &str| {
+        std::fs::read(dir.join(f))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
     let mut out = Outcome::new(
         if exit_code == 0 && killed.is_none() {
             Phase::Succeeded
@@ -375,14 +380,19 @@ pub(crate) async fn run_pod(
             ));
             continue;
         }
-        let value = match std::fs::read_to_string(&file) {
-            Ok(v) => strip_newline(v),
-            Err(_) => match &vf.default {
+        let value = match std::fs::read(&file) {
+            Ok(v) => strip_newline(String::from_utf8_lossy(&v).into_owned()),
+            Err(e) => match &vf.default {
                 Some(d) => d.text(),
                 None if out.phase == Phase::Succeeded => {
+                    let why = if e.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist".to_owned()
+                    } else {
+                        format!("cannot be read ({e})")
+                    };
                     out.phase = Phase::Error;
                     out.message = Some(format!(
-                        "failed to read output parameter {:?}: {path} does not exist and it has no default",
+                        "failed to read output parameter {:?}: {path} {why} and it has no default",
                         param.name
                     ));
                     continue;

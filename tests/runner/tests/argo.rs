@@ -144,3 +144,29 @@ async fn a_false_retry_expression_says_so_on_the_retry_node() {
         wf.tree()
     );
 }
+
+/// Argo's executor reads output files as bytes (SaveParameters): invalid UTF-8 is kept (here as
+/// U+FFFD), a directory is an error that says why, and megabytes of stdout neither block the
+/// step nor get lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_files_that_are_directories_or_not_utf8_and_megabytes_of_stdout() {
+    let h = Harness::new();
+    let wf = h.run_template("odd-outputs", &[]).await;
+    let dir = wf.node("directory").unwrap();
+    assert_eq!(dir.phase, Phase::Error, "{}", wf.tree());
+    let msg = dir.message.as_deref().unwrap();
+    assert!(
+        msg.starts_with(
+            "failed to read output parameter \"must\": /tmp/outputs/must cannot be read ("
+        ),
+        "{msg}"
+    );
+    let latin1 = wf.node("latin1").unwrap();
+    assert_eq!(latin1.phase, Phase::Succeeded, "{}", wf.tree());
+    assert_eq!(latin1.outputs["must"], "cafe\t\u{FFFD}");
+    let loud = wf.node("loud").unwrap();
+    assert_eq!(loud.phase, Phase::Succeeded, "{}", wf.tree());
+    let result = loud.result.as_deref().unwrap();
+    assert_eq!(result.len(), 5_000_000 - 1, "one trailing newline stripped");
+    assert_eq!(loud.outputs["must"], "ok");
+}

@@ -10,7 +10,8 @@
 //! `progress=N/M` (to ARGO_PROGRESS_FILE), `ignore-term` (SIGTERM does not stop it),
 //! `on-term=PATH` (a SIGTERM during the sleep writes "TERM" to PATH and exits 3, as a step
 //! stops safely), `sleep=SECS` (only while the count is at most `sleep-times`, when given), `write=NAME=VALUE` (repeatable; `;`-separated in FAKE_WRITE),
-//! `stdout=TEXT`, `termination=TEXT` (to OPSTEPS_TERMINATION_LOG), `interval-log=PATH` (appends
+//! `write-hex=NAME=HEX` (bytes, e.g. invalid UTF-8), `mkdir=NAME` (a directory),
+//! `stdout=TEXT`, `stdout-bytes=N` (N bytes of `x` lines on stdout), `termination=TEXT` (to OPSTEPS_TERMINATION_LOG), `interval-log=PATH` (appends
 //! "START_MS END_MS"), then exit with `fail-code` (default 3) while the count is at most
 //! `fail-times`, else with `exit` (default 0).
 
@@ -143,6 +144,32 @@ async fn main() -> ExitCode {
             _ => PathBuf::from(name),
         };
         write(&path, value);
+    }
+    let in_output_dir = |name: &str| match (&output_dir, Path::new(name).is_absolute()) {
+        (Some(d), false) => d.join(name),
+        _ => PathBuf::from(name),
+    };
+    for w in o.all("write-hex") {
+        let Some((name, hex)) = w.split_once('=') else {
+            continue;
+        };
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect();
+        let path = in_output_dir(name);
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+        std::fs::write(&path, bytes).expect("fake-step: write-hex");
+    }
+    for d in o.all("mkdir") {
+        std::fs::create_dir_all(in_output_dir(&d)).expect("fake-step: mkdir");
+    }
+    if let Some(n) = o.one("stdout-bytes").and_then(|n| n.parse::<usize>().ok()) {
+        let line = "x".repeat(99) + "\n";
+        let mut out = std::io::stdout().lock();
+        for _ in 0..n / line.len() {
+            let _ = out.write_all(line.as_bytes());
+        }
+        let _ = out.flush();
     }
     if let Some(s) = o.one("stdout") {
         let mut out = std::io::stdout();
