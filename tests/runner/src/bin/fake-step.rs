@@ -71,6 +71,57 @@ fn write(path: &Path, text: &str) {
         .unwrap_or_else(|e| panic!("fake-step: writing {}: {e}", path.display()));
 }
 
+/// `write-hex`, `mkdir` and `stdout-bytes`: what real steps should not produce.
+fn odd_outputs(o: &Opts, output_dir: Option<&Path>) {
+    let in_output_dir = |name: &str| match (output_dir, Path::new(name).is_absolute()) {
+        (Some(d), false) => d.join(name),
+        _ => PathBuf::from(name),
+    };
+    for w in o.all("write-hex") {
+        let Some((name, hex)) = w.split_once('=') else {
+            continue;
+        };
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect();
+        let path = in_output_dir(name);
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+        std::fs::write(&path, bytes).expect("fake-step: write-hex");
+    }
+    for d in o.all("mkdir") {
+        std::fs::create_dir_all(in_output_dir(&d)).expect("fake-step: mkdir");
+    }
+    if let Some(n) = o.one("stdout-bytes").and_then(|n| n.parse::<usize>().ok()) {
+        let line = "x".repeat(99) + "\n";
+        let mut out = std::io::stdout().lock();
+        for _ in 0..n / line.len() {
+            let _ = out.write_all(line.as_bytes());
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Sleeps `secs`; false when a SIGTERM came first and `on_term` recorded it.
+async fn sleep(
+    secs: f64,
+    term: Option<&mut tokio::signal::unix::Signal>,
+    on_term: Option<&str>,
+) -> bool {
+    let sleep = tokio::time::sleep(Duration::from_secs_f64(secs));
+    if let (Some(t), Some(path)) = (term, on_term) {
+        tokio::select! {
+            () = sleep => true,
+            _ = t.recv() => {
+                write(Path::new(path), "TERM");
+                false
+            }
+        }
+    } else {
+        sleep.await;
+        true
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let start = now_ms();
@@ -120,20 +171,9 @@ async fn main() -> ExitCode {
         .unwrap_or(0);
     if let Some(s) = o.one("sleep").and_then(|s| s.parse::<f64>().ok())
         && (sleep_times == 0 || count <= sleep_times)
+        && !sleep(s, term.as_mut(), on_term.as_deref()).await
     {
-        let sleep = tokio::time::sleep(Duration::from_secs_f64(s));
-        match (&mut term, &on_term) {
-            (Some(t), Some(path)) => {
-                tokio::select! {
-                    () = sleep => {}
-                    _ = t.recv() => {
-                        write(Path::new(path), "TERM");
-                        return ExitCode::from(3);
-                    }
-                }
-            }
-            _ => sleep.await,
-        }
+        return ExitCode::from(3);
     }
     for w in o.all("write") {
         let Some((name, value)) = w.split_once('=') else {
@@ -145,32 +185,7 @@ async fn main() -> ExitCode {
         };
         write(&path, value);
     }
-    let in_output_dir = |name: &str| match (&output_dir, Path::new(name).is_absolute()) {
-        (Some(d), false) => d.join(name),
-        _ => PathBuf::from(name),
-    };
-    for w in o.all("write-hex") {
-        let Some((name, hex)) = w.split_once('=') else {
-            continue;
-        };
-        let bytes: Vec<u8> = (0..hex.len() / 2)
-            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-            .collect();
-        let path = in_output_dir(name);
-        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
-        std::fs::write(&path, bytes).expect("fake-step: write-hex");
-    }
-    for d in o.all("mkdir") {
-        std::fs::create_dir_all(in_output_dir(&d)).expect("fake-step: mkdir");
-    }
-    if let Some(n) = o.one("stdout-bytes").and_then(|n| n.parse::<usize>().ok()) {
-        let line = "x".repeat(99) + "\n";
-        let mut out = std::io::stdout().lock();
-        for _ in 0..n / line.len() {
-            let _ = out.write_all(line.as_bytes());
-        }
-        let _ = out.flush();
-    }
+    odd_outputs(&o, output_dir.as_deref());
     if let Some(s) = o.one("stdout") {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{s}");
