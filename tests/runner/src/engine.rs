@@ -167,13 +167,15 @@ impl Run {
         substitute(text, &|t| self.lookup(scope, t))
     }
 
-    /// `workflow.failures`: the failed pods and suspends, as Argo's JSON list.
+    /// `workflow.failures` as Argo's operator builds it: every Failed or Error node (steps,
+    /// groups and retries too; here in creation order), `null` when there is none. Argo also
+    /// gives `finishedAt`, which the local record does not keep.
     fn failures(&self) -> String {
         let st = self.st();
         let list: Vec<serde_json::Value> = st
             .nodes
             .iter()
-            .filter(|n| n.phase.is_failure() && matches!(n.kind, NodeKind::Pod | NodeKind::Suspend))
+            .filter(|n| n.phase.is_failure())
             .map(|n| {
                 serde_json::json!({
                     "displayName": n.display_name,
@@ -184,6 +186,9 @@ impl Run {
                 })
             })
             .collect();
+        if list.is_empty() {
+            return "null".to_owned();
+        }
         serde_json::Value::Array(list).to_string()
     }
 

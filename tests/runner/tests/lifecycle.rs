@@ -149,7 +149,8 @@ async fn the_exit_handler_sees_workflow_status_and_failures() {
     let h = Harness::new();
     let wf = h.run_template("exit-handler", &[]).await;
     assert_eq!(wf.phase, Phase::Succeeded);
-    assert_eq!(out(&wf, "report"), "Succeeded []");
+    // Argo marshals an empty list of failures as null.
+    assert_eq!(out(&wf, "report"), "Succeeded null");
     let on_exit = wf.node(&format!("{}.onExit", wf.name)).unwrap();
     assert!(on_exit.parent.is_none());
 
@@ -164,8 +165,18 @@ async fn the_exit_handler_sees_workflow_status_and_failures() {
     let report = out(&wf, "report");
     assert!(report.starts_with("Failed ["), "{report}");
     let failures: serde_json::Value = serde_json::from_str(&report["Failed ".len()..]).unwrap();
-    assert_eq!(failures[0]["displayName"], "work");
-    assert_eq!(failures[0]["message"], "work ended");
+    // Every Failed/Error node, as in Argo: the steps node, its group and the pod.
+    let names: Vec<&str> = failures
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [wf.name.as_str(), "[0]", "work"]);
+    assert_eq!(failures[2]["message"], "work ended");
+    assert_eq!(failures[2]["phase"], "Failed");
+    let pod = wf.node("work").unwrap().pod_name.clone().unwrap();
+    assert_eq!(failures[2]["podName"], pod.as_str());
 }
 
 #[tokio::test]
