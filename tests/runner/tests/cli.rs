@@ -188,3 +188,88 @@ fn sigint_or_sigterm_terminates_the_steps_saves_the_run_and_exits_1() {
         assert_eq!(wf.node("polite").unwrap().phase, Phase::Failed);
     }
 }
+
+/// Bad input exits 2 before anything runs, with a message naming the flag and what it accepts.
+#[test]
+fn bad_flags_exit_2_saying_what_is_accepted_and_run_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = fixtures().to_string_lossy().into_owned();
+    let bin = format!("fake-step={}", fake_step().display());
+    let work_dir = work.path().to_string_lossy().into_owned();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["run", "--workflows", "/nonexistent/wf", "x"],
+            "--workflows /nonexistent/wf: not a directory (expected the directory of WorkflowTemplate",
+        ),
+        (
+            &["check", "--workflows", "/nonexistent/wf"],
+            "--workflows /nonexistent/wf: not a directory",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--backoff-scale=-1",
+                "basics",
+            ],
+            "\"-1\" is not a number >= 0",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--deadline-scale",
+                "nan",
+                "basics",
+            ],
+            "\"nan\" is not a number >= 0",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--bin-dir",
+                "/nonexistent/bin",
+                "basics",
+            ],
+            "--bin-dir /nonexistent/bin: not a directory (expected the directory holding the step binaries",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--bin",
+                &bin,
+                "-p",
+                "cluster",
+                "basics",
+            ],
+            "-p \"cluster\" is not NAME=VALUE",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--work-dir", &work_dir]);
+        if args[0] == "check" {
+            all.truncate(args.len());
+        }
+        let o = run(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{args:?}: {}", text(&o));
+        let os_error = "No such file or directory";
+        assert!(
+            text(&o).matches(os_error).count() <= 1,
+            "{args:?}: {}",
+            text(&o)
+        );
+        assert_eq!(
+            std::fs::read_dir(work.path()).unwrap().count(),
+            0,
+            "{args:?} ran something"
+        );
+    }
+}

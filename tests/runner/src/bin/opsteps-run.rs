@@ -82,12 +82,32 @@ struct EnvArgs {
     /// Answer a suspend node, NODE.PARAM=VALUE (repeatable), like `argo node set` + `argo resume`.
     #[arg(long = "answer", value_name = "NODE.PARAM=VALUE")]
     answers: Vec<String>,
-    /// Multiplies retry backoff durations (0 retries at once).
-    #[arg(long, default_value_t = 1.0)]
+    /// Multiplies retry backoff durations, a number >= 0 (0 retries at once).
+    #[arg(long, default_value_t = 1.0, value_parser = scale)]
     backoff_scale: f64,
-    /// Multiplies activeDeadlineSeconds.
-    #[arg(long, default_value_t = 1.0)]
+    /// Multiplies activeDeadlineSeconds and the grace period before SIGKILL, a number >= 0.
+    #[arg(long, default_value_t = 1.0, value_parser = scale)]
     deadline_scale: f64,
+}
+
+fn scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.0 => Ok(f),
+        _ => Err(format!(
+            "{text:?} is not a number >= 0 (1 = as written, 0 = no waiting)"
+        )),
+    }
+}
+
+/// `--workflows` must name a directory; say so rather than echo the OS error twice.
+fn workflows_dir(dir: &Path) -> Result<Catalog, BadInput> {
+    if !dir.is_dir() {
+        return Err(bad(anyhow::anyhow!(
+            "--workflows {}: not a directory (expected the directory of WorkflowTemplate and CronWorkflow YAML files, e.g. workflows)",
+            dir.display()
+        )));
+    }
+    Catalog::load_dir(dir).map_err(bad)
 }
 
 /// Bad input: exit 2.
@@ -120,17 +140,40 @@ fn answers(list: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>
 }
 
 fn runner(env: &EnvArgs) -> Result<Runner, BadInput> {
-    let catalog = Catalog::load_dir(&env.workflows).map_err(bad)?;
+    let catalog = workflows_dir(&env.workflows)?;
     let mut config = RunnerConfig::new(env.work_dir.clone());
-    for cmd in catalog.commands() {
-        let path = env.bin_dir.join(&cmd);
-        if path.is_file() {
-            config.binaries.insert(cmd, path);
-        }
-    }
     for b in &env.bins {
         let (cmd, path) = split_pair(b, "--bin")?;
         config.binaries.insert(cmd, PathBuf::from(path));
+    }
+    let unmapped: Vec<String> = catalog
+        .commands()
+        .into_iter()
+        .filter(|c| !config.binaries.contains_key(c))
+        .collect();
+    if !unmapped.is_empty() && !env.bin_dir.is_dir() {
+        return Err(bad(anyhow::anyhow!(
+            "--bin-dir {}: not a directory (expected the directory holding the step binaries, e.g. target/debug, or --bin COMMAND=PATH for each of {})",
+            env.bin_dir.display(),
+            unmapped.join(", ")
+        )));
+    }
+    let mut missing = Vec::new();
+    for cmd in unmapped {
+        let path = env.bin_dir.join(&cmd);
+        if path.is_file() {
+            config.binaries.insert(cmd, path);
+        } else {
+            missing.push(cmd);
+        }
+    }
+    if !missing.is_empty() {
+        // Not fatal: a run may not reach those steps; the ones it reaches end as Error nodes.
+        eprintln!(
+            "opsteps-run: warning: no binary in {} for {} (build them, or map them with --bin COMMAND=PATH)",
+            env.bin_dir.display(),
+            missing.join(", ")
+        );
     }
     for e in &env.envs {
         config.env.push(split_pair(e, "--env")?);
@@ -247,7 +290,7 @@ fn terminate_on_signal(runner: &Runner) -> Result<tokio::task::JoinHandle<()>, B
 async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
     match cli.command {
         Command::Check { workflows } => {
-            let catalog = Catalog::load_dir(&workflows).map_err(bad)?;
+            let catalog = workflows_dir(&workflows)?;
             let _ = writeln!(
                 std::io::stdout(),
                 "{}: {} WorkflowTemplates ({}), {} CronWorkflows ({}), all inside the local runner's subset",
@@ -306,13 +349,29 @@ async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
     }
 }
 
+/// The error and its causes, skipping a cause whose text the message already holds (our
+/// errors print their source in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match main_inner(cli).await {
         Ok(code) => code,
         Err(BadInput(e)) => {
-            eprintln!("opsteps-run: {e:#}");
+            eprintln!("opsteps-run: {}", describe(&e));
             ExitCode::from(2)
         }
     }
