@@ -170,3 +170,36 @@ async fn output_files_that_are_directories_or_not_utf8_and_megabytes_of_stdout()
     assert_eq!(result.len(), 5_000_000 - 1, "one trailing newline stripped");
     assert_eq!(loud.outputs["must"], "ok");
 }
+
+/// Argo's workflow progress sums pods' and suspends' own N/M (0/1 when they report none),
+/// complete once Succeeded: 1/1 (suspend) + 4/4 (succeeded at 2/4) + 3/10 (failed at 3/10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_shows_argos_progress() {
+    let h = Harness::new();
+    let wf = h
+        .run(
+            opsteps_runner::RunRequest::new(opsteps_runner::Submit::Template("progress".into()))
+                .answer("approve", "approve", "YES"),
+        )
+        .await;
+    assert_eq!(wf.phase, Phase::Succeeded, "{}", wf.tree());
+    let tree = wf.tree();
+    let line = tree.lines().find(|l| l.starts_with("Progress:")).unwrap();
+    assert_eq!(line, format!("{:<20} 8/15", "Progress:"), "{tree}");
+}
+
+/// `argo get` renders no TaskGroup node: a DAG fan-out's children sit in the DAG itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_puts_a_dag_fan_outs_children_in_the_dag() {
+    let h = Harness::new();
+    let wf = h.run_template("dag", &[]).await;
+    let tree = wf.tree();
+    assert!(
+        tree.lines().any(|l| l.starts_with(" ├─✔ both(0:x)")),
+        "{tree}"
+    );
+    assert!(
+        !tree.lines().any(|l| l.contains("✔ both ")),
+        "no TaskGroup row:\n{tree}"
+    );
+}
