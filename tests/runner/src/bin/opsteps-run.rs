@@ -19,7 +19,8 @@ use opsteps_runner::{
 #[derive(Parser)]
 #[command(
     version,
-    about = "Run opsteps' Argo WorkflowTemplates locally (tests and the demo; production uses Argo Workflows)"
+    about = "Run opsteps' Argo WorkflowTemplates locally (tests and the demo; production uses Argo Workflows)",
+    after_help = "Exit status: 0 when the workflow Succeeded, 1 when it did not (also after SIGINT or SIGTERM, which terminate it: steps get SIGTERM, then SIGKILL after the grace period), 2 on bad input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,7 +37,7 @@ enum Command {
         /// A workflow parameter override, NAME=VALUE (repeatable), like `argo submit -p`.
         #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
         parameters: Vec<String>,
-        /// Workflow name (default: <template>-<5 random characters>).
+        /// Workflow name (default: <template or cron name>-<5 random lowercase letters and digits>).
         #[arg(long)]
         name: Option<String>,
         /// NAME (workflowtemplate/NAME also accepted) or cronwf/NAME.
@@ -46,7 +47,8 @@ enum Command {
     Retry {
         #[command(flatten)]
         env: EnvArgs,
-        /// Only retry the failed nodes with this display name (and their ancestors).
+        /// Only retry the failed nodes with this display name (with their ancestors and
+        /// descendants); other failed nodes stay failed.
         #[arg(long)]
         node: Option<String>,
         /// The saved workflow JSON.
@@ -85,7 +87,8 @@ struct EnvArgs {
     /// Multiplies retry backoff durations, a number >= 0 (0 retries at once).
     #[arg(long, default_value_t = 1.0, value_parser = scale)]
     backoff_scale: f64,
-    /// Multiplies activeDeadlineSeconds and the grace period before SIGKILL, a number >= 0.
+    /// Multiplies activeDeadlineSeconds, suspend durations and the grace period before SIGKILL
+    /// (30 s), a number >= 0.
     #[arg(long, default_value_t = 1.0, value_parser = scale)]
     deadline_scale: f64,
 }
