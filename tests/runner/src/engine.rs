@@ -996,30 +996,46 @@ pub(crate) fn aggregate_phase(outs: &[Outcome]) -> Phase {
 }
 
 /// Whether `retryPolicy` retries this outcome (Argo: OnFailure = the main container failed;
-/// OnError = an error around it; Always = both; OnTransientError = a transient error).
+/// OnError = an error around it; Always = both; OnTransientError = either, when the message is
+/// a transient error).
 fn policy_retries(policy: &str, out: &Outcome) -> bool {
     match policy {
         "Always" => out.phase.is_failure(),
         "OnError" => out.phase == Phase::Error,
-        "OnTransientError" => out.phase == Phase::Error && is_transient(out.message.as_deref()),
+        "OnTransientError" => out.phase.is_failure() && is_transient(out.message.as_deref()),
         _ => out.phase == Phase::Failed,
     }
 }
 
-/// Argo's transient errors (OnTransientError) as a node message shows them.
+/// Argo's transient errors (util/errors) that a node message, a plain string, can match:
+/// case-sensitive substrings, plus the controller's `TRANSIENT_ERROR_PATTERN` regex, read
+/// here from the runner's environment.
 fn is_transient(message: Option<&str>) -> bool {
-    let m = message.unwrap_or_default().to_ascii_lowercase();
-    [
-        "connection reset",
-        "connection refused",
+    const PATTERNS: [&str; 17] = [
+        "etcdserver: leader changed",
+        "etcdserver: request timed out",
+        "etcdserver: too many requests",
+        "unexpected error when reading response body",
+        "stream error when reading response body",
+        "Connection closed by foreign host",
+        "net/http: TLS handshake timeout",
         "i/o timeout",
-        "tls handshake timeout",
-        "too many requests",
-        "server timeout",
-        "eof",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
+        "connection timed out",
+        "connection reset by peer",
+        "http2: client connection lost",
+        "http2: server sent GOAWAY and closed the connection",
+        "request did not complete within requested timeout",
+        "connect: connection refused",
+        "invalid connection",
+        "client rate limiter Wait returned an error",
+        "upper: no more rows in",
+    ];
+    let m = message.unwrap_or_default();
+    PATTERNS.iter().any(|p| m.contains(p))
+        || std::env::var("TRANSIENT_ERROR_PATTERN")
+            .ok()
+            .and_then(|p| regex::Regex::new(&p).ok())
+            .is_some_and(|re| re.is_match(m))
 }
 
 /// Evaluates `retryStrategy.expression` over `lastRetry.*` (all strings, as in Argo).
@@ -1047,14 +1063,22 @@ mod tests {
         let failed = Outcome::new(Phase::Failed, Some("exit 1".into()));
         let error = Outcome::new(Phase::Error, Some("failed to start".into()));
         let transient = Outcome::new(Phase::Error, Some("dial tcp: i/o timeout".into()));
+        // Argo retries a Failed node with a transient message too.
+        let failed_transient = Outcome::new(
+            Phase::Failed,
+            Some("read tcp: connection reset by peer".into()),
+        );
+        // Not Argo's patterns: a bare EOF, another casing.
+        let eof = Outcome::new(Phase::Error, Some("EOF while parsing".into()));
         let table = [
-            ("Always", [true, true, true]),
-            ("OnFailure", [true, false, false]),
-            ("OnError", [false, true, true]),
-            ("OnTransientError", [false, false, true]),
+            ("Always", [true, true, true, true, true]),
+            ("OnFailure", [true, false, false, true, false]),
+            ("OnError", [false, true, true, false, true]),
+            ("OnTransientError", [false, false, true, true, false]),
         ];
         for (policy, expect) in table {
-            let got = [&failed, &error, &transient].map(|o| policy_retries(policy, o));
+            let got = [&failed, &error, &transient, &failed_transient, &eof]
+                .map(|o| policy_retries(policy, o));
             assert_eq!(got, expect, "{policy}");
         }
     }
