@@ -813,7 +813,9 @@ impl Run {
                         && outs[0].phase == Phase::Skipped
                         && outs[0].message.as_deref() == Some("Skipped, empty params"))
                 {
-                    StepRes::Fanout(aggregate_phase(&outs), outs)
+                    // Argo resolves a fanned-out step's status to its step group's phase, and the
+                    // group got here only by succeeding.
+                    StepRes::Fanout(Phase::Succeeded, outs)
                 } else if fanned[si] {
                     StepRes::Fanout(Phase::Skipped, Vec::new())
                 } else {

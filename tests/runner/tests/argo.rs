@@ -203,3 +203,14 @@ async fn the_tree_puts_a_dag_fan_outs_children_in_the_dag() {
         "no TaskGroup row:\n{tree}"
     );
 }
+
+/// steps.go: a fanned-out step's `status` is its step group's phase (Succeeded once the group
+/// let the next one run), and only Succeeded children's outputs aggregate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fanned_out_steps_status_is_its_groups_and_failed_items_do_not_aggregate() {
+    let h = Harness::new();
+    let wf = h.run_template("fanout-status", &[]).await;
+    assert_eq!(wf.phase, Phase::Succeeded, "{}", wf.tree());
+    assert_eq!(wf.node("fan(1:1)").unwrap().phase, Phase::Failed);
+    assert_eq!(common::out(&wf, "see"), r#"Succeeded ["v0"]"#);
+}
