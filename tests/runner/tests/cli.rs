@@ -273,3 +273,24 @@ fn bad_flags_exit_2_saying_what_is_accepted_and_run_nothing() {
         );
     }
 }
+
+/// A work dir with a space and a quote: the run works and the retry hint is shell-quoted.
+#[test]
+fn a_work_dir_with_spaces_and_quotes_works_and_the_retry_hint_is_quoted() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("my runs/it's");
+    let o = Command::new(env!("CARGO_BIN_EXE_opsteps-run"))
+        .args(["run", "--workflows"])
+        .arg(fixtures())
+        .arg("--bin")
+        .arg(format!("fake-step={}", fake_step().display()))
+        .arg("--work-dir")
+        .arg(&dir)
+        .args(["-p", "cluster=c1", "--name", "sp", "basics"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(dir.join("sp.json").is_file());
+    let quoted = format!("'{}/my runs/it'\\''s/sp.json'", work.path().display());
+    assert!(text(&o).contains(&quoted), "{}", text(&o));
+}

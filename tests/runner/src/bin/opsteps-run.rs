@@ -252,10 +252,17 @@ fn finish(wf: &Workflow, save_to: &Path) -> anyhow::Result<ExitCode> {
     }
     wf.save(save_to)
         .with_context(|| format!("saving {}", save_to.display()))?;
+    let path = save_to.display().to_string();
+    let quoted = if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@".contains(c))
+    {
+        path.clone()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    };
     eprintln!(
-        "saved {} (retry: opsteps-run retry {})",
-        save_to.display(),
-        save_to.display()
+        "saved {path} (retry: opsteps-run retry [the same --workflows/--bin options] {quoted})"
     );
     Ok(if wf.phase == Phase::Succeeded {
         ExitCode::SUCCESS
