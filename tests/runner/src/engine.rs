@@ -397,8 +397,17 @@ impl Run {
                     };
                     let names: Result<Vec<String>, String> =
                         sync.names().iter().map(|n| self.subst(&scope, n)).collect();
+                    let mut halted = self.cancel_rx();
                     match names {
-                        Ok(n) => Some(self.runner.lock(&self.namespace, n).await),
+                        // Waiting for a lock stops on a deadline or terminate.
+                        Ok(n) => tokio::select! {
+                            g = self.runner.lock(&self.namespace, n) => Some(g),
+                            h = halted.wait_for(Option::is_some) => {
+                                let message = h.ok().and_then(|h| *h).map(|h| h.message().to_owned());
+                                let out = Outcome::new(Phase::Failed, message);
+                                return self.leaf(parent, &path, &display, &label, kind, out);
+                            }
+                        },
                         Err(e) => {
                             let out = Outcome::new(Phase::Error, Some(e));
                             return self.leaf(parent, &path, &display, &label, kind, out);
@@ -890,7 +899,15 @@ impl Run {
         if let (None, Some(d)) = (answer, duration) {
             // A timed suspend resumes by itself, with the defaults.
             let wait = parse_duration(&d.text()).unwrap_or_default();
-            tokio::time::sleep(wait.mul_f64(self.runner.config.deadline_scale)).await;
+            let mut halted = self.cancel_rx();
+            // A deadline or terminate fails an active suspend node (Argo's operator.go).
+            tokio::select! {
+                () = tokio::time::sleep(wait.mul_f64(self.runner.config.deadline_scale)) => {}
+                h = halted.wait_for(Option::is_some) => {
+                    let message = h.ok().and_then(|h| *h).map(|h| h.message().to_owned());
+                    return Outcome::new(Phase::Failed, message);
+                }
+            }
         } else if answer.is_none() {
             let example = supplied.first().map_or_else(
                 || format!("RunRequest::answer(\"{display}\", PARAM, VALUE)"),

@@ -115,3 +115,34 @@ async fn a_dropped_run_future_sigterms_its_steps_then_sigkills_them() {
     .await;
     wait_until("both steps are gone", || started.iter().copied().all(dead)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_fails_a_timed_suspend_at_once() {
+    let h = Harness::new();
+    let started = std::time::Instant::now();
+    let run = h
+        .runner
+        .run(RunRequest::new(Submit::Template("timed-suspend".into())));
+    let stop = async {
+        wait_until("the suspend started", || {
+            h.events.lock().unwrap().iter().any(
+                |e| matches!(e, Event::NodeStarted { display_name, .. } if display_name == "wait"),
+            )
+        })
+        .await;
+        h.runner.terminate();
+    };
+    let (wf, ()) = tokio::join!(run, stop);
+    let wf = wf.unwrap();
+    let wait = wf.node("wait").unwrap();
+    assert_eq!(
+        (wait.phase, wait.message.as_deref()),
+        (Phase::Failed, Some("Stopped with strategy 'Terminate'")),
+        "{}",
+        wf.tree()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "it waited out the 60 s suspend"
+    );
+}
