@@ -214,3 +214,20 @@ async fn a_fanned_out_steps_status_is_its_groups_and_failed_items_do_not_aggrega
     assert_eq!(wf.node("fan(1:1)").unwrap().phase, Phase::Failed);
     assert_eq!(common::out(&wf, "see"), r#"Succeeded ["v0"]"#);
 }
+
+/// Runs holding different mutexes overlap: each step waits (up to 30 s) for the other's to
+/// start, which it could not if the runs were serialised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_holding_different_mutexes_run_at_once() {
+    let h = Harness::new();
+    let dir = h.path("marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let one = [("cluster", "c1"), ("other", "c2"), ("dir", dir.as_str())];
+    let two = [("cluster", "c2"), ("other", "c1"), ("dir", dir.as_str())];
+    let (a, b) = tokio::join!(
+        h.run_template("rendezvous", &one),
+        h.run_template("rendezvous", &two),
+    );
+    assert_eq!(a.phase, Phase::Succeeded, "{}", a.tree());
+    assert_eq!(b.phase, Phase::Succeeded, "{}", b.tree());
+}

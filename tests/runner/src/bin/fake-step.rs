@@ -7,7 +7,7 @@
 //! SIGTERM handling (`ignore-term`, `on-term`) is in place before anything else. In order:
 //! `counter=PATH` (add one to the count in PATH), `record-env=PATH`,
 //! `record-args=PATH` (relative paths are in the node directory, the working directory),
-//! `progress=N/M` (to ARGO_PROGRESS_FILE), `ignore-term` (SIGTERM does not stop it),
+//! `wait-for=PATH` (until PATH exists; exit 4 after 30 s), `progress=N/M` (to ARGO_PROGRESS_FILE), `ignore-term` (SIGTERM does not stop it),
 //! `on-term=PATH` (a SIGTERM during the sleep writes "TERM" to PATH and exits 3, as a step
 //! stops safely), `sleep=SECS` (only while the count is at most `sleep-times`, when given), `write=NAME=VALUE` (repeatable; `;`-separated in FAKE_WRITE),
 //! `write-hex=NAME=HEX` (bytes, e.g. invalid UTF-8), `mkdir=NAME` (a directory),
@@ -147,6 +147,15 @@ async fn main() -> ExitCode {
             .unwrap_or(0)
             + 1;
         write(Path::new(&c), &count.to_string());
+    }
+    if let Some(p) = o.one("wait-for") {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !Path::new(&p).exists() {
+            if std::time::Instant::now() > deadline {
+                return ExitCode::from(4);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     if let Some(p) = o.one("record-env") {
         let env: BTreeMap<String, String> = std::env::vars().collect();
