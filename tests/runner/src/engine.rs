@@ -711,7 +711,21 @@ impl Run {
                         out,
                     );
                 }
-                Err(e) => return error(format!("invalid when '{text}': {e}")),
+                // steps.go/dag.go: a Skipped-type node in phase Error, with Argo's wording.
+                Err(e) => {
+                    let out = Outcome::new(
+                        Phase::Error,
+                        Some(format!("Invalid 'when' expression '{text}': {e}")),
+                    );
+                    return self.leaf(
+                        Some(parent),
+                        &path,
+                        &display,
+                        &label,
+                        NodeKind::Skipped,
+                        out,
+                    );
+                }
             }
         }
         let mut args = BTreeMap::new();

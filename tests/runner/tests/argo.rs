@@ -231,3 +231,19 @@ async fn runs_holding_different_mutexes_run_at_once() {
     assert_eq!(a.phase, Phase::Succeeded, "{}", a.tree());
     assert_eq!(b.phase, Phase::Succeeded, "{}", b.tree());
 }
+
+/// A `when` govaluate cannot evaluate: a Skipped-type node in phase Error, in Argo's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_when_is_a_skipped_type_error_node_in_argos_words() {
+    let h = Harness::new();
+    let wf = h.run_template("bad-when", &[]).await;
+    assert_eq!(wf.phase, Phase::Failed, "{}", wf.tree());
+    let n = wf.node("hosts").unwrap();
+    assert_eq!((n.kind, n.phase), (NodeKind::Skipped, Phase::Error));
+    let msg = n.message.as_deref().unwrap();
+    assert!(
+        msg.starts_with("Invalid 'when' expression 'ip-10-0-1-2 == ip-10-0-1-2': "),
+        "{msg}"
+    );
+    assert_eq!(wf.pods().count(), 0);
+}
