@@ -511,8 +511,11 @@ impl Run {
                 self.finish(&id, &o);
                 o
             };
-            if self.cancel_rx().borrow().is_some() {
-                return finish(out.message.clone());
+            let halted = *self.cancel_rx().borrow();
+            match halted {
+                Some(h @ Halt::Terminate) => return finish(Some(h.message().to_owned())),
+                Some(Halt::Deadline) => return finish(out.message.clone()),
+                None => {}
             }
             let mut delay = base.map_or(Duration::ZERO, |d| d.mul_f64(factor.powi(attempt as i32)));
             if let Some(c) = cap {

@@ -146,3 +146,29 @@ async fn terminate_fails_a_timed_suspend_at_once() {
         "it waited out the 60 s suspend"
     );
 }
+
+/// processNodeRetries: a terminated workflow retries nothing, and the Retry node says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_stops_retries_and_the_retry_node_says_so() {
+    let h = Harness::with(|c| c.deadline_scale = 0.02);
+    let dir = h.work.path().join("marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = h.runner.run(
+        RunRequest::new(Submit::Template("stoppable-retried".into()))
+            .param("dir", dir.to_str().unwrap()),
+    );
+    let stop = async {
+        wait_until("the attempt started", || dir.join("count").is_file()).await;
+        h.runner.terminate();
+    };
+    let (wf, ()) = tokio::join!(run, stop);
+    let wf = wf.unwrap();
+    let retry = wf.node("retried").unwrap();
+    assert_eq!(
+        (retry.phase, retry.message.as_deref(), retry.children.len()),
+        (Phase::Failed, Some("Stopped with strategy 'Terminate'"), 1),
+        "{}",
+        wf.tree()
+    );
+    assert_eq!(count(&dir.join("count").to_string_lossy()), 1);
+}
