@@ -251,6 +251,11 @@ pub(crate) async fn run_pod(
         Some(s) => s.acquire().await.ok(),
         None => None,
     };
+    // Stopped while waiting for spec.parallelism: the pod is never created.
+    let halted = *run.cancel_rx().borrow();
+    if let Some(h) = halted {
+        return Outcome::new(Phase::Failed, Some(h.message().to_owned()));
+    }
     let open = |f: &str| std::fs::File::create(dir.join(f));
     let (Ok(stdout), Ok(stderr)) = (open("stdout"), open("stderr")) else {
         return error(format!(

@@ -172,3 +172,33 @@ async fn terminate_stops_retries_and_the_retry_node_says_so() {
     );
     assert_eq!(count(&dir.join("count").to_string_lossy()), 1);
 }
+
+/// A pod waiting for spec.parallelism when the run is terminated is never started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_starts_no_pod_that_was_waiting_for_parallelism() {
+    let h = Harness::with(|c| c.deadline_scale = 0.02);
+    let dir = h.work.path().join("marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = h.runner.run(
+        RunRequest::new(Submit::Template("one-sleeper-at-a-time".into()))
+            .param("dir", dir.to_str().unwrap()),
+    );
+    let stop = async {
+        wait_until("one sleeper started", || {
+            dir.join("first").is_file() || dir.join("second").is_file()
+        })
+        .await;
+        h.runner.terminate();
+    };
+    let (wf, ()) = tokio::join!(run, stop);
+    let wf = wf.unwrap();
+    let started = ["first", "second"]
+        .iter()
+        .filter(|n| dir.join(n).is_file())
+        .count();
+    assert_eq!(started, 1, "{}", wf.tree());
+    assert_eq!(pids(&h).len(), 1);
+    for n in ["first", "second"] {
+        assert_eq!(wf.node(n).unwrap().phase, Phase::Failed, "{}", wf.tree());
+    }
+}
