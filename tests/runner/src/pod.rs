@@ -52,6 +52,19 @@ fn strip_newline(mut s: String) -> String {
     s
 }
 
+/// Argo's executor keeps only the last 256 kB of stdout as `outputs.result`.
+fn last_256k(s: String) -> String {
+    const MAX: usize = 256 * 1024;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut start = s.len() - MAX;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_owned()
+}
+
 fn error(message: String) -> Outcome {
     Outcome::new(Phase::Error, Some(message))
 }
@@ -356,7 +369,7 @@ pub(crate) async fn run_pod(
         None,
     );
     out.exit_code = Some(exit_code);
-    out.result = read("stdout").map(strip_newline);
+    out.result = read("stdout").map(|s| last_256k(strip_newline(s)));
     if out.phase == Phase::Failed {
         let log = read("termination-log")
             .map(|l| l.trim().to_owned())
