@@ -104,7 +104,7 @@ pub struct Node {
     pub children: Vec<String>,
     pub inputs: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
-    /// stdout, for `outputs.result`.
+    /// stdout (its last 256 kB, as in Argo), for `outputs.result`.
     pub result: Option<String>,
     /// 137 after SIGKILL, as Kubernetes reports it.
     pub exit_code: Option<i32>,
