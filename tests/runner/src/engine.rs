@@ -227,6 +227,10 @@ impl Run {
                 progress: None,
                 duration: Duration::ZERO,
                 pod_name: None,
+                started_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .and_then(|d| u64::try_from(d.as_millis()).ok()),
             });
         }
         self.emit(&Event::NodeStarted {
@@ -625,6 +629,13 @@ impl Run {
         ))
     }
 
+    /// What the TEMPLATE column shows for a step that has no node of its own kind.
+    pub(crate) fn label(&self, from: &str, step: &Step) -> String {
+        self.resolve(from, step)
+            .map(|(_, label)| label)
+            .unwrap_or_default()
+    }
+
     /// `withItems` / `withParam` after substitution; `None` when the step does not fan out.
     /// A withParam that is not a JSON list is an error, unless the step's `when` (without
     /// `item`) is false: then it is an empty list, as Argo's expandStep does.
@@ -783,7 +794,14 @@ impl Run {
                         let p = format!("{gpath}.{}", step.name);
                         fixed.push((
                             si,
-                            self.leaf(Some(&gid), &p, &step.name, "", NodeKind::Skipped, out),
+                            self.leaf(
+                                Some(&gid),
+                                &p,
+                                &step.name,
+                                &self.label(target.wft, step),
+                                NodeKind::Skipped,
+                                out,
+                            ),
                         ));
                     }
                     Ok(Some(items)) => jobs.extend(

@@ -72,7 +72,15 @@ impl Run {
                             Some("omitted: depends condition not met".into()),
                         );
                         let p = format!("{path}.{}", task.name);
-                        self.leaf(Some(id), &p, &task.name, "", NodeKind::Skipped, out.clone());
+                        let label = self.label(target.wft, task);
+                        self.leaf(
+                            Some(id),
+                            &p,
+                            &task.name,
+                            &label,
+                            NodeKind::Skipped,
+                            out.clone(),
+                        );
                         done.insert(task.name.clone(), (Phase::Omitted, false, false));
                         scope
                             .results
@@ -142,11 +150,12 @@ impl Run {
                 let p = format!("{dag_path}.{}", task.name);
                 let out = Outcome::new(Phase::Error, Some(e));
                 // Argo records it as a Skipped-type node in phase Error.
+                let label = self.label(from, task);
                 return StepRes::One(self.leaf(
                     Some(dag_id),
                     &p,
                     &task.name,
-                    "",
+                    &label,
                     NodeKind::Skipped,
                     out,
                 ));
@@ -161,7 +170,15 @@ impl Run {
         let gpath = format!("{dag_path}.{}", task.name);
         if items.is_empty() {
             let out = Outcome::new(Phase::Skipped, Some("Skipped, empty params".into()));
-            self.leaf(Some(dag_id), &gpath, &task.name, "", NodeKind::Skipped, out);
+            let label = self.label(from, task);
+            self.leaf(
+                Some(dag_id),
+                &gpath,
+                &task.name,
+                &label,
+                NodeKind::Skipped,
+                out,
+            );
             return StepRes::Fanout(Phase::Skipped, Vec::new());
         }
         let gid = self.add_node(

@@ -3,10 +3,9 @@
 //! single-attempt retry nodes are not printed themselves (their children take their place, a
 //! step group's children with ┬─/├─/└─), nor are a DAG fan-out's TaskGroup nodes (their children
 //! sit in the DAG), Omitted nodes are hidden, only pods show a pod name and a duration, and the
-//! exit handler's tree follows the main one after an empty row. Progress and durations are
-//! Argo's. Unlike `argo get`: no ServiceAccount, Created, Started or Finished lines, no colours,
-//! no trailing blanks, and siblings in creation order (Argo sorts them by start second, then by
-//! item index or name).
+//! exit handler's tree follows the main one after an empty row. Progress, durations and the
+//! order of siblings (by start second, then item index or name) are Argo's. Unlike `argo get`:
+//! no ServiceAccount, Created, Started or Finished lines, no colours, no trailing blanks.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -88,6 +87,35 @@ fn progress(wf: &Workflow) -> String {
     format!("{done}/{total}")
 }
 
+/// `argo get`'s sibling order: by start second; within one second, list items by their
+/// index, anything else by name (a stable insertion sort, as Argo's insertSorted).
+fn sorted(nodes: Vec<&Node>) -> Vec<&Node> {
+    let index = |n: &Node| -> Option<u64> {
+        let (_, rest) = n.display_name.split_once('(')?;
+        rest.split_once(':')?.0.parse().ok()
+    };
+    let mut out: Vec<&Node> = Vec::with_capacity(nodes.len());
+    for item in nodes {
+        let second = item.started_ms.map(|ms| ms / 1000);
+        let at = out
+            .iter()
+            .position(|e| {
+                let other = e.started_ms.map(|ms| ms / 1000);
+                match second.cmp(&other) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Greater => false,
+                    std::cmp::Ordering::Equal => match (index(item), index(e)) {
+                        (Some(a), Some(b)) => a < b,
+                        _ => item.display_name < e.display_name,
+                    },
+                }
+            })
+            .unwrap_or(out.len());
+        out.insert(at, item);
+    }
+    out
+}
+
 struct Printer<'a> {
     by_id: HashMap<&'a str, &'a Node>,
     rows: Vec<[String; 5]>,
@@ -143,6 +171,7 @@ impl<'a> Printer<'a> {
                 }
             })
             .collect();
+        let children = sorted(children);
         let last = children.len().saturating_sub(1);
         for (i, child) in children.into_iter().enumerate() {
             let (part, sub) = match (hidden, indent, last, i) {
@@ -234,6 +263,49 @@ pub(crate) fn render(wf: &Workflow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(name: &str, started_ms: u64) -> Node {
+        Node {
+            id: name.to_owned(),
+            display_name: name.to_owned(),
+            template: String::new(),
+            kind: NodeKind::Pod,
+            phase: Phase::Succeeded,
+            message: None,
+            parent: None,
+            children: Vec::new(),
+            inputs: std::collections::BTreeMap::new(),
+            outputs: std::collections::BTreeMap::new(),
+            result: None,
+            exit_code: None,
+            dir: None,
+            progress: None,
+            duration: Duration::ZERO,
+            pod_name: None,
+            started_ms: Some(started_ms),
+        }
+    }
+
+    /// insertSorted: start second first, then the item index (10 after 9), else the name.
+    #[test]
+    fn siblings_sort_as_argo_get_sorts_them() {
+        let nodes = [
+            node("zeta", 1_500),
+            node("late", 2_000),
+            node("fan(10:k)", 1_100),
+            node("fan(9:j)", 1_900),
+            node("alpha", 1_999),
+            node("early", 999),
+        ];
+        let names: Vec<&str> = sorted(nodes.iter().collect())
+            .iter()
+            .map(|n| n.display_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["early", "alpha", "fan(9:j)", "fan(10:k)", "zeta", "late"]
+        );
+    }
 
     /// Argo's humanize package: the second unit stays plural, days and weeks exist.
     #[test]

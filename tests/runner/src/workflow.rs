@@ -116,6 +116,9 @@ pub struct Node {
     /// Pod nodes: the pod name (`ARGO_POD_NAME`).
     #[serde(default)]
     pub pod_name: Option<String>,
+    /// When the node started, in Unix milliseconds (`argo get` orders siblings by start second).
+    #[serde(default)]
+    pub started_ms: Option<u64>,
 }
 
 impl Workflow {

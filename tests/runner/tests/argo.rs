@@ -34,6 +34,8 @@ async fn an_invalid_with_param_under_a_false_when_is_skipped_as_empty() {
         (fan.phase, fan.message.as_deref()),
         (Phase::Skipped, Some("Skipped, empty params"))
     );
+    // Argo's Skipped node keeps the step's template, which argo get shows.
+    assert_eq!(fan.template, "fake/fake");
     assert_eq!(wf.node("after").unwrap().phase, Phase::Succeeded);
 }
 

@@ -138,7 +138,11 @@ async fn the_tree_prints_like_argo_get() {
     let h = Harness::new();
     let mut req = RunRequest::new(Submit::Template("basics".into())).param("cluster", "c1");
     req.name = Some("tree".into());
-    let wf = h.run(req).await;
+    let mut wf = h.run(req).await;
+    // All in one second, so the order is Argo's within a second (the name), not load-dependent.
+    for n in &mut wf.nodes {
+        n.started_ms = Some(0);
+    }
     let tree = wf.tree();
     let lines: Vec<&str> = tree.lines().collect();
     assert_eq!(lines[0], "Name:                tree");
@@ -170,9 +174,10 @@ async fn the_tree_prints_like_argo_get() {
             "STEP",
             " ✔ tree",
             " ├───✔ first",
-            " └─┬─✔ second",
-            "   └─✔ parallel",
-            "     └───✔ inner",
+            // argo get sorts parallel siblings started in one second by name.
+            " └─┬─✔ parallel",
+            "   │ └───✔ inner",
+            "   └─✔ second",
         ]
     );
     let first = wf.node("first").unwrap();
