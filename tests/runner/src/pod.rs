@@ -73,6 +73,10 @@ fn error(message: String) -> Outcome {
 /// terminal reaches only the runner, and a step's own children are stopped with it), through
 /// kill(1): the workspace forbids unsafe code and has no signal crate.
 async fn signal_group(pid: u32, signal: &str) {
+    // `kill -- -0` would signal the runner's own group.
+    if pid == 0 {
+        return;
+    }
     let _ = tokio::process::Command::new("kill")
         .args([format!("-{signal}"), "--".into(), format!("-{pid}")])
         .stdin(Stdio::null())
@@ -103,7 +107,7 @@ impl Drop for ChildGuard {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if !matches!(child.try_wait(), Ok(None)) {
+        if self.pid == 0 || !matches!(child.try_wait(), Ok(None)) {
             return;
         }
         let _ = std::process::Command::new("kill")
