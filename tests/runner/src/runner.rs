@@ -206,8 +206,20 @@ fn random_uid() -> String {
 }
 
 impl Runner {
+    /// # Panics
+    /// When `backoff_scale` or `deadline_scale` is negative or not finite (durations are
+    /// multiplied by them; `opsteps-run` refuses such values as bad input).
     #[must_use]
     pub fn new(catalog: Catalog, config: RunnerConfig) -> Runner {
+        for (name, scale) in [
+            ("backoff_scale", config.backoff_scale),
+            ("deadline_scale", config.deadline_scale),
+        ] {
+            assert!(
+                scale.is_finite() && scale >= 0.0,
+                "RunnerConfig::{name} must be a finite number >= 0, not {scale}"
+            );
+        }
         Runner {
             catalog: Arc::new(catalog),
             config: Arc::new(config),

@@ -202,3 +202,10 @@ async fn terminate_starts_no_pod_that_was_waiting_for_parallelism() {
         assert_eq!(wf.node(n).unwrap().phase, Phase::Failed, "{}", wf.tree());
     }
 }
+
+/// A negative scale would panic deep inside a run (Duration::mul_f64); it is refused up front.
+#[test]
+#[should_panic(expected = "RunnerConfig::backoff_scale must be a finite number >= 0, not -1")]
+fn a_negative_scale_is_refused_when_the_runner_is_made() {
+    let _ = Harness::with(|c| c.backoff_scale = -1.0);
+}
