@@ -119,18 +119,6 @@ impl Dep {
         }
     }
 
-    /// Whether the expression names `task` with a status that handles its failure.
-    pub(crate) fn handles_failure_of(&self, task: &str) -> bool {
-        match self {
-            Dep::Task(t, Some(s)) => t == task && matches!(s.as_str(), "Failed" | "Errored"),
-            Dep::Task(..) => false,
-            Dep::Not(d) => d.handles_failure_of(task),
-            Dep::And(a, b) | Dep::Or(a, b) => {
-                a.handles_failure_of(task) || b.handles_failure_of(task)
-            }
-        }
-    }
-
     /// Evaluates over finished tasks' phases and whether each has continueOn failed/error.
     pub(crate) fn eval(&self, phases: &BTreeMap<String, (Phase, bool, bool)>) -> bool {
         match self {
@@ -172,8 +160,6 @@ mod tests {
         assert!(d.eval(&m));
         m.insert("c-1".to_owned(), (Phase::Skipped, false, false));
         assert!(!d.eval(&m));
-        assert!(d.handles_failure_of("b"));
-        assert!(!d.handles_failure_of("verify-a"));
         let bare = parse_depends("a").unwrap();
         m.insert("a".to_owned(), (Phase::Failed, true, false));
         assert!(bare.eval(&m));

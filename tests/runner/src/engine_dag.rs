@@ -1,6 +1,7 @@
 //! DAG templates: tasks start when their `depends`/`dependencies` are settled and true (false
-//! → Omitted), fan-outs get a TaskGroup node, and `failFast` (the default) stops scheduling new
-//! tasks after a failure no `depends` handles (`.Failed`, `.Errored`).
+//! → Omitted), fan-outs get a TaskGroup node. As Argo's assessDAGPhase: the DAG fails when a
+//! leaf task's branch failed (a leaf that did not run inherits its dependencies' failure), and
+//! `failFast` (the default) starts nothing new once one has.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +23,54 @@ fn deps_of(task: &Step) -> Result<Option<Dep>, String> {
         .iter()
         .map(|d| Dep::Task(d.clone(), None))
         .reduce(|a, b| Dep::And(Box::new(a), Box::new(b))))
+}
+
+/// A task's branch phase (Argo's assessDAGPhase): its own phase once it Succeeded, Failed or
+/// Errored; otherwise (Skipped, Omitted, never started) its dependencies', a failure first.
+fn branch_phase(
+    name: &str,
+    deps: &BTreeMap<String, Option<Dep>>,
+    done: &BTreeMap<String, (Phase, bool, bool)>,
+) -> Phase {
+    if let Some((p, _, _)) = done.get(name)
+        && (*p == Phase::Succeeded || p.is_failure())
+    {
+        return *p;
+    }
+    let mut names = Vec::new();
+    if let Some(Some(d)) = deps.get(name) {
+        d.tasks(&mut names);
+    }
+    names
+        .iter()
+        .map(|n| branch_phase(n, deps, done))
+        .find(|p| p.is_failure())
+        .unwrap_or(Phase::Succeeded)
+}
+
+/// The phase of the first leaf task (one no task depends on) whose branch failed and whose
+/// `continueOn` does not cover it. With `settled_only`, leaves that have not ended are skipped.
+fn failed_leaf(
+    dag: &Dag,
+    deps: &BTreeMap<String, Option<Dep>>,
+    done: &BTreeMap<String, (Phase, bool, bool)>,
+    settled_only: bool,
+) -> Option<Phase> {
+    let mut depended = Vec::new();
+    for d in deps.values().flatten() {
+        d.tasks(&mut depended);
+    }
+    dag.tasks
+        .iter()
+        .filter(|t| !depended.contains(&t.name))
+        .filter(|t| !settled_only || done.contains_key(&t.name))
+        .find_map(|t| {
+            let phase = branch_phase(&t.name, deps, done);
+            let cont = t.continue_on.unwrap_or_default();
+            let tolerated =
+                (phase == Phase::Failed && cont.failed) || (phase == Phase::Error && cont.error);
+            (phase.is_failure() && !tolerated).then_some(phase)
+        })
 }
 
 impl Run {
@@ -98,6 +147,10 @@ impl Run {
                     running.push(fut.boxed());
                 }
             }
+            // Argo's failFast: once a leaf's branch has failed, nothing new starts.
+            if fail_fast && failed_leaf(dag, &deps, &done, true).is_some() {
+                stop = true;
+            }
             let Some((name, res)) = running.next().await else {
                 break;
             };
@@ -111,25 +164,12 @@ impl Run {
                 StepRes::One(o) => o.phase,
                 StepRes::Fanout(p, _) => *p,
             };
-            let tolerated =
-                (phase == Phase::Failed && cont.failed) || (phase == Phase::Error && cont.error);
-            let handled = deps.values().flatten().any(|d| d.handles_failure_of(&name));
-            if phase.is_failure() && !tolerated && !handled && fail_fast {
-                stop = true;
-            }
             done.insert(name.clone(), (phase, cont.failed, cont.error));
             scope.results.insert(format!("tasks.{name}"), res);
         }
-        let unhandled = done.iter().find(|(name, (phase, on_failed, on_error))| {
-            let tolerated =
-                (*phase == Phase::Failed && *on_failed) || (*phase == Phase::Error && *on_error);
-            phase.is_failure()
-                && !tolerated
-                && !deps.values().flatten().any(|d| d.handles_failure_of(name))
-        });
         // Argo's DAG node takes the failed branch's phase and no message (dag.go).
-        if let Some((_, (phase, _, _))) = unhandled {
-            return Outcome::new(*phase, None);
+        if let Some(phase) = failed_leaf(dag, &deps, &done, false) {
+            return Outcome::new(phase, None);
         }
         self.template_outputs(target.tmpl, &scope)
     }

@@ -251,3 +251,15 @@ async fn an_invalid_when_is_a_skipped_type_error_node_in_argos_words() {
     );
     assert_eq!(wf.pods().count(), 0);
 }
+
+/// assessDAGPhase judges leaves: a failure whose only dependent ran on `.Failed` and
+/// succeeded leaves the DAG Succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dag_whose_failed_task_is_handled_by_its_only_dependent_succeeds() {
+    let h = Harness::new();
+    let wf = h.run_template("dag-handled", &[]).await;
+    assert_eq!(wf.phase, Phase::Succeeded, "{}", wf.tree());
+    assert_eq!(wf.node("a").unwrap().phase, Phase::Failed);
+    assert_eq!(wf.node("cleanup").unwrap().phase, Phase::Succeeded);
+    assert_eq!(wf.node("independent").unwrap().phase, Phase::Succeeded);
+}
