@@ -4,11 +4,20 @@
 //! It runs the subset of Argo Workflows our templates use (README.md lists it) and rejects
 //! anything else when loading, naming the construct and the file.
 
+mod dag;
+mod engine;
+mod engine_dag;
+mod expr;
 mod load;
+mod model;
+mod pod;
+mod retry;
 mod runner;
+mod scope;
+mod subset;
 mod tree;
 mod workflow;
 
 pub use load::{Catalog, LoadError};
-pub use runner::{RetryOptions, RunError, RunRequest, Runner, RunnerConfig, Submit};
+pub use runner::{Observer, RetryOptions, RunError, RunRequest, Runner, RunnerConfig, Submit};
 pub use workflow::{Event, Node, NodeKind, Phase, Workflow};

@@ -1,11 +1,19 @@
 //! The public entry points: configuration, submission and retry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
+use rand::Rng as _;
+use tokio::sync::watch;
+
+use crate::engine::{DEADLINE_MESSAGE, Run, Target, parallelism};
 use crate::load::Catalog;
-use crate::workflow::{Event, Workflow};
+use crate::model::{Parameter, Scalar, parse_duration};
+use crate::scope::Scope;
+use crate::workflow::{Event, Phase, Workflow};
 
 /// What `argo submit --from` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +23,9 @@ pub enum Submit {
     /// `argo submit --from cronwf/NAME`: its workflowSpec (a workflowTemplateRef + arguments).
     Cron(String),
 }
+
+/// Receives every [`Event`] of every run.
+pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// How container templates map to local processes, and where runs keep their files.
 #[derive(Clone)]
@@ -36,7 +47,7 @@ pub struct RunnerConfig {
     /// Multiplies activeDeadlineSeconds (1.0 = as written).
     pub deadline_scale: f64,
     /// Called for every event, from any thread.
-    pub observer: Option<Arc<dyn Fn(&Event) + Send + Sync>>,
+    pub observer: Option<Observer>,
 }
 
 impl RunnerConfig {
@@ -141,7 +152,9 @@ pub enum RunError {
         value: String,
         allowed: String,
     },
-    #[error("{template}: parameter {name:?} has no value and no default; pass it with -p {name}=VALUE")]
+    #[error(
+        "{template}: parameter {name:?} has no value and no default; pass it with -p {name}=VALUE"
+    )]
     MissingParameter { template: String, name: String },
     #[error("workflow {name:?} is {phase}; only Failed or Error workflows can be retried")]
     NotRetryable { name: String, phase: crate::Phase },
@@ -155,11 +168,39 @@ pub enum RunError {
     },
 }
 
-/// Runs workflows from one catalog; cheap to clone (clones share the mutex registry).
+type Locks = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// Runs workflows from one catalog; cheap to clone (clones share the mutex registry, so two
+/// runs holding the same `synchronization` mutex serialise).
 #[derive(Clone)]
 pub struct Runner {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) config: Arc<RunnerConfig>,
+    locks: Arc<Locks>,
+}
+
+fn random_suffix(len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}
+
+fn random_uid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    });
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 impl Runner {
@@ -168,21 +209,307 @@ impl Runner {
         Runner {
             catalog: Arc::new(catalog),
             config: Arc::new(config),
+            locks: Arc::default(),
         }
     }
 
-    /// Runs to completion (exit handler included). Err only for submit-time errors; node
-    /// failures are in [`Workflow::phase`].
+    /// The catalog this runner executes.
+    #[must_use]
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Takes the named mutexes (sorted, so two holders of several never deadlock).
+    pub(crate) async fn lock(
+        &self,
+        namespace: &str,
+        names: Vec<String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut keys: Vec<String> = names
+            .into_iter()
+            .map(|n| format!("{namespace}/Mutex/{n}"))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut guards = Vec::new();
+        for k in keys {
+            let m = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(k)
+                .or_default()
+                .clone();
+            guards.push(m.lock_owned().await);
+        }
+        guards
+    }
+
+    fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+        names.map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The WorkflowTemplate a submission runs and the arguments the submission adds.
+    fn target(
+        &self,
+        submit: &Submit,
+    ) -> Result<(String, Option<String>, Vec<Parameter>), RunError> {
+        match submit {
+            Submit::Template(name) => {
+                if !self.catalog.templates.contains_key(name) {
+                    return Err(RunError::UnknownTemplate {
+                        name: name.clone(),
+                        known: Self::known(self.catalog.templates.keys()),
+                    });
+                }
+                Ok((name.clone(), None, Vec::new()))
+            }
+            Submit::Cron(name) => {
+                let cron = self
+                    .catalog
+                    .crons
+                    .get(name)
+                    .ok_or_else(|| RunError::UnknownCron {
+                        name: name.clone(),
+                        known: Self::known(self.catalog.crons.keys()),
+                    })?;
+                let ws = &cron.spec.workflow_spec;
+                Ok((
+                    ws.workflow_template_ref.name.clone(),
+                    Some(name.clone()),
+                    ws.arguments.parameters.clone(),
+                ))
+            }
+        }
+    }
+
+    /// `workflow.parameters`: spec.arguments, then the cron's arguments, then the overrides.
+    fn parameters(
+        &self,
+        wft: &str,
+        extra: &[Parameter],
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, RunError> {
+        let spec = &self.catalog.templates[wft].spec;
+        let declared = &spec.arguments.parameters;
+        let mut values: BTreeMap<String, Option<String>> = declared
+            .iter()
+            .map(|p| (p.name.clone(), p.value.as_ref().map(Scalar::text)))
+            .collect();
+        let given = extra
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.value.as_ref().map(Scalar::text).unwrap_or_default(),
+                )
+            })
+            .chain(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (name, value) in given {
+            let Some(slot) = values.get_mut(&name) else {
+                return Err(RunError::UnknownParameter {
+                    template: wft.to_owned(),
+                    name,
+                    known: Self::known(values.keys()),
+                });
+            };
+            *slot = Some(value);
+        }
+        let mut out = BTreeMap::new();
+        for p in declared {
+            let Some(value) = values[&p.name].clone() else {
+                return Err(RunError::MissingParameter {
+                    template: wft.to_owned(),
+                    name: p.name.clone(),
+                });
+            };
+            if let Some(allowed) = p.enum_texts()
+                && !allowed.contains(&value)
+            {
+                return Err(RunError::EnumViolation {
+                    template: wft.to_owned(),
+                    name: p.name.clone(),
+                    value,
+                    allowed: allowed.join(", "),
+                });
+            }
+            out.insert(p.name.clone(), value);
+        }
+        Ok(out)
+    }
+
+    /// Runs to completion (exit handler included). Err only for submit-time errors (unknown
+    /// template, bad or unknown parameter); node failures are in [`Workflow::phase`].
     pub async fn run(&self, req: RunRequest) -> Result<Workflow, RunError> {
-        let _ = req;
-        todo!()
+        let (wft, cron, extra) = self.target(&req.submit)?;
+        let params = self.parameters(&wft, &extra, &req.parameters)?;
+        let name = req
+            .name
+            .unwrap_or_else(|| format!("{wft}-{}", random_suffix(5)));
+        let run = Run::new(
+            self.clone(),
+            name,
+            random_uid(),
+            params,
+            req.answers,
+            watch::channel(false).1,
+        );
+        Ok(self.execute(&wft, cron, run).await)
     }
 
     /// `argo retry`: same name and uid; Succeeded nodes keep their outputs and do not run
-    /// again; Failed/Error nodes (all, or only those named `node` and their ancestors) run
-    /// again; the exit handler runs again.
+    /// again; Failed/Error nodes (all, or only those whose display name is `node`, with their
+    /// ancestors and descendants) run again; the exit handler runs again.
     pub async fn retry(&self, wf: &Workflow, opts: RetryOptions) -> Result<Workflow, RunError> {
-        let _ = (wf, opts);
-        todo!()
+        if !wf.phase.is_failure() {
+            return Err(RunError::NotRetryable {
+                name: wf.name.clone(),
+                phase: wf.phase,
+            });
+        }
+        if !self.catalog.templates.contains_key(&wf.template) {
+            return Err(RunError::UnknownTemplate {
+                name: wf.template.clone(),
+                known: Self::known(self.catalog.templates.keys()),
+            });
+        }
+        let reuse = crate::retry::kept_nodes(wf, opts.node.as_deref()).map_err(|node| {
+            RunError::NoSuchNode {
+                name: wf.name.clone(),
+                node,
+            }
+        })?;
+        let mut run = Run::new(
+            self.clone(),
+            wf.name.clone(),
+            wf.uid.clone(),
+            wf.parameters.clone(),
+            opts.answers,
+            watch::channel(false).1,
+        );
+        run.reuse = reuse;
+        Ok(self.execute(&wf.template, wf.cron.clone(), run).await)
+    }
+
+    #[allow(clippy::too_many_lines)]
+    async fn execute(&self, wft_name: &str, cron: Option<String>, mut run: Run) -> Workflow {
+        let started = Instant::now();
+        let (wft_name, wft) = self
+            .catalog
+            .templates
+            .get_key_value(wft_name)
+            .expect("checked at submit");
+        let spec = &wft.spec;
+        let name = run.name.clone();
+        run.pods = parallelism(spec.parallelism.as_ref());
+        let (deadline_tx, deadline_rx) = watch::channel(false);
+        *run.cancel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = deadline_rx;
+        let entry = spec.entrypoint.clone().unwrap_or_default();
+        let target = |t: &str| {
+            wft.template(t).map(|tmpl| Target {
+                wft: wft_name,
+                spec: wft,
+                tmpl,
+            })
+        };
+        let mutexes: Result<Vec<String>, String> = spec
+            .synchronization
+            .iter()
+            .flat_map(crate::model::Synchronization::names)
+            .map(|n| run.subst(&Scope::default(), &n))
+            .collect();
+        let (mut phase, mut message, guards) = match (mutexes, target(&entry)) {
+            (Err(e), _) => (
+                Phase::Error,
+                Some(format!("synchronization: {e}")),
+                Vec::new(),
+            ),
+            (_, None) => (
+                Phase::Error,
+                Some(format!("entrypoint {entry:?} not found")),
+                Vec::new(),
+            ),
+            (Ok(names), Some(t)) => {
+                let guards = self.lock(&run.namespace, names).await;
+                let deadline = spec
+                    .active_deadline_seconds
+                    .as_ref()
+                    .and_then(|d| parse_duration(&d.text()))
+                    .map(|d| d.mul_f64(self.config.deadline_scale));
+                let timer = deadline.map(|d| {
+                    let tx = deadline_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(d).await;
+                        let _ = tx.send(true);
+                    })
+                });
+                let args = run.params.clone();
+                let out = run
+                    .exec_node(None, name.clone(), name.clone(), t, entry.clone(), args)
+                    .await;
+                if let Some(t) = timer {
+                    t.abort();
+                }
+                let phase = if out.phase.is_failure() {
+                    out.phase
+                } else {
+                    Phase::Succeeded
+                };
+                let message = if *deadline_tx.borrow() {
+                    Some(DEADLINE_MESSAGE.to_owned())
+                } else {
+                    out.message.filter(|_| phase.is_failure())
+                };
+                (phase, message, guards)
+            }
+        };
+        if let Some(on_exit) = spec
+            .on_exit
+            .as_deref()
+            .and_then(|t| target(t).map(|x| (t, x)))
+        {
+            run.set_status(phase);
+            // The exit handler runs even after the workflow's deadline.
+            let (_keep, rx) = watch::channel(false);
+            *run.cancel
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = rx;
+            let path = format!("{name}.onExit");
+            let out = run
+                .exec_node(
+                    None,
+                    path.clone(),
+                    path,
+                    on_exit.1,
+                    on_exit.0.to_owned(),
+                    BTreeMap::new(),
+                )
+                .await;
+            if phase == Phase::Succeeded && out.phase.is_failure() {
+                phase = out.phase;
+                message = Some(out.message.unwrap_or_else(|| "exit handler failed".into()));
+            }
+        }
+        drop(guards);
+        let wf = Workflow {
+            name: name.clone(),
+            uid: run.uid.clone(),
+            namespace: run.namespace.clone(),
+            template: wft_name.clone(),
+            cron,
+            phase,
+            message,
+            parameters: run.params.clone(),
+            outputs: run.global_outputs(),
+            nodes: run.nodes(),
+            duration: started.elapsed(),
+        };
+        run.emit(&Event::WorkflowFinished {
+            workflow: name,
+            phase,
+        });
+        wf
     }
 }

@@ -1,1 +1,288 @@
-fn main() {}
+//! `opsteps-run`: run a WorkflowTemplate or CronWorkflow from `workflows/` locally, retry a
+//! failed run, or check that every file stays inside the local runner's subset.
+//! Exit 0 when the workflow Succeeded, 1 when it did not, 2 on bad input.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use opsteps_runner::{
+    Catalog, Event, NodeKind, Phase, RetryOptions, RunRequest, Runner, RunnerConfig, Submit,
+    Workflow,
+};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Run opsteps' Argo WorkflowTemplates locally (tests and the demo; production uses Argo Workflows)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Submit a WorkflowTemplate (NAME) or a CronWorkflow's workflowSpec (cronwf/NAME), like
+    /// `argo submit --from`, and run it to completion.
+    Run {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// A workflow parameter override, NAME=VALUE (repeatable), like `argo submit -p`.
+        #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
+        parameters: Vec<String>,
+        /// Workflow name (default: <template>-<5 random characters>).
+        #[arg(long)]
+        name: Option<String>,
+        /// NAME (workflowtemplate/NAME also accepted) or cronwf/NAME.
+        target: String,
+    },
+    /// Retry a failed run saved by `run` (Succeeded nodes are kept), like `argo retry`.
+    Retry {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// Only retry the failed nodes with this display name (and their ancestors).
+        #[arg(long)]
+        node: Option<String>,
+        /// The saved workflow JSON.
+        state: PathBuf,
+    },
+    /// Load every WorkflowTemplate and CronWorkflow and report constructs outside the subset.
+    Check {
+        #[arg(long, default_value = "workflows")]
+        workflows: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct EnvArgs {
+    /// Directory of WorkflowTemplates and CronWorkflows (searched recursively).
+    #[arg(long, default_value = "workflows")]
+    workflows: PathBuf,
+    /// Directory holding the step binaries; a container's command[0] maps to DIR/command[0].
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// Map one command to a binary, COMMAND=PATH (repeatable; overrides --bin-dir).
+    #[arg(long = "bin", value_name = "COMMAND=PATH")]
+    bins: Vec<String>,
+    /// Where node directories and the saved workflow JSON go.
+    #[arg(long, default_value = "target/opsteps-run")]
+    work_dir: PathBuf,
+    /// Namespace (`workflow.namespace`, fieldRef metadata.namespace).
+    #[arg(long, default_value = "argo")]
+    namespace: String,
+    /// Add NAME=VALUE to every container's environment (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    envs: Vec<String>,
+    /// Answer a suspend node, NODE.PARAM=VALUE (repeatable), like `argo node set` + `argo resume`.
+    #[arg(long = "answer", value_name = "NODE.PARAM=VALUE")]
+    answers: Vec<String>,
+    /// Multiplies retry backoff durations (0 retries at once).
+    #[arg(long, default_value_t = 1.0)]
+    backoff_scale: f64,
+    /// Multiplies activeDeadlineSeconds.
+    #[arg(long, default_value_t = 1.0)]
+    deadline_scale: f64,
+}
+
+/// Bad input: exit 2.
+struct BadInput(anyhow::Error);
+
+fn bad<E: Into<anyhow::Error>>(e: E) -> BadInput {
+    BadInput(e.into())
+}
+
+fn split_pair(text: &str, what: &str) -> Result<(String, String), BadInput> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| bad(anyhow::anyhow!("{what} {text:?} is not NAME=VALUE")))
+}
+
+fn answers(list: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, BadInput> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for a in list {
+        let (key, value) = split_pair(a, "--answer")?;
+        let Some((node, param)) = key.rsplit_once('.') else {
+            return Err(bad(anyhow::anyhow!(
+                "--answer {a:?} is not NODE.PARAM=VALUE"
+            )));
+        };
+        out.entry(node.to_owned())
+            .or_default()
+            .insert(param.to_owned(), value);
+    }
+    Ok(out)
+}
+
+fn runner(env: &EnvArgs) -> Result<Runner, BadInput> {
+    let catalog = Catalog::load_dir(&env.workflows).map_err(bad)?;
+    let mut config = RunnerConfig::new(env.work_dir.clone());
+    for cmd in catalog.commands() {
+        let path = env.bin_dir.join(&cmd);
+        if path.is_file() {
+            config.binaries.insert(cmd, path);
+        }
+    }
+    for b in &env.bins {
+        let (cmd, path) = split_pair(b, "--bin")?;
+        config.binaries.insert(cmd, PathBuf::from(path));
+    }
+    for e in &env.envs {
+        config.env.push(split_pair(e, "--env")?);
+    }
+    config.namespace.clone_from(&env.namespace);
+    config.backoff_scale = env.backoff_scale;
+    config.deadline_scale = env.deadline_scale;
+    config.observer = Some(Arc::new(print_event));
+    Ok(Runner::new(catalog, config))
+}
+
+fn print_event(e: &Event) {
+    let line = match e {
+        Event::NodeStarted {
+            kind: NodeKind::StepGroup | NodeKind::Retry,
+            ..
+        } => return,
+        Event::NodeFinished { display_name, .. } if display_name.starts_with('[') => return,
+        Event::NodeStarted {
+            display_name,
+            template,
+            kind,
+            ..
+        } => {
+            format!("● {display_name} ({kind:?} {template})")
+        }
+        Event::ProcessStarted {
+            display_name,
+            pid,
+            command,
+            ..
+        } => {
+            format!("  {display_name}: {command} started, pid {pid}")
+        }
+        Event::Progress {
+            display_name,
+            progress,
+            ..
+        } => format!("  {display_name}: {progress}"),
+        Event::NodeFinished {
+            display_name,
+            phase,
+            exit_code,
+            message,
+            duration,
+            ..
+        } => format!(
+            "{} {display_name} {phase} in {:.1}s{}{}",
+            match phase {
+                Phase::Succeeded => "✔",
+                Phase::Failed => "✖",
+                Phase::Error => "⚠",
+                _ => "○",
+            },
+            duration.as_secs_f64(),
+            exit_code.map(|c| format!(", exit {c}")).unwrap_or_default(),
+            message
+                .as_ref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default(),
+        ),
+        Event::WorkflowFinished { workflow, phase } => format!("workflow {workflow} {phase}"),
+    };
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+fn finish(wf: &Workflow, save_to: &Path) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    writeln!(out)?;
+    write!(out, "{}", wf.tree())?;
+    if let Some(dir) = save_to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    wf.save(save_to)
+        .with_context(|| format!("saving {}", save_to.display()))?;
+    eprintln!(
+        "saved {} (retry: opsteps-run retry {})",
+        save_to.display(),
+        save_to.display()
+    );
+    Ok(if wf.phase == Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
+    match cli.command {
+        Command::Check { workflows } => {
+            let catalog = Catalog::load_dir(&workflows).map_err(bad)?;
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}: {} WorkflowTemplates ({}), {} CronWorkflows ({}), all inside the local runner's subset",
+                workflows.display(),
+                catalog.template_names().len(),
+                catalog.template_names().join(", "),
+                catalog.cron_names().len(),
+                catalog.cron_names().join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            env,
+            parameters,
+            name,
+            target,
+        } => {
+            let runner = runner(&env)?;
+            let submit = match target.split_once('/') {
+                Some(("cronwf" | "cronworkflow", n)) => Submit::Cron(n.to_owned()),
+                Some(("workflowtemplate", n)) => Submit::Template(n.to_owned()),
+                Some(_) => {
+                    return Err(bad(anyhow::anyhow!(
+                        "{target:?}: expected NAME, workflowtemplate/NAME or cronwf/NAME"
+                    )));
+                }
+                None => Submit::Template(target.clone()),
+            };
+            let mut req = RunRequest::new(submit);
+            for p in &parameters {
+                let (k, v) = split_pair(p, "-p")?;
+                req.parameters.insert(k, v);
+            }
+            req.answers = answers(&env.answers)?;
+            req.name = name;
+            let wf = runner.run(req).await.map_err(bad)?;
+            let path = env.work_dir.join(format!("{}.json", wf.name));
+            finish(&wf, &path).map_err(|e| BadInput(e.context("writing the result")))
+        }
+        Command::Retry { env, node, state } => {
+            let runner = runner(&env)?;
+            let wf = Workflow::load(&state)
+                .with_context(|| format!("reading {}", state.display()))
+                .map_err(bad)?;
+            let opts = RetryOptions {
+                node,
+                answers: answers(&env.answers)?,
+            };
+            let wf = runner.retry(&wf, opts).await.map_err(bad)?;
+            finish(&wf, &state).map_err(|e| BadInput(e.context("writing the result")))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match main_inner(cli).await {
+        Ok(code) => code,
+        Err(BadInput(e)) => {
+            eprintln!("opsteps-run: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
