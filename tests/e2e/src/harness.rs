@@ -206,6 +206,12 @@ impl Harness {
                 )
             })
             .collect::<BTreeMap<_, _>>();
+        // The sandbox's clock runs many times faster than real time, but bump-addon polls EKS
+        // every 15 real seconds (its default, which the template keeps): poll as often as the
+        // compressed add-on updates need.
+        if let Some(env) = config.step_env.get_mut("bump-addon") {
+            env.push(("OPSTEPS_BUMP_POLL_INTERVAL".to_owned(), "200ms".to_owned()));
+        }
         config.namespace = WORKFLOW_NAMESPACE.to_owned();
         config.backoff_scale = setup.backoff_scale;
         config.observer = setup.observer;
@@ -397,7 +403,8 @@ impl Harness {
             self.sandbox.with(|c| {
                 let mut m: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
                 let pods = opsteps_sandbox::store::res("", "pods");
-                for e in c.store.events_since(pods, 0).unwrap_or_default() {
+                let from = c.store.oldest_resumable();
+                for e in c.store.events_since(pods, from).unwrap_or_default() {
                     let had = e
                         .prev
                         .as_ref()

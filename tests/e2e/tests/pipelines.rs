@@ -32,7 +32,21 @@ fn assert_phase(wf: &Workflow, want: Phase) {
                     .and_then(|d| std::fs::read_to_string(d.join("stderr")).ok())
                     .unwrap_or_default();
                 let tail: String = stderr.lines().rev().take(15).collect::<Vec<_>>().join("\n");
-                format!("{}: {:?}\n{tail}", n.display_name, n.message)
+                let report = n
+                    .outputs
+                    .get("report-md")
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                let fails: Vec<&str> = report
+                    .lines()
+                    .filter(|l| l.contains("FAIL") || l.contains("fail"))
+                    .collect();
+                format!(
+                    "{}: {:?}\n{}\n{tail}",
+                    n.display_name,
+                    n.message,
+                    fails.join("\n")
+                )
             })
             .collect();
         panic!(
@@ -318,7 +332,7 @@ async fn lifetime_eviction_dry_run_mutates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pre_upgrade_check_reports_and_plans_without_mutating() {
+async fn pre_upgrade_check_says_no_go_for_stale_addons_without_mutating() {
     let h = start().await;
     let mark = h.mark();
     let wf = h
@@ -328,12 +342,31 @@ async fn pre_upgrade_check_reports_and_plans_without_mutating() {
         )
         .await
         .unwrap();
-    assert_phase(&wf, Phase::Succeeded);
-    let report = wf
-        .nodes_named("")
-        .filter(|n| n.outputs.contains_key("report-md"))
-        .count();
-    assert!(report >= 1, "no report-md output:\n{}", wf.tree());
+    // kube-proxy v1.33.0 and coredns v1.12.1 do not run on 1.34: the check says NO-GO (exit 1)
+    // and the add-on plan shows the way out.
+    assert_eq!(wf.phase, Phase::Failed, "{}", wf.tree());
+    let verify = wf
+        .pods()
+        .find(|n| n.display_name.starts_with("verify"))
+        .expect("verify pod");
+    assert_eq!(verify.exit_code, Some(1), "{}", wf.tree());
+    let report = &verify.outputs["report-md"];
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("`addons.compatibility`") && l.contains("FAIL")),
+        "{report}"
+    );
+    let plan = wf
+        .pods()
+        .find(|n| n.display_name.starts_with("addon-plan"))
+        .expect("addon-plan pod");
+    assert_eq!(plan.phase, Phase::Succeeded);
+    assert!(
+        plan.outputs.values().any(|v| v.contains("kube-proxy")),
+        "{:?}",
+        plan.outputs
+    );
     assert_eq!(h.step_mutations_since(mark), Vec::<String>::new());
     assert_eq!(h.eks_mutations(), Vec::<String>::new());
     h.check_invariants().unwrap();
