@@ -577,3 +577,44 @@ async fn killed_drain_retried_converges_without_double_eviction() {
     assert_eq!(h.pods_evicted_twice(mark), Vec::<String>::new());
     h.check_invariants().unwrap();
 }
+
+/// Every profile the verify-cluster WorkflowTemplate offers runs (a verdict, never bad input):
+/// `post-upgrade` was offered but always exited 2, as the template cannot pass the
+/// `--expect-kubernetes` it needs (the verify-post-upgrade template does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_cluster_template_runs_every_profile_it_offers() {
+    let text = std::fs::read_to_string(
+        opsteps_e2e::workspace_root().join("workflows/templates/verify-cluster.yaml"),
+    )
+    .unwrap();
+    let doc: Value = serde_saphyr::from_str(&text).unwrap();
+    let profiles: Vec<String> = doc["spec"]["arguments"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "profile")
+        .and_then(|p| p["enum"].as_array())
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(profiles.len() >= 3, "{profiles:?}");
+    let h = start().await;
+    for profile in profiles {
+        let wf = h
+            .run(
+                h.request(template("verify-cluster"))
+                    .param("profile", &profile),
+            )
+            .await
+            .unwrap();
+        let pod = wf.pods().last().unwrap();
+        assert!(
+            matches!(pod.exit_code, Some(0 | 1)),
+            "profile {profile}: exit {:?}: {:?}",
+            pod.exit_code,
+            pod.message
+        );
+    }
+    h.check_invariants().unwrap();
+}

@@ -37,16 +37,51 @@ fn template(h: &Harness, name: &str) -> RunRequest {
     h.request(Submit::Template(name.to_owned()))
 }
 
+/// The check ids a verify-cluster Markdown report marks FAIL.
+pub fn failing_checks(report_md: &str) -> Vec<String> {
+    report_md
+        .lines()
+        .filter(|l| l.contains("**FAIL**"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// A verdict rather than an error: only verify-cluster pods failed, each with exit 1 (FAIL
+/// findings, as opposed to 2 bad input or 3 could not finish).
+fn is_verdict(wf: &Workflow) -> bool {
+    let failed: Vec<_> = wf.pods().filter(|p| p.phase.is_failure()).collect();
+    !failed.is_empty()
+        && failed
+            .iter()
+            .all(|p| p.template.starts_with("verify-cluster/") && p.exit_code == Some(1))
+}
+
+/// Runs one stage. `verdict_ok`: a NO-GO verdict (see [`is_verdict`]) is a result, not an error.
 async fn stage(
     h: &Harness,
     n: usize,
     title: &'static str,
     what: &str,
     req: RunRequest,
+    verdict_ok: bool,
 ) -> Result<Run> {
     say(&format!("[{n}/6] {title}"));
     say(&format!("      {what}"));
     let workflow = h.run(req).await?;
+    if verdict_ok && is_verdict(&workflow) {
+        let checks: Vec<String> = workflow
+            .pods()
+            .filter(|p| p.phase.is_failure())
+            .filter_map(|p| p.outputs.get("report-md"))
+            .flat_map(|r| failing_checks(r))
+            .collect();
+        say(&format!(
+            "      → {} says NO-GO (exit 1), failing checks: {}. That is the report doing its job: the next stages fix it\n",
+            workflow.name,
+            checks.join(", ")
+        ));
+        return Ok(Run { title, workflow });
+    }
     if workflow.phase != Phase::Succeeded {
         say(&format!("\n{}", workflow.tree()));
         let failed: Vec<String> = workflow
@@ -93,6 +128,7 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
                  verify-cluster pre-upgrade ∥ bump-addon plan (dry run)"
             ),
             template(h, "pre-upgrade-check").param("target-kubernetes", NEXT_VERSION),
+            true,
         )
         .await?,
     );
@@ -112,6 +148,7 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
                 .param("kubernetes-version", VERSION)
                 .param("dry-run", "none")
                 .answer("approve", "approve", "YES"),
+            false,
         )
         .await?,
     );
@@ -132,6 +169,7 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
             "workflowtemplate/nodegroup-rotation: green Ready? plan the blue drain, approve, drain the \
              blue nodes one at a time (PDBs honoured), verify",
             rotation,
+            false,
         )
         .await?,
     );
@@ -153,6 +191,7 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
             template(h, "lifetime-eviction")
                 .param("apps", LIFETIME_APPS)
                 .param("dry-run", "none"),
+            false,
         )
         .await?,
     );
@@ -163,6 +202,7 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
             "GPU stats to S3",
             &format!("workflowtemplate/collect-gpu-stats: who holds which GPU, idle or busy → {GPU_S3_URL}"),
             template(h, "collect-gpu-stats").param("s3-url", GPU_S3_URL),
+            false,
         )
         .await?,
     );
@@ -171,8 +211,9 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
             h,
             6,
             "post-upgrade health",
-            "workflowtemplate/verify-cluster, profile post-upgrade",
-            template(h, "verify-cluster").param("profile", "post-upgrade"),
+            "workflowtemplate/verify-cluster, profile health: the cluster as the daily health check sees it now",
+            template(h, "verify-cluster").param("profile", "health"),
+            false,
         )
         .await?,
     );
