@@ -172,16 +172,13 @@ impl Harness {
         s3.create_bucket(BUCKET)?;
         let s3_root = s3.root().to_path_buf();
 
-        let (temp, work_dir) = match setup.work_dir {
-            Some(d) => {
-                std::fs::create_dir_all(&d)?;
-                (None, d)
-            }
-            None => {
-                let t = tempfile::Builder::new().prefix("opsteps-e2e-").tempdir()?;
-                let p = t.path().to_path_buf();
-                (Some(t), p)
-            }
+        let (temp, work_dir) = if let Some(d) = setup.work_dir {
+            std::fs::create_dir_all(&d)?;
+            (None, d)
+        } else {
+            let t = tempfile::Builder::new().prefix("opsteps-e2e-").tempdir()?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
         };
         let mut config = RunnerConfig::new(work_dir.clone());
         config.binaries = step_binaries()?;
@@ -212,7 +209,7 @@ impl Harness {
         if let Some(env) = config.step_env.get_mut("bump-addon") {
             env.push(("OPSTEPS_BUMP_POLL_INTERVAL".to_owned(), "200ms".to_owned()));
         }
-        config.namespace = WORKFLOW_NAMESPACE.to_owned();
+        WORKFLOW_NAMESPACE.clone_into(&mut config.namespace);
         config.backoff_scale = setup.backoff_scale;
         config.observer = setup.observer;
         let catalog = Catalog::load_dir(&crate::workspace_root().join("workflows"))?;

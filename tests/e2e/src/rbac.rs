@@ -73,6 +73,7 @@ fn summary(rule: &Value) -> String {
 /// The rules a step's pods use against the target cluster: every rule of the step's ClusterRole
 /// and of its Roles outside the workflow namespace. The executor Role (`workflowtaskresults` in
 /// `argo`) is Argo's own and never reaches the target cluster, so it is not listed.
+#[must_use]
 pub fn step_rules(objects: &[Value], step: &str) -> Vec<RuleRef> {
     let prefix = format!("opsteps-{step}");
     objects

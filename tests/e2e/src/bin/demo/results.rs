@@ -64,25 +64,15 @@ impl Snapshot {
     }
 }
 
-fn rel(work_dir: &Path, p: &Path) -> String {
+/// `p` relative to the workspace root when under it (the default work dir is target/demo),
+/// else as given.
+fn rel(_work_dir: &Path, p: &Path) -> String {
     let root = opsteps_e2e::workspace_root();
     p.strip_prefix(&root)
-        .map(|r| r.display().to_string())
-        .unwrap_or_else(|_| {
-            p.strip_prefix(work_dir)
-                .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
-        })
+        .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_owned()
-}
-
-/// Prints the results screen; Err when an invariant was violated.
+/// Prints the results screen; Err when an invariant was violated or no report reached S3.
 pub fn print(
     h: &Harness,
     before: &Snapshot,
@@ -93,15 +83,36 @@ pub fn print(
 ) -> Result<()> {
     let rule = "═".repeat(78);
     say(&rule);
+    let verdicts = runs
+        .iter()
+        .filter(|r| r.workflow.phase != opsteps_runner::Phase::Succeeded)
+        .count();
     say(&format!(
-        "RESULTS  cluster {} ({}): {} pipelines Succeeded in {:.1}s",
+        "RESULTS  cluster {} ({}): {} pipelines ran in {:.1}s, {} Succeeded, {verdicts} reported FAIL findings (below)",
         h.cluster,
         h.region,
         runs.len(),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        runs.len() - verdicts
     ));
     say(&rule);
+    let cordoned = moved(h, before, after);
+    let violations = evicted(h);
+    left_to_do(h, runs, cordoned);
+    let keys = reports(h, runs, work_dir);
+    submit_command();
+    say(&rule);
+    if !violations.is_empty() {
+        bail!("sandbox invariants violated: {violations:#?}");
+    }
+    if keys.is_empty() {
+        bail!("collect-gpu-stats wrote no S3 object");
+    }
+    Ok(())
+}
 
+/// What moved: add-on versions, node groups, apps. Returns the cordoned blue nodes.
+fn moved(h: &Harness, before: &Snapshot, after: &Snapshot) -> usize {
     say("What moved");
     let moved: Vec<String> = before
         .addons
@@ -156,6 +167,11 @@ pub fn print(
         }
     }
 
+    cordoned
+}
+
+/// What was evicted, per step, and the invariants. Returns the violations.
+fn evicted(h: &Harness) -> Vec<opsteps_sandbox::invariants::Violation> {
     say("What was evicted (eviction API, PodDisruptionBudgets honoured)");
     let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in h.step_mutation_records(0) {
@@ -172,7 +188,9 @@ pub fn print(
         } else {
             format!("{}, … ({} more)", pods[..2].join(", "), pods.len() - 2)
         };
-        say(&format!("  {step:<16} {:>3} pods: {list}", pods.len()));
+        let n = pods.len();
+        let noun = if n == 1 { "pod " } else { "pods" };
+        say(&format!("  {step:<16} {n:>3} {noun}: {list}"));
     }
     let violations = h.sandbox.invariants();
     say(&format!(
@@ -184,10 +202,14 @@ pub fn print(
         }
     ));
 
+    violations
+}
+
+/// What is left to do.
+fn left_to_do(h: &Harness, runs: &[Run], cordoned: usize) {
     say("What is left to do");
     say(&format!(
-        "  - delete the blue node group ({} cordoned, empty nodes): it stays with Terraform",
-        cordoned
+        "  - delete the blue node group ({cordoned} cordoned, empty nodes): it stays with Terraform"
     ));
     let old = h
         .pods("rails", &[("app", "storefront")])
@@ -199,30 +221,39 @@ pub fn print(
         "  - rails/storefront: {old} pods still older than {}: the lifetime-eviction cron takes one per owner per run",
         stages::LIFETIME
     ));
-    for run in runs {
-        for pod in run.workflow.pods() {
-            if let Some(s) = pod.outputs.get("summary").filter(|s| !s.trim().is_empty()) {
-                if pod.template.starts_with("verify-cluster")
-                    && !pod.display_name.starts_with("report")
-                {
-                    say(&format!(
-                        "  - {} ({}): {}",
-                        run.title,
-                        pod.display_name,
-                        first_line(s)
-                    ));
-                }
+    // The last health check's FAIL findings are what is left; the pre-upgrade check ran before
+    // the add-ons moved, so it is to be run again rather than read.
+    if let Some(last) = runs.last() {
+        for pod in last.workflow.pods().filter(|p| p.exit_code == Some(1)) {
+            let report = pod.outputs.get("report-md").map(String::as_str);
+            for f in stages::fail_findings(report.unwrap_or_default()) {
+                say(&format!("  - {} says: {f}", last.title));
             }
         }
     }
+    let before_addons: usize = runs.first().map_or(0, |r| {
+        r.workflow
+            .pods()
+            .filter_map(|p| p.outputs.get("report-md"))
+            .map(|m| stages::fail_findings(m).len())
+            .sum()
+    });
     say(&format!(
-        "  - upgrade the control plane to {} once the pre-upgrade report is clean, then run this again",
+        "  - Kubernetes {}: run pre-upgrade-check again (before the add-on stage it had {before_addons} FAIL finding(s)), then upgrade the control plane",
         stages::NEXT_VERSION
     ));
+}
 
+/// Where the reports are. Returns the S3 object URLs.
+fn reports(h: &Harness, runs: &[Run], work_dir: &Path) -> Vec<String> {
     say(&format!("Reports (under {})", rel(work_dir, work_dir)));
     for run in runs {
-        for pod in run.workflow.pods() {
+        // The exit handlers' reports (`report`) repeat the last verify.
+        for pod in run
+            .workflow
+            .pods()
+            .filter(|p| !p.display_name.starts_with("report"))
+        {
             let Some(dir) = &pod.dir else { continue };
             for f in ["report.md", "report.json", "plan.json"] {
                 let p = dir.join("outputs").join(f);
@@ -253,10 +284,16 @@ pub fn print(
             "  S3 object                        {key}  (file: {file})"
         ));
     }
-    say(
-        "  each workflow as `argo get` shows it: <work dir>/runs/<workflow>/ holds every pod's stdout, stderr and outputs",
-    );
+    say(&format!(
+        "  per workflow: {}/<workflow>/argo-get.txt (the tree `argo get` prints) and a directory per pod with its stdout, stderr and outputs",
+        rel(work_dir, &h.work_dir)
+    ));
 
+    keys
+}
+
+/// The `argo submit` command for the same pipeline on a real Ops cluster.
+fn submit_command() {
     say(
         "Run the same pipeline on a real Ops cluster (Argo Workflows; see workflows/README.md to install)",
     );
@@ -268,14 +305,6 @@ pub fn print(
         "  argo submit -n argo --from workflowtemplate/nodegroup-rotation -p cluster=<your cluster> -p region=<its region> {}",
         params.join(" ")
     ));
-    say(&rule);
-    if !violations.is_empty() {
-        bail!("sandbox invariants violated: {violations:#?}");
-    }
-    if keys.is_empty() {
-        bail!("collect-gpu-stats wrote no S3 object");
-    }
-    Ok(())
 }
 
 fn age_hours(h: &Harness, p: &Value) -> f64 {

@@ -37,12 +37,15 @@ fn template(h: &Harness, name: &str) -> RunRequest {
     h.request(Submit::Template(name.to_owned()))
 }
 
-/// The check ids a verify-cluster Markdown report marks FAIL.
-pub fn failing_checks(report_md: &str) -> Vec<String> {
+/// The FAIL findings of a verify-cluster Markdown report (`check: message`).
+pub fn fail_findings(report_md: &str) -> Vec<String> {
     report_md
         .lines()
-        .filter(|l| l.contains("**FAIL**"))
-        .filter_map(|l| l.split('`').nth(1).map(str::to_owned))
+        .skip_while(|l| !l.starts_with("### fail"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("- **"))
+        .map(|l| l.replacen("**:", ":", 1))
         .collect()
 }
 
@@ -53,7 +56,7 @@ fn is_verdict(wf: &Workflow) -> bool {
     !failed.is_empty()
         && failed
             .iter()
-            .all(|p| p.template.starts_with("verify-cluster/") && p.exit_code == Some(1))
+            .all(|p| p.template.starts_with("verify-cluster") && p.exit_code == Some(1))
 }
 
 /// Runs one stage. `verdict_ok`: a NO-GO verdict (see [`is_verdict`]) is a result, not an error.
@@ -68,18 +71,27 @@ async fn stage(
     say(&format!("[{n}/6] {title}"));
     say(&format!("      {what}"));
     let workflow = h.run(req).await?;
+    // What `argo get` would show, next to the pods' directories.
+    let tree = h.work_dir.join(&workflow.name).join("argo-get.txt");
+    if let Some(dir) = tree.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&tree, workflow.tree())?;
     if verdict_ok && is_verdict(&workflow) {
-        let checks: Vec<String> = workflow
+        let findings: Vec<String> = workflow
             .pods()
             .filter(|p| p.phase.is_failure())
             .filter_map(|p| p.outputs.get("report-md"))
-            .flat_map(|r| failing_checks(r))
+            .flat_map(|r| fail_findings(r))
             .collect();
         say(&format!(
-            "      → {} says NO-GO (exit 1), failing checks: {}. That is the report doing its job: the next stages fix it\n",
-            workflow.name,
-            checks.join(", ")
+            "      → {} reports FAIL (exit 1: findings, not an error):",
+            workflow.name
         ));
+        for f in &findings {
+            say(&format!("        {f}"));
+        }
+        say("");
         return Ok(Run { title, workflow });
     }
     if workflow.phase != Phase::Succeeded {
@@ -117,6 +129,13 @@ async fn stage(
 
 /// Runs the six stages; stops at the first that does not succeed.
 pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
+    let mut runs = upgrade(h).await?;
+    runs.extend(after_upgrade(h).await?);
+    Ok(runs)
+}
+
+/// Stages 1-3: check, add-ons, rotation.
+async fn upgrade(h: &Harness) -> Result<Vec<Run>> {
     let mut runs = Vec::new();
     runs.push(
         stage(
@@ -173,6 +192,12 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
         )
         .await?,
     );
+    Ok(runs)
+}
+
+/// Stages 4-6: a working day later, lifetime eviction, GPU stats, health.
+async fn after_upgrade(h: &Harness) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
     h.sandbox.with(|c| {
         c.clock.advance(Duration::from_secs(LATER_HOURS * 3600));
     });
@@ -213,7 +238,7 @@ pub async fn run_all(h: &Harness) -> Result<Vec<Run>> {
             "post-upgrade health",
             "workflowtemplate/verify-cluster, profile health: the cluster as the daily health check sees it now",
             template(h, "verify-cluster").param("profile", "health"),
-            false,
+            true,
         )
         .await?,
     );
