@@ -1,6 +1,7 @@
 //! DAG `depends` expressions: task names (hyphens allowed), optionally `.Succeeded`,
-//! `.Failed`, `.Skipped`, `.Errored` or `.Completed`, combined with `&&`, `||`, `!` and
-//! parentheses. A bare name means `(T.Succeeded || T.Skipped)`, plus `T.Failed`/`T.Errored`
+//! `.Failed`, `.Errored`, `.Skipped` or `.Omitted`, combined with `&&`, `||`, `!` and
+//! parentheses (Argo also has `.Daemoned`, `.AnySucceeded` and `.AllFailed`, outside the subset;
+//! it has no `.Completed`). A bare name means `(T.Succeeded || T.Skipped)`, plus `T.Failed`/`T.Errored`
 //! when T has `continueOn` (as Argo expands it); `dependencies: [A, B]` means `A && B`.
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ pub(crate) enum Dep {
     Or(Box<Dep>, Box<Dep>),
 }
 
-const STATUSES: [&str; 5] = ["Succeeded", "Failed", "Skipped", "Errored", "Completed"];
+pub(crate) const STATUSES: [&str; 5] = ["Succeeded", "Failed", "Errored", "Skipped", "Omitted"];
 
 struct P<'a> {
     s: &'a [u8],
@@ -121,9 +122,7 @@ impl Dep {
     /// Whether the expression names `task` with a status that handles its failure.
     pub(crate) fn handles_failure_of(&self, task: &str) -> bool {
         match self {
-            Dep::Task(t, Some(s)) => {
-                t == task && matches!(s.as_str(), "Failed" | "Errored" | "Completed")
-            }
+            Dep::Task(t, Some(s)) => t == task && matches!(s.as_str(), "Failed" | "Errored"),
             Dep::Task(..) => false,
             Dep::Not(d) => d.handles_failure_of(task),
             Dep::And(a, b) | Dep::Or(a, b) => {
@@ -148,8 +147,8 @@ impl Dep {
                     Some("Succeeded") => p == Phase::Succeeded,
                     Some("Failed") => p == Phase::Failed,
                     Some("Errored") => p == Phase::Error,
-                    Some("Skipped") => matches!(p, Phase::Skipped | Phase::Omitted),
-                    Some(_) => matches!(p, Phase::Succeeded | Phase::Failed),
+                    Some("Skipped") => p == Phase::Skipped,
+                    Some(_) => p == Phase::Omitted,
                 }
             }
             Dep::Not(d) => !d.eval(phases),
@@ -184,5 +183,19 @@ mod tests {
                 .contains(".Daemoned")
         );
         assert!(parse_depends("a &&").is_err());
+    }
+
+    /// Argo's task results (workflow/common/ancestry.go): `.Skipped` is not `.Omitted`, and
+    /// there is no `.Completed` (Argo's validation rejects it).
+    #[test]
+    fn depends_statuses_are_argos() {
+        let mut m = BTreeMap::new();
+        m.insert("a".to_owned(), (Phase::Omitted, false, false));
+        assert!(!parse_depends("a.Skipped").unwrap().eval(&m));
+        assert!(parse_depends("a.Omitted").unwrap().eval(&m));
+        assert!(!parse_depends("a").unwrap().eval(&m));
+        let err = parse_depends("a.Completed").unwrap_err();
+        assert!(err.contains(".Completed is not supported"), "{err}");
+        assert!(err.contains(".Omitted"), "{err}");
     }
 }

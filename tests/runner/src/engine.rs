@@ -44,7 +44,7 @@ pub(crate) struct Run {
     pub answers: BTreeMap<String, BTreeMap<String, String>>,
     /// Retry: finished nodes kept from the previous run, by id, with their subtrees.
     pub reuse: HashMap<String, Vec<Node>>,
-    pub cancel: Mutex<watch::Receiver<bool>>,
+    pub cancel: Mutex<watch::Receiver<Option<Halt>>>,
     pub pods: Option<Arc<Semaphore>>,
     state: Mutex<State>,
 }
@@ -59,6 +59,33 @@ pub(crate) struct Target<'a> {
 
 pub(crate) const DEADLINE_MESSAGE: &str = "Step exceeded its deadline";
 
+/// Why a run stops early: the workflow's activeDeadlineSeconds, or [`Runner::terminate`]
+/// (`argo terminate`). Running pods get SIGTERM, then SIGKILL after the grace period; nodes
+/// not started yet fail at once; the messages are Argo's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Halt {
+    Deadline,
+    Terminate,
+}
+
+impl Halt {
+    /// On a pod that was running (exec_control.go).
+    pub(crate) fn pod_message(self) -> &'static str {
+        match self {
+            Halt::Deadline => DEADLINE_MESSAGE,
+            Halt::Terminate => "workflow shutdown with strategy:  Terminate",
+        }
+    }
+
+    /// On a node that had not started, and on the workflow.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Halt::Deadline => DEADLINE_MESSAGE,
+            Halt::Terminate => "Stopped with strategy 'Terminate'",
+        }
+    }
+}
+
 impl Run {
     pub(crate) fn new(
         runner: Runner,
@@ -66,7 +93,7 @@ impl Run {
         uid: String,
         params: BTreeMap<String, String>,
         answers: BTreeMap<String, BTreeMap<String, String>>,
-        cancel: watch::Receiver<bool>,
+        cancel: watch::Receiver<Option<Halt>>,
     ) -> Run {
         let namespace = runner.config.namespace.clone();
         Run {
@@ -95,7 +122,7 @@ impl Run {
         }
     }
 
-    pub(crate) fn cancel_rx(&self) -> watch::Receiver<bool> {
+    pub(crate) fn cancel_rx(&self) -> watch::Receiver<Option<Halt>> {
         self.cancel
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -140,13 +167,15 @@ impl Run {
         substitute(text, &|t| self.lookup(scope, t))
     }
 
-    /// `workflow.failures`: the failed pods and suspends, as Argo's JSON list.
+    /// `workflow.failures` as Argo's operator builds it: every Failed or Error node (steps,
+    /// groups and retries too; here in creation order), `null` when there is none. Argo also
+    /// gives `finishedAt`, which the local record does not keep.
     fn failures(&self) -> String {
         let st = self.st();
         let list: Vec<serde_json::Value> = st
             .nodes
             .iter()
-            .filter(|n| n.phase.is_failure() && matches!(n.kind, NodeKind::Pod | NodeKind::Suspend))
+            .filter(|n| n.phase.is_failure())
             .map(|n| {
                 serde_json::json!({
                     "displayName": n.display_name,
@@ -157,6 +186,9 @@ impl Run {
                 })
             })
             .collect();
+        if list.is_empty() {
+            return "null".to_owned();
+        }
         serde_json::Value::Array(list).to_string()
     }
 
@@ -195,6 +227,10 @@ impl Run {
                 progress: None,
                 duration: Duration::ZERO,
                 pod_name: None,
+                started_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .and_then(|d| u64::try_from(d.as_millis()).ok()),
             });
         }
         self.emit(&Event::NodeStarted {
@@ -339,8 +375,9 @@ impl Run {
                 return out;
             }
             let kind = Self::kind_of(target.tmpl);
-            if *self.cancel_rx().borrow() {
-                let out = Outcome::new(Phase::Failed, Some(DEADLINE_MESSAGE.to_owned()));
+            let halted = *self.cancel_rx().borrow();
+            if let Some(h) = halted {
+                let out = Outcome::new(Phase::Failed, Some(h.message().to_owned()));
                 return self.leaf(parent, &path, &display, &label, kind, out);
             }
             let inputs = match self.inputs(target.tmpl, &args) {
@@ -364,8 +401,17 @@ impl Run {
                     };
                     let names: Result<Vec<String>, String> =
                         sync.names().iter().map(|n| self.subst(&scope, n)).collect();
+                    let mut halted = self.cancel_rx();
                     match names {
-                        Ok(n) => Some(self.runner.lock(&self.namespace, n).await),
+                        // Waiting for a lock stops on a deadline or terminate.
+                        Ok(n) => tokio::select! {
+                            g = self.runner.lock(&self.namespace, n) => Some(g),
+                            h = halted.wait_for(Option::is_some) => {
+                                let message = h.ok().and_then(|h| *h).map(|h| h.message().to_owned());
+                                let out = Outcome::new(Phase::Failed, message);
+                                return self.leaf(parent, &path, &display, &label, kind, out);
+                            }
+                        },
                         Err(e) => {
                             let out = Outcome::new(Phase::Error, Some(e));
                             return self.leaf(parent, &path, &display, &label, kind, out);
@@ -462,56 +508,62 @@ impl Run {
                 self.finish(&id, &out);
                 return out;
             }
-            let by_policy = match policy.as_str() {
-                "Always" => out.phase.is_failure(),
-                "OnError" => out.phase == Phase::Error,
-                "OnTransientError" => {
-                    out.phase == Phase::Error && is_transient(out.message.as_deref())
-                }
-                _ => out.phase == Phase::Failed,
-            };
-            let by_expression = match &rs.expression {
-                None => Ok(true),
-                Some(e) => retry_expression(e, &out, attempt_start.elapsed()),
-            };
-            let retry = match by_expression {
-                Ok(b) => by_policy && b,
-                Err(e) => {
-                    let o = stop(Some(format!("retryStrategy.expression: {e}")));
-                    let o = Outcome {
-                        phase: Phase::Error,
-                        ..o
-                    };
-                    self.finish(&id, &o);
-                    return o;
-                }
-            };
-            if !retry || *self.cancel_rx().borrow() {
-                let o = stop(out.message.clone());
+            // Argo's processNodeRetries, in its order: deadline, backoff against maxDuration,
+            // policy, limit, expression. The Retry node takes the last attempt's phase.
+            let finish = |message: Option<String>| {
+                let o = stop(message);
                 self.finish(&id, &o);
-                return o;
-            }
-            if limit.is_some_and(|l| attempt >= l) {
-                let o = stop(Some("No more retries left".into()));
-                self.finish(&id, &o);
-                return o;
+                o
+            };
+            let halted = *self.cancel_rx().borrow();
+            match halted {
+                Some(h @ Halt::Terminate) => return finish(Some(h.message().to_owned())),
+                Some(Halt::Deadline) => return finish(out.message.clone()),
+                None => {}
             }
             let mut delay = base.map_or(Duration::ZERO, |d| d.mul_f64(factor.powi(attempt as i32)));
             if let Some(c) = cap {
                 delay = delay.min(c);
             }
             let delay = delay.mul_f64(scale);
+            // Scaled to zero, backoffs take no time and so neither does maxDuration's budget.
             if let Some(m) = max_duration
-                && started.elapsed() + delay > m.mul_f64(scale)
+                .filter(|_| scale > 0.0)
+                .map(|m| m.mul_f64(scale))
             {
-                let o = stop(Some("Max duration limit exceeded".into()));
-                self.finish(&id, &o);
-                return o;
+                if started.elapsed() > m {
+                    return finish(Some("Max duration limit exceeded".into()));
+                }
+                if started.elapsed() + delay > m {
+                    return finish(Some("Backoff would exceed max duration limit".into()));
+                }
+            }
+            if !policy_retries(&policy, &out) {
+                return finish(out.message.clone());
+            }
+            if limit.is_some_and(|l| attempt >= l) {
+                return finish(Some("No more retries left".into()));
+            }
+            if let Some(e) = &rs.expression {
+                match retry_expression(e, &out, attempt_start.elapsed()) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return finish(Some("retryStrategy.expression evaluated to false".into()));
+                    }
+                    Err(e) => {
+                        let o = Outcome {
+                            phase: Phase::Error,
+                            ..stop(Some(format!("retryStrategy.expression: {e}")))
+                        };
+                        self.finish(&id, &o);
+                        return o;
+                    }
+                }
             }
             let mut cancel = self.cancel_rx();
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                _ = cancel.wait_for(|c| *c) => {}
+                _ = cancel.wait_for(Option::is_some) => {}
             }
             attempt += 1;
         }
@@ -577,7 +629,16 @@ impl Run {
         ))
     }
 
+    /// What the TEMPLATE column shows for a step that has no node of its own kind.
+    pub(crate) fn label(&self, from: &str, step: &Step) -> String {
+        self.resolve(from, step)
+            .map(|(_, label)| label)
+            .unwrap_or_default()
+    }
+
     /// `withItems` / `withParam` after substitution; `None` when the step does not fan out.
+    /// A withParam that is not a JSON list is an error, unless the step's `when` (without
+    /// `item`) is false: then it is an empty list, as Argo's expandStep does.
     pub(crate) fn expand(
         &self,
         step: &Step,
@@ -590,11 +651,22 @@ impl Run {
             return Ok(None);
         };
         let text = self.subst(scope, param)?;
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::Array(a)) => Ok(Some(a)),
-            _ => Err(format!(
-                "withParam value could not be parsed as a JSON list: {text}"
-            )),
+        let problem = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(a)) => return Ok(Some(a)),
+            Ok(other) => format!("not a list but {}", json_kind(&other)),
+            Err(e) => e.to_string(),
+        };
+        let must_run = step.when.as_ref().is_none_or(|w| {
+            self.subst(scope, w)
+                .map_or(true, |t| expr::eval_when(&t).unwrap_or(true))
+        });
+        if must_run {
+            Err(format!(
+                "withParam value could not be parsed as a JSON list: {}: {problem}",
+                text.trim()
+            ))
+        } else {
+            Ok(Some(Vec::new()))
         }
     }
 
@@ -610,10 +682,7 @@ impl Run {
         scope: &Scope,
         sem: Option<&Semaphore>,
     ) -> Outcome {
-        let display = match &item {
-            Some((i, v)) => format!("{}({i}:{})", step.name, item_label(v)),
-            None => step.name.clone(),
-        };
+        let display = step_display(step, item.as_ref());
         let path = format!("{base_path}.{display}");
         let mut scope = scope.clone();
         scope.item = item.map(|(_, v)| v);
@@ -656,7 +725,21 @@ impl Run {
                         out,
                     );
                 }
-                Err(e) => return error(format!("invalid when '{text}': {e}")),
+                // steps.go/dag.go: a Skipped-type node in phase Error, with Argo's wording.
+                Err(e) => {
+                    let out = Outcome::new(
+                        Phase::Error,
+                        Some(format!("Invalid 'when' expression '{text}': {e}")),
+                    );
+                    return self.leaf(
+                        Some(parent),
+                        &path,
+                        &display,
+                        &label,
+                        NodeKind::Skipped,
+                        out,
+                    );
+                }
             }
         }
         let mut args = BTreeMap::new();
@@ -711,7 +794,14 @@ impl Run {
                         let p = format!("{gpath}.{}", step.name);
                         fixed.push((
                             si,
-                            self.leaf(Some(&gid), &p, &step.name, "", NodeKind::Skipped, out),
+                            self.leaf(
+                                Some(&gid),
+                                &p,
+                                &step.name,
+                                &self.label(target.wft, step),
+                                NodeKind::Skipped,
+                                out,
+                            ),
                         ));
                     }
                     Ok(Some(items)) => jobs.extend(
@@ -720,13 +810,10 @@ impl Run {
                             .enumerate()
                             .map(|(i, v)| (si, Some((i, v)))),
                     ),
+                    // Argo's expandStepGroup: the group errors before any of its steps runs.
                     Err(e) => {
-                        let p = format!("{gpath}.{}", step.name);
-                        let out = Outcome::new(Phase::Error, Some(e));
-                        fixed.push((
-                            si,
-                            self.leaf(Some(&gid), &p, &step.name, "", NodeKind::Pod, out),
-                        ));
+                        self.finish(&gid, &Outcome::new(Phase::Error, Some(e.clone())));
+                        return Outcome::new(Phase::Failed, Some(e));
                     }
                 }
             }
@@ -746,30 +833,33 @@ impl Run {
                 )
             });
             let results = join_all(runs).await;
+            let mut failed: Option<String> = None;
             let mut by_step: BTreeMap<usize, Vec<Outcome>> = BTreeMap::new();
-            for ((si, _), out) in jobs.iter().zip(results) {
+            for ((si, item), out) in jobs.iter().zip(results) {
+                let cont = group[*si].continue_on.unwrap_or_default();
+                let tolerated = (out.phase == Phase::Failed && cont.failed)
+                    || (out.phase == Phase::Error && cont.error);
+                if out.phase.is_failure() && !tolerated && failed.is_none() {
+                    // Argo names the child by node id (steps.go).
+                    let display = step_display(&group[*si], item.as_ref());
+                    let child = self.node_id(&format!("{gpath}.{display}"));
+                    failed = Some(format!("child '{child}' failed"));
+                }
                 by_step.entry(*si).or_default().push(out);
             }
-            let mut failed: Option<String> = None;
             for (si, outs) in by_step
                 .into_iter()
                 .chain(fixed.into_iter().map(|(si, o)| (si, vec![o])))
             {
                 let step = &group[si];
-                let cont = step.continue_on.unwrap_or_default();
-                for o in &outs {
-                    let tolerated = (o.phase == Phase::Failed && cont.failed)
-                        || (o.phase == Phase::Error && cont.error);
-                    if o.phase.is_failure() && !tolerated && failed.is_none() {
-                        failed = Some(format!("child '{}' failed", step.name));
-                    }
-                }
                 let res = if fanned[si]
                     && !(outs.len() == 1
                         && outs[0].phase == Phase::Skipped
                         && outs[0].message.as_deref() == Some("Skipped, empty params"))
                 {
-                    StepRes::Fanout(aggregate_phase(&outs), outs)
+                    // Argo resolves a fanned-out step's status to its step group's phase, and the
+                    // group got here only by succeeding.
+                    StepRes::Fanout(Phase::Succeeded, outs)
                 } else if fanned[si] {
                     StepRes::Fanout(Phase::Skipped, Vec::new())
                 } else {
@@ -844,7 +934,15 @@ impl Run {
         if let (None, Some(d)) = (answer, duration) {
             // A timed suspend resumes by itself, with the defaults.
             let wait = parse_duration(&d.text()).unwrap_or_default();
-            tokio::time::sleep(wait.mul_f64(self.runner.config.deadline_scale)).await;
+            let mut halted = self.cancel_rx();
+            // A deadline or terminate fails an active suspend node (Argo's operator.go).
+            tokio::select! {
+                () = tokio::time::sleep(wait.mul_f64(self.runner.config.deadline_scale)) => {}
+                h = halted.wait_for(Option::is_some) => {
+                    let message = h.ok().and_then(|h| *h).map(|h| h.message().to_owned());
+                    return Outcome::new(Phase::Failed, message);
+                }
+            }
         } else if answer.is_none() {
             let example = supplied.first().map_or_else(
                 || format!("RunRequest::answer(\"{display}\", PARAM, VALUE)"),
@@ -912,6 +1010,24 @@ impl Run {
     }
 }
 
+/// A step's node name: `name`, or `name(i:item)` for one item of a fan-out.
+fn step_display(step: &Step, item: Option<&(usize, serde_json::Value)>) -> String {
+    match item {
+        Some((i, v)) => format!("{}({i}:{})", step.name, item_label(v)),
+        None => step.name.clone(),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Object(_) => "an object",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null | serde_json::Value::Array(_) => "null",
+    }
+}
+
 pub(crate) fn parallelism(p: Option<&crate::model::Scalar>) -> Option<Arc<Semaphore>> {
     p.and_then(|p| p.text().parse::<usize>().ok())
         .filter(|n| *n > 0)
@@ -933,20 +1049,47 @@ pub(crate) fn aggregate_phase(outs: &[Outcome]) -> Phase {
     }
 }
 
-/// Argo's transient errors (OnTransientError) as a node message shows them.
+/// Whether `retryPolicy` retries this outcome (Argo: OnFailure = the main container failed;
+/// OnError = an error around it; Always = both; OnTransientError = either, when the message is
+/// a transient error).
+fn policy_retries(policy: &str, out: &Outcome) -> bool {
+    match policy {
+        "Always" => out.phase.is_failure(),
+        "OnError" => out.phase == Phase::Error,
+        "OnTransientError" => out.phase.is_failure() && is_transient(out.message.as_deref()),
+        _ => out.phase == Phase::Failed,
+    }
+}
+
+/// Argo's transient errors (util/errors) that a node message, a plain string, can match:
+/// case-sensitive substrings, plus the controller's `TRANSIENT_ERROR_PATTERN` regex, read
+/// here from the runner's environment.
 fn is_transient(message: Option<&str>) -> bool {
-    let m = message.unwrap_or_default().to_ascii_lowercase();
-    [
-        "connection reset",
-        "connection refused",
+    const PATTERNS: [&str; 17] = [
+        "etcdserver: leader changed",
+        "etcdserver: request timed out",
+        "etcdserver: too many requests",
+        "unexpected error when reading response body",
+        "stream error when reading response body",
+        "Connection closed by foreign host",
+        "net/http: TLS handshake timeout",
         "i/o timeout",
-        "tls handshake timeout",
-        "too many requests",
-        "server timeout",
-        "eof",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
+        "connection timed out",
+        "connection reset by peer",
+        "http2: client connection lost",
+        "http2: server sent GOAWAY and closed the connection",
+        "request did not complete within requested timeout",
+        "connect: connection refused",
+        "invalid connection",
+        "client rate limiter Wait returned an error",
+        "upper: no more rows in",
+    ];
+    let m = message.unwrap_or_default();
+    PATTERNS.iter().any(|p| m.contains(p))
+        || std::env::var("TRANSIENT_ERROR_PATTERN")
+            .ok()
+            .and_then(|p| regex::Regex::new(&p).ok())
+            .is_some_and(|re| re.is_match(m))
 }
 
 /// Evaluates `retryStrategy.expression` over `lastRetry.*` (all strings, as in Argo).
@@ -962,5 +1105,67 @@ fn retry_expression(text: &str, last: &Outcome, elapsed: Duration) -> Result<boo
     match v {
         expr::Val::Bool(b) => Ok(b),
         other => Err(format!("evaluated to {other}, not a boolean")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policies_pick_failures_errors_or_transient_errors() {
+        let failed = Outcome::new(Phase::Failed, Some("exit 1".into()));
+        let error = Outcome::new(Phase::Error, Some("failed to start".into()));
+        let transient = Outcome::new(Phase::Error, Some("dial tcp: i/o timeout".into()));
+        // Argo retries a Failed node with a transient message too.
+        let failed_transient = Outcome::new(
+            Phase::Failed,
+            Some("read tcp: connection reset by peer".into()),
+        );
+        // Not Argo's patterns: a bare EOF, another casing.
+        let eof = Outcome::new(Phase::Error, Some("EOF while parsing".into()));
+        let table = [
+            ("Always", [true, true, true, true, true]),
+            ("OnFailure", [true, false, false, true, false]),
+            ("OnError", [false, true, true, false, true]),
+            ("OnTransientError", [false, false, true, true, false]),
+        ];
+        for (policy, expect) in table {
+            let got = [&failed, &error, &transient, &failed_transient, &eof]
+                .map(|o| policy_retries(policy, o));
+            assert_eq!(got, expect, "{policy}");
+        }
+    }
+
+    #[test]
+    fn retry_expressions_see_last_retry_as_strings() {
+        let mut out = Outcome::new(Phase::Failed, Some("blocked".into()));
+        out.exit_code = Some(3);
+        let d = Duration::from_secs(2);
+        assert_eq!(
+            retry_expression("asInt(lastRetry.exitCode) == 3", &out, d),
+            Ok(true)
+        );
+        assert_eq!(
+            retry_expression("{{= lastRetry.exitCode == '3' }}", &out, d),
+            Ok(true)
+        );
+        assert_eq!(
+            retry_expression(
+                "lastRetry.status == 'Failed' && asFloat(lastRetry.duration) < 1",
+                &out,
+                d
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            retry_expression("lastRetry.message != 'blocked'", &out, d),
+            Ok(false)
+        );
+        assert!(
+            retry_expression("lastRetry.exitCode", &out, d)
+                .unwrap_err()
+                .contains("not a boolean")
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! DAG templates: tasks start when their `depends`/`dependencies` are settled and true (false
 //! → Omitted), fan-outs get a TaskGroup node, and `failFast` (the default) stops scheduling new
-//! tasks after a failure no `depends` handles (`.Failed`, `.Errored`, `.Completed`).
+//! tasks after a failure no `depends` handles (`.Failed`, `.Errored`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,7 +72,15 @@ impl Run {
                             Some("omitted: depends condition not met".into()),
                         );
                         let p = format!("{path}.{}", task.name);
-                        self.leaf(Some(id), &p, &task.name, "", NodeKind::Skipped, out.clone());
+                        let label = self.label(target.wft, task);
+                        self.leaf(
+                            Some(id),
+                            &p,
+                            &task.name,
+                            &label,
+                            NodeKind::Skipped,
+                            out.clone(),
+                        );
                         done.insert(task.name.clone(), (Phase::Omitted, false, false));
                         scope
                             .results
@@ -119,8 +127,9 @@ impl Run {
                 && !tolerated
                 && !deps.values().flatten().any(|d| d.handles_failure_of(name))
         });
-        if let Some((name, _)) = unhandled {
-            return Outcome::new(Phase::Failed, Some(format!("task '{name}' failed")));
+        // Argo's DAG node takes the failed branch's phase and no message (dag.go).
+        if let Some((_, (phase, _, _))) = unhandled {
+            return Outcome::new(*phase, None);
         }
         self.template_outputs(target.tmpl, &scope)
     }
@@ -140,12 +149,14 @@ impl Run {
             Err(e) => {
                 let p = format!("{dag_path}.{}", task.name);
                 let out = Outcome::new(Phase::Error, Some(e));
+                // Argo records it as a Skipped-type node in phase Error.
+                let label = self.label(from, task);
                 return StepRes::One(self.leaf(
                     Some(dag_id),
                     &p,
                     &task.name,
-                    "",
-                    NodeKind::Pod,
+                    &label,
+                    NodeKind::Skipped,
                     out,
                 ));
             }
@@ -159,7 +170,15 @@ impl Run {
         let gpath = format!("{dag_path}.{}", task.name);
         if items.is_empty() {
             let out = Outcome::new(Phase::Skipped, Some("Skipped, empty params".into()));
-            self.leaf(Some(dag_id), &gpath, &task.name, "", NodeKind::Skipped, out);
+            let label = self.label(from, task);
+            self.leaf(
+                Some(dag_id),
+                &gpath,
+                &task.name,
+                &label,
+                NodeKind::Skipped,
+                out,
+            );
             return StepRes::Fanout(Phase::Skipped, Vec::new());
         }
         let gid = self.add_node(

@@ -312,15 +312,22 @@ pub(crate) fn eval(ast: &Ast, var: &dyn Fn(&str) -> Option<String>) -> Result<Va
                     let m = re.is_match(&l.to_string());
                     Val::Bool(if *op == "=~" { m } else { !m })
                 }
+                // Numbers numerically, strings by bytes (govaluate's ltStage/gtStage and expr's
+                // comparisons); a number against a string is an error in both.
                 _ => {
-                    let (Val::Num(x), Val::Num(y)) = (&l, &r) else {
-                        return Err(format!("{l} {op} {r}: '{op}' compares numbers only"));
-                    };
+                    let ord = match (&l, &r) {
+                        (Val::Num(x), Val::Num(y)) => x.partial_cmp(y),
+                        (Val::Str(x), Val::Str(y)) => Some(x.as_str().cmp(y.as_str())),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        format!("{l} {op} {r}: '{op}' compares two numbers or two strings")
+                    })?;
                     Val::Bool(match *op {
-                        "<" => x < y,
-                        ">" => x > y,
-                        "<=" => x <= y,
-                        _ => x >= y,
+                        "<" => ord.is_lt(),
+                        ">" => ord.is_gt(),
+                        "<=" => ord.is_le(),
+                        _ => ord.is_ge(),
                     })
                 }
             }
@@ -368,7 +375,20 @@ mod tests {
         assert!(eval_when("abc !~ 'z'").unwrap());
         let err = eval_when("a-b == a-b").unwrap_err();
         assert!(err.contains("minus"), "{err}");
-        assert!(eval_when("a < b").unwrap_err().contains("numbers only"));
+        // govaluate compares strings too (evaluationStage.go), but not a string with a number.
+        assert!(eval_when("a < b").unwrap());
+        assert!(eval_when("'v1.30' >= 'v1.29'").unwrap());
+        assert!(!eval_when("'b' <= 'a'").unwrap());
+        assert!(
+            eval_when("a < 2")
+                .unwrap_err()
+                .contains("two numbers or two strings")
+        );
+        // After substitution: quoted text with spaces compares whole; JSON is not an expression.
+        assert!(eval_when("'hello world' == 'hello world'").unwrap());
+        assert!(eval_when("hello world == x").is_err());
+        assert!(eval_when(r#"{"a":1} == x"#).is_err());
+        assert!(eval_when("'it's' == x").is_err());
         assert!(eval_when("YES").unwrap_err().contains("not a boolean"));
         assert!(eval_when("(1 == 1").unwrap_err().contains("')'"));
     }

@@ -2,7 +2,8 @@
 //! production Argo Workflows runs the templates in `workflows/`.
 //!
 //! It runs the subset of Argo Workflows our templates use (README.md lists it) and rejects
-//! anything else when loading, naming the construct and the file.
+//! anything else when loading, naming the construct and the file. `Runner::terminate` stops
+//! runs as `argo terminate` does; dropping a `run` future stops its steps too.
 
 mod dag;
 mod engine;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::engine::{DEADLINE_MESSAGE, Run, Target};
+use crate::engine::{Run, Target};
 use crate::model::{Container, parse_duration};
 use crate::scope::{Outcome, Scope};
 use crate::workflow::{Event, Phase};
@@ -52,20 +52,80 @@ fn strip_newline(mut s: String) -> String {
     s
 }
 
+/// Argo's executor keeps only the last 256 kB of stdout as `outputs.result`.
+fn last_256k(s: String) -> String {
+    const MAX: usize = 256 * 1024;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut start = s.len() - MAX;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_owned()
+}
+
 fn error(message: String) -> Outcome {
     Outcome::new(Phase::Error, Some(message))
 }
 
-/// Sends SIGTERM (through kill(1): the workspace forbids unsafe code and has no signal crate).
-async fn terminate(pid: u32) {
+/// Sends `signal` to the step's process group (each step leads its own, so a Ctrl-C at the
+/// terminal reaches only the runner, and a step's own children are stopped with it), through
+/// kill(1): the workspace forbids unsafe code and has no signal crate.
+async fn signal_group(pid: u32, signal: &str) {
+    // `kill -- -0` would signal the runner's own group.
+    if pid == 0 {
+        return;
+    }
     let _ = tokio::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
+        .args([format!("-{signal}"), "--".into(), format!("-{pid}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .await;
+}
+
+/// A running step process. Dropped before the process ended (the `run` future was dropped),
+/// it still stops the step the way a pod is stopped: SIGTERM now, SIGKILL after the grace
+/// period (from a task on the runtime; without one, kill_on_drop's SIGKILL).
+struct ChildGuard {
+    /// Taken by `drop` only.
+    child: Option<tokio::process::Child>,
+    pid: u32,
+    grace: Duration,
+}
+
+impl ChildGuard {
+    fn child(&mut self) -> &mut tokio::process::Child {
+        self.child.as_mut().expect("taken only on drop")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if self.pid == 0 || !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM".to_owned(), "--".into(), format!("-{}", self.pid)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let (pid, grace) = (self.pid, self.grace);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                    signal_group(pid, "KILL").await;
+                    let _ = child.wait().await;
+                }
+            });
+        }
+    }
 }
 
 struct Prepared {
@@ -208,6 +268,11 @@ pub(crate) async fn run_pod(
         Some(s) => s.acquire().await.ok(),
         None => None,
     };
+    // Stopped while waiting for spec.parallelism: the pod is never created.
+    let halted = *run.cancel_rx().borrow();
+    if let Some(h) = halted {
+        return Outcome::new(Phase::Failed, Some(h.message().to_owned()));
+    }
     let open = |f: &str| std::fs::File::create(dir.join(f));
     let (Ok(stdout), Ok(stderr)) = (open("stdout"), open("stderr")) else {
         return error(format!(
@@ -223,8 +288,9 @@ pub(crate) async fn run_pod(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return error(format!(
@@ -235,6 +301,13 @@ pub(crate) async fn run_pod(
         }
     };
     let pid = child.id().unwrap_or_default();
+    let scale = run.runner.config.deadline_scale;
+    let grace = GRACE.mul_f64(scale).max(Duration::from_millis(100));
+    let mut child = ChildGuard {
+        child: Some(child),
+        pid,
+        grace,
+    };
     run.emit(&Event::ProcessStarted {
         workflow: run.name.clone(),
         id: id.to_owned(),
@@ -243,38 +316,37 @@ pub(crate) async fn run_pod(
         dir: dir.clone(),
         command: p.command.clone(),
     });
-    let scale = run.runner.config.deadline_scale;
     let deadline = target
         .tmpl
         .active_deadline_seconds
         .as_ref()
         .and_then(|d| parse_duration(&d.text()))
         .map(|d| d.mul_f64(scale));
-    let grace = GRACE.mul_f64(scale).max(Duration::from_millis(100));
     let started = tokio::time::Instant::now();
     let mut cancel = run.cancel_rx();
     let mut last_progress = String::new();
-    let mut killed: Option<&str> = None;
+    let mut killed: Option<&'static str> = None;
     let mut term_sent: Option<tokio::time::Instant> = None;
     let status = loop {
         poll_progress(run, id, &dir, &mut last_progress);
         if killed.is_none() {
             if deadline.is_some_and(|d| started.elapsed() >= d) {
                 killed = Some(POD_DEADLINE_MESSAGE);
-            } else if *cancel.borrow_and_update() {
-                killed = Some(DEADLINE_MESSAGE);
+            } else if let Some(h) = *cancel.borrow_and_update() {
+                killed = Some(h.pod_message());
             }
             if killed.is_some() {
-                terminate(pid).await;
+                signal_group(pid, "TERM").await;
                 term_sent = Some(tokio::time::Instant::now());
             }
         }
         if term_sent.is_some_and(|t| t.elapsed() >= grace) {
-            let _ = child.start_kill();
+            signal_group(pid, "KILL").await;
+            let _ = child.child().start_kill();
             term_sent = None;
         }
         tokio::select! {
-            s = child.wait() => break s,
+            s = child.child().wait() => break s,
             () = tokio::time::sleep(POLL) => {}
         }
     };
@@ -286,7 +358,12 @@ pub(crate) async fn run_pod(
     let exit_code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    // Bytes as Argo keeps them; invalid UTF-8 becomes U+FFFD rather than losing the value.
+    let read = |f: &str| {
+        std::fs::read(dir.join(f))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
     let mut out = Outcome::new(
         if exit_code == 0 && killed.is_none() {
             Phase::Succeeded
@@ -296,7 +373,7 @@ pub(crate) async fn run_pod(
         None,
     );
     out.exit_code = Some(exit_code);
-    out.result = read("stdout").map(strip_newline);
+    out.result = read("stdout").map(|s| last_256k(strip_newline(s)));
     if out.phase == Phase::Failed {
         let log = read("termination-log")
             .map(|l| l.trim().to_owned())
@@ -316,14 +393,28 @@ pub(crate) async fn run_pod(
             &run.subst(&scope, path).unwrap_or_else(|_| path.clone()),
             &p.mounts,
         );
-        let value = match std::fs::read_to_string(&file) {
-            Ok(v) => strip_newline(v),
-            Err(_) => match &vf.default {
+        if !Path::new(&file).starts_with(&dir) {
+            // Only emptyDir mounts exist locally; reading the host's own path would be wrong.
+            out.phase = Phase::Error;
+            out.message = Some(format!(
+                "output parameter {:?}: {path} is not under an emptyDir volumeMount",
+                param.name
+            ));
+            continue;
+        }
+        let value = match std::fs::read(&file) {
+            Ok(v) => strip_newline(String::from_utf8_lossy(&v).into_owned()),
+            Err(e) => match &vf.default {
                 Some(d) => d.text(),
                 None if out.phase == Phase::Succeeded => {
+                    let why = if e.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist".to_owned()
+                    } else {
+                        format!("cannot be read ({e})")
+                    };
                     out.phase = Phase::Error;
                     out.message = Some(format!(
-                        "failed to read output parameter {:?}: {path} does not exist and it has no default",
+                        "failed to read output parameter {:?}: {path} {why} and it has no default",
                         param.name
                     ));
                     continue;

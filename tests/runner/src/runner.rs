@@ -9,7 +9,7 @@ use std::time::Instant;
 use rand::Rng as _;
 use tokio::sync::watch;
 
-use crate::engine::{DEADLINE_MESSAGE, Run, Target, parallelism};
+use crate::engine::{Halt, Run, Target, parallelism};
 use crate::load::Catalog;
 use crate::model::{Parameter, Scalar, parse_duration};
 use crate::scope::Scope;
@@ -88,7 +88,7 @@ pub struct RunRequest {
     pub parameters: BTreeMap<String, String>,
     /// Answers for suspend nodes, by display name → output parameter → value.
     pub answers: BTreeMap<String, BTreeMap<String, String>>,
-    /// Workflow name; default `<template name>-<5 lowercase alphanumerics>`.
+    /// Workflow name; default `<template or cron name>-<5 lowercase alphanumerics>`.
     pub name: Option<String>,
 }
 
@@ -177,6 +177,8 @@ pub struct Runner {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) config: Arc<RunnerConfig>,
     locks: Arc<Locks>,
+    /// Set by [`Runner::terminate`]; shared by every clone.
+    terminated: Arc<watch::Sender<bool>>,
 }
 
 fn random_suffix(len: usize) -> String {
@@ -204,13 +206,36 @@ fn random_uid() -> String {
 }
 
 impl Runner {
+    /// # Panics
+    /// When `backoff_scale` or `deadline_scale` is negative or not finite (durations are
+    /// multiplied by them; `opsteps-run` refuses such values as bad input).
     #[must_use]
     pub fn new(catalog: Catalog, config: RunnerConfig) -> Runner {
+        for (name, scale) in [
+            ("backoff_scale", config.backoff_scale),
+            ("deadline_scale", config.deadline_scale),
+        ] {
+            assert!(
+                scale.is_finite() && scale >= 0.0,
+                "RunnerConfig::{name} must be a finite number >= 0, not {scale}"
+            );
+        }
         Runner {
             catalog: Arc::new(catalog),
             config: Arc::new(config),
             locks: Arc::default(),
+            terminated: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// `argo terminate` for every workflow this runner (or a clone) is running, and any it
+    /// starts later: running steps get SIGTERM, then SIGKILL after the grace period (30 s ×
+    /// `deadline_scale`) and end Failed with `workflow shutdown with strategy:  Terminate`;
+    /// nothing new starts (such nodes fail with `Stopped with strategy 'Terminate'`); the exit
+    /// handler does not run; the workflow ends Failed with `Stopped with strategy 'Terminate'`.
+    /// `run` and `retry` still return the workflow.
+    pub fn terminate(&self) {
+        self.terminated.send_replace(true);
     }
 
     /// The catalog this runner executes.
@@ -343,16 +368,18 @@ impl Runner {
     pub async fn run(&self, req: RunRequest) -> Result<Workflow, RunError> {
         let (wft, cron, extra) = self.target(&req.submit)?;
         let params = self.parameters(&wft, &extra, &req.parameters)?;
+        // `argo submit --from cronwf/NAME` names the workflow after the cron.
+        let prefix = cron.as_deref().unwrap_or(&wft);
         let name = req
             .name
-            .unwrap_or_else(|| format!("{wft}-{}", random_suffix(5)));
+            .unwrap_or_else(|| format!("{prefix}-{}", random_suffix(5)));
         let run = Run::new(
             self.clone(),
             name,
             random_uid(),
             params,
             req.answers,
-            watch::channel(false).1,
+            watch::channel(None).1,
         );
         Ok(self.execute(&wft, cron, run).await)
     }
@@ -385,7 +412,7 @@ impl Runner {
             wf.uid.clone(),
             wf.parameters.clone(),
             opts.answers,
-            watch::channel(false).1,
+            watch::channel(None).1,
         );
         run.reuse = reuse;
         Ok(self.execute(&wf.template, wf.cron.clone(), run).await)
@@ -402,10 +429,26 @@ impl Runner {
         let spec = &wft.spec;
         let name = run.name.clone();
         run.pods = parallelism(spec.parallelism.as_ref());
-        let (deadline_tx, deadline_rx) = watch::channel(false);
+        let (halt_tx, halt_rx) = watch::channel(None);
+        let halt_tx = Arc::new(halt_tx);
+        // The exit handler has its own channel: the deadline does not stop it, terminate does.
+        let (exit_halt_tx, exit_halt_rx) = watch::channel(None);
         *run.cancel
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = deadline_rx;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = halt_rx.clone();
+        let halt = |tx: &watch::Sender<Option<Halt>>, h: Halt| {
+            tx.send_if_modified(|cur| cur.is_none() && cur.replace(h).is_none());
+        };
+        let terminator = {
+            let mut terminated = self.terminated.subscribe();
+            let (tx, exit_tx) = (halt_tx.clone(), exit_halt_tx.clone());
+            tokio::spawn(async move {
+                if terminated.wait_for(|t| *t).await.is_ok() {
+                    halt(&tx, Halt::Terminate);
+                    halt(&exit_tx, Halt::Terminate);
+                }
+            })
+        };
         let entry = spec.entrypoint.clone().unwrap_or_default();
         let target = |t: &str| {
             wft.template(t).map(|tmpl| Target {
@@ -432,17 +475,22 @@ impl Runner {
                 Vec::new(),
             ),
             (Ok(names), Some(t)) => {
-                let guards = self.lock(&run.namespace, names).await;
+                let mut halted = halt_rx.clone();
+                // Terminated while waiting for a mutex: the root then fails without running.
+                let guards = tokio::select! {
+                    g = self.lock(&run.namespace, names) => g,
+                    _ = halted.wait_for(Option::is_some) => Vec::new(),
+                };
                 let deadline = spec
                     .active_deadline_seconds
                     .as_ref()
                     .and_then(|d| parse_duration(&d.text()))
                     .map(|d| d.mul_f64(self.config.deadline_scale));
                 let timer = deadline.map(|d| {
-                    let tx = deadline_tx.clone();
+                    let tx = halt_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(d).await;
-                        let _ = tx.send(true);
+                        halt(&tx, Halt::Deadline);
                     })
                 });
                 let args = run.params.clone();
@@ -457,25 +505,31 @@ impl Runner {
                 } else {
                     Phase::Succeeded
                 };
-                let message = if *deadline_tx.borrow() {
-                    Some(DEADLINE_MESSAGE.to_owned())
+                let halted = *halt_tx.borrow();
+                let phase = if halted.is_some() {
+                    Phase::Failed
+                } else {
+                    phase
+                };
+                let message = if let Some(h) = halted {
+                    Some(h.message().to_owned())
                 } else {
                     out.message.filter(|_| phase.is_failure())
                 };
                 (phase, message, guards)
             }
         };
+        let terminated = *halt_tx.borrow() == Some(Halt::Terminate);
         if let Some(on_exit) = spec
             .on_exit
             .as_deref()
             .and_then(|t| target(t).map(|x| (t, x)))
+            .filter(|_| !terminated)
         {
             run.set_status(phase);
-            // The exit handler runs even after the workflow's deadline.
-            let (_keep, rx) = watch::channel(false);
             *run.cancel
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = rx;
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = exit_halt_rx;
             let path = format!("{name}.onExit");
             let out = run
                 .exec_node(
@@ -492,7 +546,12 @@ impl Runner {
                 message = Some(out.message.unwrap_or_else(|| "exit handler failed".into()));
             }
         }
+        if let Some(h) = *exit_halt_tx.borrow() {
+            phase = Phase::Failed;
+            message = Some(h.message().to_owned());
+        }
         drop(guards);
+        terminator.abort();
         let wf = Workflow {
             name: name.clone(),
             uid: run.uid.clone(),

@@ -71,7 +71,14 @@ pub(crate) fn item_label(v: &Value) -> String {
     }
 }
 
+/// A fan-out's outputs as Argo's processAggregateNodeOutputs builds them, in item order: only
+/// Succeeded children contribute; nothing is set when no child ran (all skipped, empty list),
+/// and `outputs.parameters.NAME` only when some child has NAME. A list of NAME values is a list
+/// of JSON when every value is a JSON object or array, else a list of strings.
 fn aggregate(children: &[Outcome], rest: &str) -> Option<String> {
+    if children.iter().all(|c| c.phase == Phase::Skipped) {
+        return None;
+    }
     let ok = children.iter().filter(|c| c.phase == Phase::Succeeded);
     if rest == "outputs.result" {
         let items: Vec<Value> = ok
@@ -87,7 +94,18 @@ fn aggregate(children: &[Outcome], rest: &str) -> Option<String> {
     }
     let name = rest.strip_prefix("outputs.parameters.")?;
     let values: Vec<&String> = ok.filter_map(|c| c.outputs.get(name)).collect();
-    serde_json::to_string(&values).ok()
+    if values.is_empty() {
+        return None;
+    }
+    let parsed: Option<Vec<Value>> = values
+        .iter()
+        .map(|v| serde_json::from_str::<Value>(v).ok())
+        .map(|v| v.filter(|v| v.is_object() || v.is_array()))
+        .collect();
+    match parsed {
+        Some(json) => serde_json::to_string(&json).ok(),
+        None => serde_json::to_string(&values).ok(),
+    }
 }
 
 fn step_value(res: &StepRes, rest: &str) -> Option<String> {
@@ -199,11 +217,8 @@ mod tests {
             r#"[{"count":"1"},{"count":"2"}]"#
         );
         assert_eq!(scope.lookup("steps.d.status").unwrap(), "Succeeded");
-        assert!(
-            scope
-                .lookup("steps.d.outputs.parameters.nope")
-                .is_some_and(|v| v == "[]")
-        );
+        // Argo sets no list for a name no child produced.
+        assert!(scope.lookup("steps.d.outputs.parameters.nope").is_none());
         assert!(scope.lookup("steps.e.status").is_none());
     }
 
@@ -227,5 +242,52 @@ mod tests {
             item_label(&serde_json::json!({"b": 1, "a": "x"})),
             "a:x,b:1"
         );
+    }
+
+    /// processAggregateNodeOutputs: JSON objects/arrays aggregate as JSON (so a later withParam
+    /// iterates objects), anything else as strings; failed children do not contribute; a
+    /// fan-out with no child that ran sets nothing.
+    #[test]
+    fn fanout_json_values_aggregate_as_json_and_failures_are_left_out() {
+        let child = |phase, v: &str| Outcome {
+            phase,
+            message: None,
+            outputs: [("o".to_owned(), v.to_owned())].into(),
+            result: None,
+            exit_code: None,
+        };
+        let mut scope = Scope::default();
+        let set = |scope: &mut Scope, outs| {
+            scope
+                .results
+                .insert("steps.d".into(), StepRes::Fanout(Phase::Succeeded, outs));
+        };
+        set(
+            &mut scope,
+            vec![
+                child(Phase::Succeeded, r#"{"n":"a"}"#),
+                child(Phase::Failed, r#"{"n":"x"}"#),
+                child(Phase::Succeeded, "[1]"),
+            ],
+        );
+        assert_eq!(
+            scope.lookup("steps.d.outputs.parameters.o").unwrap(),
+            r#"[{"n":"a"},[1]]"#
+        );
+        set(
+            &mut scope,
+            vec![
+                child(Phase::Succeeded, r#"{"n":"a"}"#),
+                child(Phase::Succeeded, "7"),
+            ],
+        );
+        assert_eq!(
+            scope.lookup("steps.d.outputs.parameters.o").unwrap(),
+            r#"["{\"n\":\"a\"}","7"]"#
+        );
+        set(&mut scope, vec![child(Phase::Skipped, "")]);
+        assert!(scope.lookup("steps.d.outputs.parameters").is_none());
+        assert!(scope.lookup("steps.d.outputs.result").is_none());
+        assert_eq!(scope.lookup("steps.d.status").unwrap(), "Succeeded");
     }
 }

@@ -219,6 +219,12 @@ impl Walk {
                 format!("exactly one of {TEMPLATE_TYPES}"),
             ));
         }
+        if t.get("activeDeadlineSeconds").is_some() && t.get("container").is_none() {
+            return Err(self.fail(
+                "`activeDeadlineSeconds` on a steps, dag or suspend template",
+                "activeDeadlineSeconds on container templates and on the workflow spec",
+            ));
+        }
         if let Some(i) = t.get("inputs") {
             self.params(i, "inputs", &["name", "value", "default", "enum"])?;
         }
@@ -331,7 +337,7 @@ impl Walk {
             crate::dag::parse_depends(d).map_err(|e| {
                 self.fail(
                     format!("`{at}.depends` {d:?} ({e})"),
-                    "task names with .Succeeded/.Failed/.Skipped/.Errored/.Completed, &&, ||, !, ()",
+                    "task names with .Succeeded/.Failed/.Errored/.Skipped/.Omitted, &&, ||, !, ()",
                 )
             })?;
         }

@@ -104,7 +104,7 @@ pub struct Node {
     pub children: Vec<String>,
     pub inputs: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
-    /// stdout, for `outputs.result`.
+    /// stdout (its last 256 kB, as in Argo), for `outputs.result`.
     pub result: Option<String>,
     /// 137 after SIGKILL, as Kubernetes reports it.
     pub exit_code: Option<i32>,
@@ -116,6 +116,9 @@ pub struct Node {
     /// Pod nodes: the pod name (`ARGO_POD_NAME`).
     #[serde(default)]
     pub pod_name: Option<String>,
+    /// When the node started, in Unix milliseconds (`argo get` orders siblings by start second).
+    #[serde(default)]
+    pub started_ms: Option<u64>,
 }
 
 impl Workflow {

@@ -132,3 +132,165 @@ fn retry_reruns_a_saved_failed_run() {
     let wf = Workflow::load(&state).unwrap();
     assert_eq!(wf.node("act").unwrap().phase, Phase::Skipped);
 }
+
+/// SIGINT (what a Ctrl-C sends the runner; the steps lead their own process groups) and SIGTERM:
+/// the steps get SIGTERM and stop safely, the workflow is Failed, printed and saved, exit 1.
+#[test]
+fn sigint_or_sigterm_terminates_the_steps_saves_the_run_and_exits_1() {
+    for signal in ["-INT", "-TERM"] {
+        let work = tempfile::tempdir().unwrap();
+        let marks = work.path().join("marks dir");
+        std::fs::create_dir_all(&marks).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_opsteps-run"))
+            .args(["run", "--workflows"])
+            .arg(fixtures())
+            .arg("--bin")
+            .arg(format!("fake-step={}", fake_step().display()))
+            .arg("--work-dir")
+            .arg(work.path())
+            .args(["--deadline-scale", "0.02", "--name", "stopped", "-p"])
+            .arg(format!("dir={}", marks.display()))
+            .arg("stoppable")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !(marks.join("polite").is_file() && marks.join("stubborn").is_file()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the steps never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{signal}: {}", text(&o));
+        assert!(
+            text(&o).contains("terminating the workflow"),
+            "{signal}: {}",
+            text(&o)
+        );
+        assert_eq!(
+            std::fs::read_to_string(marks.join("polite-term")).unwrap(),
+            "TERM",
+            "{signal}: the step got SIGTERM"
+        );
+        let wf = Workflow::load(&work.path().join("stopped.json")).unwrap();
+        assert_eq!(
+            (wf.phase, wf.message.as_deref()),
+            (Phase::Failed, Some("Stopped with strategy 'Terminate'"))
+        );
+        assert_eq!(wf.node("polite").unwrap().phase, Phase::Failed);
+    }
+}
+
+/// Bad input exits 2 before anything runs, with a message naming the flag and what it accepts.
+#[test]
+fn bad_flags_exit_2_saying_what_is_accepted_and_run_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = fixtures().to_string_lossy().into_owned();
+    let bin = format!("fake-step={}", fake_step().display());
+    let work_dir = work.path().to_string_lossy().into_owned();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["run", "--workflows", "/nonexistent/wf", "x"],
+            "--workflows /nonexistent/wf: not a directory (expected the directory of WorkflowTemplate",
+        ),
+        (
+            &["check", "--workflows", "/nonexistent/wf"],
+            "--workflows /nonexistent/wf: not a directory",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--backoff-scale=-1",
+                "basics",
+            ],
+            "\"-1\" is not a number >= 0",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--deadline-scale",
+                "nan",
+                "basics",
+            ],
+            "\"nan\" is not a number >= 0",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--bin-dir",
+                "/nonexistent/bin",
+                "basics",
+            ],
+            "--bin-dir /nonexistent/bin: not a directory (expected the directory holding the step binaries",
+        ),
+        (
+            &[
+                "run",
+                "--workflows",
+                &fixtures,
+                "--bin",
+                &bin,
+                "-p",
+                "cluster",
+                "basics",
+            ],
+            "-p \"cluster\" is not NAME=VALUE",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--work-dir", &work_dir]);
+        if args[0] == "check" {
+            all.truncate(args.len());
+        }
+        let o = run(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{args:?}: {}", text(&o));
+        let os_error = "No such file or directory";
+        assert!(
+            text(&o).matches(os_error).count() <= 1,
+            "{args:?}: {}",
+            text(&o)
+        );
+        assert_eq!(
+            std::fs::read_dir(work.path()).unwrap().count(),
+            0,
+            "{args:?} ran something"
+        );
+    }
+}
+
+/// A work dir with a space and a quote: the run works and the retry hint is shell-quoted.
+#[test]
+fn a_work_dir_with_spaces_and_quotes_works_and_the_retry_hint_is_quoted() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("my runs/it's");
+    let o = Command::new(env!("CARGO_BIN_EXE_opsteps-run"))
+        .args(["run", "--workflows"])
+        .arg(fixtures())
+        .arg("--bin")
+        .arg(format!("fake-step={}", fake_step().display()))
+        .arg("--work-dir")
+        .arg(&dir)
+        .args(["-p", "cluster=c1", "--name", "sp", "basics"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(dir.join("sp.json").is_file());
+    let quoted = format!("'{}/my runs/it'\\''s/sp.json'", work.path().display());
+    assert!(text(&o).contains(&quoted), "{}", text(&o));
+}

@@ -162,6 +162,10 @@ fn container_and_step_constructs_outside_the_subset_are_refused() {
     );
     let steps = "    steps:\n    - - name: s\n        template: main\n";
     refused(
+        &format!("{steps}    activeDeadlineSeconds: 10\n"),
+        "`activeDeadlineSeconds` on a steps, dag or suspend template",
+    );
+    refused(
         &format!("{steps}        withSequence: {{count: \"3\"}}\n"),
         "`steps[0][s].withSequence`",
     );

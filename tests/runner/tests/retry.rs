@@ -16,7 +16,9 @@ async fn killed_run(h: &Harness, pids: &Arc<Mutex<Vec<u32>>>) -> Workflow {
     let run = h.runner.run(req);
     let kill = async {
         loop {
-            if let Some(pid) = pids.lock().unwrap().first().copied() {
+            // Once the victim has counted its start, so the count says it ran.
+            let started = std::path::Path::new(&dir).join("victim").is_file();
+            if let Some(pid) = pids.lock().unwrap().first().copied().filter(|_| started) {
                 let status = std::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status()
@@ -136,7 +138,11 @@ async fn the_tree_prints_like_argo_get() {
     let h = Harness::new();
     let mut req = RunRequest::new(Submit::Template("basics".into())).param("cluster", "c1");
     req.name = Some("tree".into());
-    let wf = h.run(req).await;
+    let mut wf = h.run(req).await;
+    // All in one second, so the order is Argo's within a second (the name), not load-dependent.
+    for n in &mut wf.nodes {
+        n.started_ms = Some(0);
+    }
     let tree = wf.tree();
     let lines: Vec<&str> = tree.lines().collect();
     assert_eq!(lines[0], "Name:                tree");
@@ -168,9 +174,10 @@ async fn the_tree_prints_like_argo_get() {
             "STEP",
             " ✔ tree",
             " ├───✔ first",
-            " └─┬─✔ second",
-            "   └─✔ parallel",
-            "     └───✔ inner",
+            // argo get sorts parallel siblings started in one second by name.
+            " └─┬─✔ parallel",
+            "   │ └───✔ inner",
+            "   └─✔ second",
         ]
     );
     let first = wf.node("first").unwrap();

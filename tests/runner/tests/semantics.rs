@@ -89,8 +89,13 @@ async fn a_cron_runs_its_workflow_template_with_its_arguments() {
     assert_eq!(wf.phase, Phase::Succeeded, "{}", wf.tree());
     assert_eq!(wf.template, "basics");
     assert_eq!(wf.cron.as_deref(), Some("nightly"));
+    assert!(
+        wf.name.starts_with("nightly-"),
+        "named after the cron: {}",
+        wf.name
+    );
     assert!(out(&wf, "second").ends_with("|from-cron"));
-    assert!(out(&wf, "first").starts_with("hello-b-basics-"));
+    assert!(out(&wf, "first").starts_with("hello-b-nightly-"));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `opsteps-run`: run a WorkflowTemplate or CronWorkflow from `workflows/` locally, retry a
 //! failed run, or check that every file stays inside the local runner's subset.
-//! Exit 0 when the workflow Succeeded, 1 when it did not, 2 on bad input.
+//! Exit 0 when the workflow Succeeded, 1 when it did not (SIGINT or SIGTERM terminates it, as
+//! `argo terminate` does, and it is saved), 2 on bad input.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -18,7 +19,8 @@ use opsteps_runner::{
 #[derive(Parser)]
 #[command(
     version,
-    about = "Run opsteps' Argo WorkflowTemplates locally (tests and the demo; production uses Argo Workflows)"
+    about = "Run opsteps' Argo WorkflowTemplates locally (tests and the demo; production uses Argo Workflows)",
+    after_help = "Exit status: 0 when the workflow Succeeded, 1 when it did not (also after SIGINT or SIGTERM, which terminate it: steps get SIGTERM, then SIGKILL after the grace period), 2 on bad input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,7 +37,7 @@ enum Command {
         /// A workflow parameter override, NAME=VALUE (repeatable), like `argo submit -p`.
         #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
         parameters: Vec<String>,
-        /// Workflow name (default: <template>-<5 random characters>).
+        /// Workflow name (default: <template or cron name>-<5 random lowercase letters and digits>).
         #[arg(long)]
         name: Option<String>,
         /// NAME (workflowtemplate/NAME also accepted) or cronwf/NAME.
@@ -45,7 +47,8 @@ enum Command {
     Retry {
         #[command(flatten)]
         env: EnvArgs,
-        /// Only retry the failed nodes with this display name (and their ancestors).
+        /// Only retry the failed nodes with this display name (with their ancestors and
+        /// descendants); other failed nodes stay failed.
         #[arg(long)]
         node: Option<String>,
         /// The saved workflow JSON.
@@ -81,12 +84,33 @@ struct EnvArgs {
     /// Answer a suspend node, NODE.PARAM=VALUE (repeatable), like `argo node set` + `argo resume`.
     #[arg(long = "answer", value_name = "NODE.PARAM=VALUE")]
     answers: Vec<String>,
-    /// Multiplies retry backoff durations (0 retries at once).
-    #[arg(long, default_value_t = 1.0)]
+    /// Multiplies retry backoff durations, a number >= 0 (0 retries at once).
+    #[arg(long, default_value_t = 1.0, value_parser = scale)]
     backoff_scale: f64,
-    /// Multiplies activeDeadlineSeconds.
-    #[arg(long, default_value_t = 1.0)]
+    /// Multiplies activeDeadlineSeconds, suspend durations and the grace period before SIGKILL
+    /// (30 s), a number >= 0.
+    #[arg(long, default_value_t = 1.0, value_parser = scale)]
     deadline_scale: f64,
+}
+
+fn scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.0 => Ok(f),
+        _ => Err(format!(
+            "{text:?} is not a number >= 0 (1 = as written, 0 = no waiting)"
+        )),
+    }
+}
+
+/// `--workflows` must name a directory; say so rather than echo the OS error twice.
+fn workflows_dir(dir: &Path) -> Result<Catalog, BadInput> {
+    if !dir.is_dir() {
+        return Err(bad(anyhow::anyhow!(
+            "--workflows {}: not a directory (expected the directory of WorkflowTemplate and CronWorkflow YAML files, e.g. workflows)",
+            dir.display()
+        )));
+    }
+    Catalog::load_dir(dir).map_err(bad)
 }
 
 /// Bad input: exit 2.
@@ -119,17 +143,40 @@ fn answers(list: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>
 }
 
 fn runner(env: &EnvArgs) -> Result<Runner, BadInput> {
-    let catalog = Catalog::load_dir(&env.workflows).map_err(bad)?;
+    let catalog = workflows_dir(&env.workflows)?;
     let mut config = RunnerConfig::new(env.work_dir.clone());
-    for cmd in catalog.commands() {
-        let path = env.bin_dir.join(&cmd);
-        if path.is_file() {
-            config.binaries.insert(cmd, path);
-        }
-    }
     for b in &env.bins {
         let (cmd, path) = split_pair(b, "--bin")?;
         config.binaries.insert(cmd, PathBuf::from(path));
+    }
+    let unmapped: Vec<String> = catalog
+        .commands()
+        .into_iter()
+        .filter(|c| !config.binaries.contains_key(c))
+        .collect();
+    if !unmapped.is_empty() && !env.bin_dir.is_dir() {
+        return Err(bad(anyhow::anyhow!(
+            "--bin-dir {}: not a directory (expected the directory holding the step binaries, e.g. target/debug, or --bin COMMAND=PATH for each of {})",
+            env.bin_dir.display(),
+            unmapped.join(", ")
+        )));
+    }
+    let mut missing = Vec::new();
+    for cmd in unmapped {
+        let path = env.bin_dir.join(&cmd);
+        if path.is_file() {
+            config.binaries.insert(cmd, path);
+        } else {
+            missing.push(cmd);
+        }
+    }
+    if !missing.is_empty() {
+        // Not fatal: a run may not reach those steps; the ones it reaches end as Error nodes.
+        eprintln!(
+            "opsteps-run: warning: no binary in {} for {} (build them, or map them with --bin COMMAND=PATH)",
+            env.bin_dir.display(),
+            missing.join(", ")
+        );
     }
     for e in &env.envs {
         config.env.push(split_pair(e, "--env")?);
@@ -205,10 +252,17 @@ fn finish(wf: &Workflow, save_to: &Path) -> anyhow::Result<ExitCode> {
     }
     wf.save(save_to)
         .with_context(|| format!("saving {}", save_to.display()))?;
+    let path = save_to.display().to_string();
+    let quoted = if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@".contains(c))
+    {
+        path.clone()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    };
     eprintln!(
-        "saved {} (retry: opsteps-run retry {})",
-        save_to.display(),
-        save_to.display()
+        "saved {path} (retry: opsteps-run retry [the same --workflows/--bin options] {quoted})"
     );
     Ok(if wf.phase == Phase::Succeeded {
         ExitCode::SUCCESS
@@ -217,10 +271,36 @@ fn finish(wf: &Workflow, save_to: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// On the first SIGINT or SIGTERM, terminates the run: its steps get SIGTERM (SIGKILL after the
+/// grace period), the workflow ends Failed and is printed and saved as usual.
+fn terminate_on_signal(runner: &Runner) -> Result<tokio::task::JoinHandle<()>, BadInput> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| {
+        signal(kind)
+            .context("installing a signal handler")
+            .map_err(bad)
+    };
+    let (mut int, mut term) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let runner = runner.clone();
+    Ok(tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        eprintln!(
+            "opsteps-run: {name}: terminating the workflow (running steps get SIGTERM, then SIGKILL after the grace period)"
+        );
+        runner.terminate();
+    }))
+}
+
 async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
     match cli.command {
         Command::Check { workflows } => {
-            let catalog = Catalog::load_dir(&workflows).map_err(bad)?;
+            let catalog = workflows_dir(&workflows)?;
             let _ = writeln!(
                 std::io::stdout(),
                 "{}: {} WorkflowTemplates ({}), {} CronWorkflows ({}), all inside the local runner's subset",
@@ -256,7 +336,9 @@ async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
             }
             req.answers = answers(&env.answers)?;
             req.name = name;
+            let stop = terminate_on_signal(&runner)?;
             let wf = runner.run(req).await.map_err(bad)?;
+            stop.abort();
             let path = env.work_dir.join(format!("{}.json", wf.name));
             finish(&wf, &path).map_err(|e| BadInput(e.context("writing the result")))
         }
@@ -269,10 +351,28 @@ async fn main_inner(cli: Cli) -> Result<ExitCode, BadInput> {
                 node,
                 answers: answers(&env.answers)?,
             };
+            let stop = terminate_on_signal(&runner)?;
             let wf = runner.retry(&wf, opts).await.map_err(bad)?;
+            stop.abort();
             finish(&wf, &state).map_err(|e| BadInput(e.context("writing the result")))
         }
     }
+}
+
+/// The error and its causes, skipping a cause whose text the message already holds (our
+/// errors print their source in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 #[tokio::main]
@@ -281,7 +381,7 @@ async fn main() -> ExitCode {
     match main_inner(cli).await {
         Ok(code) => code,
         Err(BadInput(e)) => {
-            eprintln!("opsteps-run: {e:#}");
+            eprintln!("opsteps-run: {}", describe(&e));
             ExitCode::from(2)
         }
     }
