@@ -121,6 +121,19 @@ impl Progress {
                 }
                 self.redraw(&mut st);
             }
+            Event::NodeStarted {
+                display_name,
+                kind: NodeKind::Suspend,
+                ..
+            } => {
+                self.line(
+                    &mut st,
+                    &format!(
+                        "    ⏸ {display_name}: suspended for approval; the demo answers YES (in Argo: \
+                         the UI's Resume, or `argo node set` + `argo resume`)"
+                    ),
+                );
+            }
             Event::Progress {
                 display_name,
                 progress,

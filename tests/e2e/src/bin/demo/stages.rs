@@ -151,9 +151,6 @@ async fn upgrade(h: &Harness) -> Result<Vec<Run>> {
         )
         .await?,
     );
-    say(
-        "      approval: the demo answers YES to the `approve` suspend node (in Argo: the UI's Resume, or argo node set + argo resume)",
-    );
     runs.push(
         stage(
             h,
@@ -170,9 +167,6 @@ async fn upgrade(h: &Harness) -> Result<Vec<Run>> {
             false,
         )
         .await?,
-    );
-    say(
-        "      approval: the demo answers YES to the `approve` suspend node before the first drain",
     );
     let mut rotation = template(h, "nodegroup-rotation")
         .param("drain-timeout", "10m")
