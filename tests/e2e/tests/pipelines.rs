@@ -618,3 +618,39 @@ async fn verify_cluster_template_runs_every_profile_it_offers() {
     }
     h.check_invariants().unwrap();
 }
+
+/// The pipelines and CronWorkflows the tests above run; a new file in workflows/pipelines/ or
+/// workflows/cron/ fails this until it has an end-to-end test.
+#[test]
+fn every_pipeline_and_cron_has_an_end_to_end_test() {
+    let tested_pipelines = [
+        "addons-after-control-plane",
+        "cluster-cutover-check",
+        "drift-report",
+        "lifetime-eviction",
+        "nodegroup-rotation",
+        "pre-upgrade-check",
+    ];
+    let tested_crons = [
+        "daily-health",
+        "gpu-stats",
+        "lifetime-eviction",
+        "weekly-drift",
+    ];
+    let root = opsteps_e2e::workspace_root().join("workflows");
+    let catalog = opsteps_runner::Catalog::load_dir(&root).unwrap();
+    let stems = |dir: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(stems("pipelines"), tested_pipelines);
+    assert_eq!(stems("cron"), tested_crons);
+    assert_eq!(catalog.cron_names(), tested_crons);
+    for p in tested_pipelines {
+        assert!(catalog.template_names().contains(&p.to_owned()), "{p}");
+    }
+}
