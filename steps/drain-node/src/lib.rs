@@ -226,7 +226,8 @@ async fn drain_all(
                     );
                 }
             }
-            if r.status != NodeStatus::Drained {
+            // A dry run evicts nothing, so there is nothing to wait for: it plans every node.
+            if !matches!(r.status, NodeStatus::Drained | NodeStatus::DryRun) {
                 stop_new.store(true, Ordering::Relaxed);
             }
         }

@@ -337,6 +337,29 @@ async fn dry_runs_make_no_mutations_and_report_the_plan() {
     }
 }
 
+/// The WorkflowTemplate always passes `--wait-for-replacements`; a dry run of several nodes
+/// (the rotation's plan) must still plan every node, not stop after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_with_wait_for_replacements_plan_every_node() {
+    for mode in ["client", "server"] {
+        let env = Env::new(BLUE_GREEN).await;
+        let out = env
+            .run(&[
+                "--nodegroup",
+                "blue",
+                "--max-nodes",
+                "2",
+                "--dry-run",
+                mode,
+                "--wait-for-replacements",
+            ])
+            .await;
+        assert_eq!(out.status, ExitStatus::Done, "{mode}: {}", out.summary);
+        assert_eq!(out.result["summary"]["evicted"], 4, "{mode}");
+        assert!(env.mutations().is_empty(), "{mode}: {:?}", env.mutations());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_dry_run_reports_real_budget_verdicts() {
     // Two of three replicas are not Ready: the budget (minAvailable 1) has no room, which only
