@@ -197,7 +197,7 @@ impl Checker {
                 out.extend(argo::check(doc, &all, &self.steps));
             }
         }
-        out.extend(rbac::check(targets, &self.readmes));
+        out.extend(rbac::check(targets, &all, &self.readmes));
         out
     }
 }

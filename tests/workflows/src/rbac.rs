@@ -2,7 +2,7 @@
 //! is one the step uses, and everything the step uses is granted. The Argo executor's
 //! `workflowtaskresults` create/patch is the one grant beyond the step's own.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -45,7 +45,12 @@ impl Readmes {
     }
 
     /// The permissions in `step`'s README RBAC table.
-    pub fn table(&self, step: &str) -> Result<(PathBuf, BTreeSet<Permission>), String> {
+    /// Also the rows needed only with a flag ([`flag_only`]).
+    #[allow(clippy::type_complexity)]
+    pub fn table(
+        &self,
+        step: &str,
+    ) -> Result<(PathBuf, BTreeSet<Permission>, BTreeMap<Permission, String>), String> {
         let Some(path) = self
             .dirs
             .iter()
@@ -57,7 +62,7 @@ impl Readmes {
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let perms = parse_table(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok((path, perms))
+        Ok((path, perms, flag_only(&text)))
     }
 }
 
@@ -143,6 +148,68 @@ pub fn parse_table(md: &str) -> Result<BTreeSet<Permission>, String> {
     Ok(out)
 }
 
+/// The rows whose "Why" cell reads "`--flag` only": permissions the step needs only when a
+/// template passes that flag. Such a permission must be granted when a WorkflowTemplate of the
+/// step passes the flag, and must not be when none does (least privilege).
+pub fn flag_only(md: &str) -> BTreeMap<Permission, String> {
+    let mut lines = md
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("## RBAC"))
+        .skip(1)
+        .skip_while(|l| !l.trim_start().starts_with('|'));
+    let mut out = BTreeMap::new();
+    let Some(header) = lines.next().map(cells) else {
+        return out;
+    };
+    let col = |what: &str| header.iter().position(|h| h.to_lowercase().contains(what));
+    let (Some(r), Some(g), Some(v), Some(w)) =
+        (col("resource"), col("group"), col("verb"), col("why"))
+    else {
+        return out;
+    };
+    for line in lines
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with('|'))
+    {
+        let c = cells(line);
+        let why = c.get(w).map_or("", String::as_str);
+        let Some(flag) = why
+            .strip_prefix('`')
+            .and_then(|x| x.split_once('`'))
+            .filter(|(f, rest)| f.starts_with("--") && rest.trim() == "only")
+            .map(|(f, _)| f.to_owned())
+        else {
+            continue;
+        };
+        let group = match c.get(g).map_or("", String::as_str).trim_matches('`') {
+            "core" | "(core)" | "\"\"" => String::new(),
+            other => other.to_owned(),
+        };
+        for res in list(c.get(r).map_or("", String::as_str)) {
+            for verb in list(c.get(v).map_or("", String::as_str)) {
+                out.insert((group.clone(), res.clone(), verb), flag.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Whether a WorkflowTemplate of `step` (by its `app.kubernetes.io/name` label) passes `flag`
+/// to a container.
+fn templates_pass(docs: &[&Doc], step: &str, flag: &str) -> bool {
+    docs.iter()
+        .filter(|d| d.kind() == "WorkflowTemplate" && step_of(d) == Some(step))
+        .flat_map(|d| {
+            d.value["spec"]["templates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .flat_map(|t| t["container"]["args"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+}
+
 /// The step a role or binding belongs to: its `app.kubernetes.io/name` label.
 fn step_of(doc: &Doc) -> Option<&str> {
     doc.value["metadata"]["labels"]["app.kubernetes.io/name"].as_str()
@@ -186,9 +253,10 @@ fn show(p: &Permission) -> String {
     format!("{} {} ({g})", p.2, p.1)
 }
 
-/// Checks every ClusterRole and Role in `docs` against its step's README.
+/// Checks every ClusterRole and Role in `docs` against its step's README; `all` (the targets
+/// and the rest of `workflows/`) tells which flags the step's WorkflowTemplates pass.
 #[must_use]
-pub fn check(docs: &[Doc], readmes: &Readmes) -> Vec<Finding> {
+pub fn check(docs: &[Doc], all: &[&Doc], readmes: &Readmes) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut steps: Vec<(&str, Vec<&Doc>)> = Vec::new();
     for d in docs
@@ -216,19 +284,36 @@ pub fn check(docs: &[Doc], readmes: &Readmes) -> Vec<Finding> {
             rule: Rule::Rbac,
             message,
         };
-        let (readme, table) = match readmes.table(step) {
+        let (readme, mut table, flag_only) = match readmes.table(step) {
             Ok(t) => t,
             Err(e) => {
                 out.push(f(roles[0], e));
                 continue;
             }
         };
+        // A flag-only permission that no template's flag calls for is not needed.
+        let mut unneeded = BTreeMap::new();
+        for (p, flag) in &flag_only {
+            if !templates_pass(all, step, flag) {
+                table.remove(p);
+                unneeded.insert(p.clone(), flag.clone());
+            }
+        }
         let mut union = BTreeSet::new();
         for d in &roles {
             match granted(d) {
                 Ok(g) => {
                     for p in &g {
-                        if !table.contains(p) && !executor().contains(p) {
+                        if let Some(flag) = unneeded.get(p) {
+                            out.push(f(
+                                d,
+                                format!(
+                                    "grants {}, which {step} needs only with {flag} ({} RBAC table), and no WorkflowTemplate of {step} passes {flag}",
+                                    show(p),
+                                    readme.display()
+                                ),
+                            ));
+                        } else if !table.contains(p) && !executor().contains(p) {
                             out.push(f(
                                 d,
                                 format!(

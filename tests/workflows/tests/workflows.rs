@@ -243,6 +243,62 @@ fn missing_executor_permission_is_caught() {
     );
 }
 
+const EVICT: &str = "templates/evict-old-pods.yaml";
+const EVICT_RBAC: &str = "rbac/evict-old-pods.yaml";
+const PRIORITY_RULE: &str = "- apiGroups:\n  - \"scheduling.k8s.io\"\n  resources:\n  - \"priorityclasses\"\n  verbs:\n  - \"get\"\n";
+
+#[test]
+fn a_flag_only_rule_no_template_needs_is_caught() {
+    // evict-old-pods reads PriorityClasses only for --priority-threshold-class, which its
+    // templates do not pass: granting it anyway is more than the step needs.
+    let rbac = read(EVICT_RBAC);
+    assert!(!rbac.contains("priorityclasses"), "the real role grants it");
+    let broken = break_once(&rbac, "rules:\n", &format!("rules:\n{PRIORITY_RULE}"));
+    assert_caught(
+        &check_file(EVICT_RBAC, &broken),
+        Rule::Rbac,
+        &[
+            "grants get priorityclasses (scheduling.k8s.io)",
+            "only with --priority-threshold-class",
+            "no WorkflowTemplate of evict-old-pods passes",
+        ],
+    );
+}
+
+#[test]
+fn a_flag_only_rule_a_template_needs_must_be_granted() {
+    // Once a template passes the flag, the role must grant what it needs.
+    let template = break_once(
+        &read(EVICT),
+        "      - \"--log-format=json\"\n",
+        "      - \"--log-format=json\"\n      - \"--priority-threshold-class=system-cluster-critical\"\n",
+    );
+    let mut docs = load_str(&workflows().join(EVICT), &template).expect("parses");
+    docs.extend(load_str(&workflows().join(EVICT_RBAC), &read(EVICT_RBAC)).expect("parses"));
+    assert_caught(
+        &checker().check(&docs, &all_docs()),
+        Rule::Rbac,
+        &[
+            "evict-old-pods needs get priorityclasses (scheduling.k8s.io)",
+            "no role grants it",
+        ],
+    );
+    // Granting it clears the finding.
+    let rbac = break_once(
+        &read(EVICT_RBAC),
+        "rules:\n",
+        &format!("rules:\n{PRIORITY_RULE}"),
+    );
+    let mut docs = load_str(&workflows().join(EVICT), &template).expect("parses");
+    docs.extend(load_str(&workflows().join(EVICT_RBAC), &rbac).expect("parses"));
+    let findings = checker().check(&docs, &all_docs());
+    assert!(
+        !findings.iter().any(|f| f.rule == Rule::Rbac),
+        "{}",
+        show(&findings)
+    );
+}
+
 #[test]
 fn pipelines_and_cron_pass() {
     let docs: Vec<Doc> = all_docs()

@@ -110,7 +110,27 @@ async fn run(work_dir: PathBuf) -> Result<()> {
     ));
 
     let before = results::Snapshot::take(&h);
-    let runs = stages::run_all(&h).await?;
+    // Ctrl-C: the steps lead their own process groups, so the signal reaches only the demo. It
+    // stops the runner as `argo terminate` does (SIGTERM to the running steps, SIGKILL after the
+    // grace period) and waits for the stage to wind down, so no step outlives the demo.
+    let runner = h.runner.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            say(
+                "\n  Ctrl-C: terminating the running steps (SIGTERM, then SIGKILL after the grace period)",
+            );
+            runner.terminate();
+        }
+    });
+    let runs = stages::run_all(&h).await;
+    let interrupted = interrupt.is_finished();
+    interrupt.abort();
+    if interrupted {
+        anyhow::bail!(
+            "interrupted (Ctrl-C); the steps were stopped. Run `cargo demo` again to start over"
+        );
+    }
+    let runs = runs?;
     let after = results::Snapshot::take(&h);
     results::print(&h, &before, &after, &runs, &work_dir, started.elapsed())?;
     Ok(())
