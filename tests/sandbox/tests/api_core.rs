@@ -984,3 +984,55 @@ async fn writes_record_managed_fields_by_manager_and_api_version() {
         json!({"f:status": {"f:observedGeneration": {}}})
     );
 }
+
+#[tokio::test]
+async fn hpas_are_defaulted_and_printed_as_the_apiserver_does() {
+    let sb = sandbox().await;
+    let hpas = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5}});
+    let created = expect(&post(&sb, hpas, &hpa).await, 201).clone();
+    assert_eq!(created["spec"]["minReplicas"], 1);
+    assert_eq!(
+        created["spec"]["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}])
+    );
+    let r = common::send_headers(
+        &sb,
+        Some(sb.admin_token()),
+        Method::GET,
+        hpas,
+        None,
+        &[(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )],
+    )
+    .await;
+    let table = expect(&r, 200);
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "Reference",
+            "Targets",
+            "MinPods",
+            "MaxPods",
+            "Replicas",
+            "Age"
+        ]
+    );
+    let cells = table["rows"][0]["cells"].as_array().unwrap();
+    assert_eq!(
+        cells[..6],
+        json!(["web", "Deployment/web", "cpu: <unknown>/80%", "1", 5, 0])
+            .as_array()
+            .unwrap()[..]
+    );
+}

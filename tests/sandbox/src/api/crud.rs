@@ -399,6 +399,14 @@ fn defaults(res: &ResourceInfo, obj: &mut Value) {
             set(spec, "revisionHistoryLimit", json!(10));
             o.insert("status".into(), json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0}));
         }
+        "horizontalpodautoscalers.autoscaling" => {
+            // autoscaling/v2's defaults (not `behavior`): one replica, 80% CPU without metrics.
+            set(spec, "minReplicas", json!(1));
+            if spec["metrics"].as_array().is_none_or(Vec::is_empty) {
+                spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+            }
+        }
         "poddisruptionbudgets.policy" => {
             o.insert("status".into(), json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}));
         }
