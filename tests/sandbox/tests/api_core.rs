@@ -1036,3 +1036,65 @@ async fn hpas_are_defaulted_and_printed_as_the_apiserver_does() {
             .unwrap()[..]
     );
 }
+
+#[tokio::test]
+async fn managed_fields_name_the_version_each_write_used() {
+    let sb = sandbox().await;
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema},
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema}
+            ]}
+    });
+    expect(
+        &post(
+            &sb,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await,
+        201,
+    );
+    let old = "/apis/example.com/v1beta1/namespaces/default/gadgets";
+    let gadget = json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": 1, "color": "red"}});
+    expect(
+        &post(&sb, &format!("{old}?fieldManager=old-tool"), &gadget).await,
+        201,
+    );
+    let new = "/apis/example.com/v1/namespaces/default/gadgets/g";
+    let read = expect(&get(&sb, new).await, 200).clone();
+    let mf = read["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(mf.len(), 1, "{read}");
+    assert_eq!(mf[0]["apiVersion"], "example.com/v1beta1");
+    assert_eq!(mf[0]["manager"], "old-tool");
+
+    // The same manager writing through v1 gets its own entry; the v1beta1 one keeps what it
+    // still owns.
+    let r = patch(
+        &sb,
+        &format!("{new}?fieldManager=old-tool"),
+        "application/merge-patch+json",
+        &json!({"spec": {"size": 2}}),
+    )
+    .await;
+    let patched = expect(&r, 200);
+    let entries: std::collections::BTreeMap<&str, &Value> = patched["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["apiVersion"].as_str().unwrap(), &e["fieldsV1"]))
+        .collect();
+    assert_eq!(
+        entries,
+        std::collections::BTreeMap::from([
+            ("example.com/v1beta1", &json!({"f:spec": {"f:color": {}}})),
+            ("example.com/v1", &json!({"f:spec": {"f:size": {}}})),
+        ]),
+        "{patched}"
+    );
+}
