@@ -238,23 +238,16 @@ async fn cluster(c: &AwsClients) -> Loaded<EksCluster> {
             "DescribeCluster returned no cluster",
         )
     })?;
-    let mut ids = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .eks
-            .list_updates()
-            .name(&c.cluster)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| unavailable("ListUpdates", &e))?;
-        ids.extend(page.update_ids().iter().cloned());
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    let ids = c
+        .eks
+        .list_updates()
+        .name(&c.cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| unavailable("ListUpdates", &e))?;
     let described = describe_bounded(ids.iter().map(|id| {
         c.eks
             .describe_update()
@@ -334,23 +327,16 @@ async fn describe_bounded<F: std::future::Future>(
 }
 
 async fn nodegroups(c: &AwsClients) -> Loaded<Vec<Nodegroup>> {
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .eks
-            .list_nodegroups()
-            .cluster_name(&c.cluster)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| unavailable("ListNodegroups", &e))?;
-        names.extend(page.nodegroups().iter().cloned());
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    let names = c
+        .eks
+        .list_nodegroups()
+        .cluster_name(&c.cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| unavailable("ListNodegroups", &e))?;
     let described = describe_bounded(names.iter().map(|n| {
         c.eks
             .describe_nodegroup()
@@ -400,60 +386,46 @@ async fn listed(
 ) -> Loaded<(bool, Option<String>)> {
     let mut found = false;
     let mut default = None;
-    let mut token = None;
-    loop {
-        let page = c
-            .eks
-            .describe_addon_versions()
-            .addon_name(addon)
-            .kubernetes_version(minor.to_string())
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| unavailable("DescribeAddonVersions", &e))?;
-        for info in page.addons() {
-            for v in info.addon_versions() {
-                let here = v
-                    .compatibilities()
-                    .iter()
-                    .any(|c| c.cluster_version().and_then(Minor::parse_loose) == Some(minor));
-                if here && v.addon_version() == Some(version) {
-                    found = true;
-                }
-                if v.compatibilities().iter().any(|c| {
-                    c.cluster_version().and_then(Minor::parse_loose) == Some(minor)
-                        && c.default_version()
-                }) {
-                    default = v.addon_version().map(str::to_owned);
-                }
+    let mut infos = c
+        .eks
+        .describe_addon_versions()
+        .addon_name(addon)
+        .kubernetes_version(minor.to_string())
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(info) = infos.next().await {
+        let info = info.map_err(|e| unavailable("DescribeAddonVersions", &e))?;
+        for v in info.addon_versions() {
+            let here = v
+                .compatibilities()
+                .iter()
+                .any(|c| c.cluster_version().and_then(Minor::parse_loose) == Some(minor));
+            if here && v.addon_version() == Some(version) {
+                found = true;
             }
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
+            if v.compatibilities().iter().any(|c| {
+                c.cluster_version().and_then(Minor::parse_loose) == Some(minor)
+                    && c.default_version()
+            }) {
+                default = v.addon_version().map(str::to_owned);
+            }
         }
     }
     Ok((found, default))
 }
 
 async fn addons(c: &AwsClients, minors: &[Minor]) -> Loaded<Vec<Addon>> {
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .eks
-            .list_addons()
-            .cluster_name(&c.cluster)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| unavailable("ListAddons", &e))?;
-        names.extend(page.addons().iter().cloned());
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    let names: Vec<String> = c
+        .eks
+        .list_addons()
+        .cluster_name(&c.cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| unavailable("ListAddons", &e))?;
     let described = describe_bounded(names.iter().map(|n| async move {
         let d = c
             .eks
@@ -500,31 +472,21 @@ async fn addons(c: &AwsClients, minors: &[Minor]) -> Loaded<Vec<Addon>> {
 }
 
 async fn insights(c: &AwsClients, target: Option<Minor>) -> Loaded<Vec<Insight>> {
-    let mut summaries = Vec::new();
-    let mut token = None;
-    loop {
-        let mut req = c
-            .eks
-            .list_insights()
-            .cluster_name(&c.cluster)
-            .set_next_token(token);
-        if let Some(t) = target {
-            req = req.filter(
-                aws_sdk_eks::types::InsightsFilter::builder()
-                    .kubernetes_versions(t.to_string())
-                    .build(),
-            );
-        }
-        let page = req
-            .send()
-            .await
-            .map_err(|e| unavailable("ListInsights", &e))?;
-        summaries.extend(page.insights().iter().cloned());
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
+    let mut req = c.eks.list_insights().cluster_name(&c.cluster);
+    if let Some(t) = target {
+        req = req.filter(
+            aws_sdk_eks::types::InsightsFilter::builder()
+                .kubernetes_versions(t.to_string())
+                .build(),
+        );
     }
+    let summaries = req
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| unavailable("ListInsights", &e))?;
     let mut out = Vec::new();
     for s in summaries {
         let status = s

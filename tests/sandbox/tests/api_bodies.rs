@@ -93,7 +93,13 @@ async fn yaml_and_protobuf_bodies_store_what_json_stores() {
     assert_eq!(created["metadata"]["name"], "from-protobuf");
 
     let strip = |mut v: Value| {
-        for k in ["name", "uid", "resourceVersion", "creationTimestamp"] {
+        for k in [
+            "name",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+        ] {
             v["metadata"].as_object_mut().unwrap().remove(k);
         }
         v

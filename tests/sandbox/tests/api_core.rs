@@ -875,3 +875,226 @@ async fn date_header_carries_the_virtual_clock() {
     let t = parse(&get(&sb, "/version").await);
     assert!(t >= before + jiff::SignedDuration::from_secs(86_399), "{t}");
 }
+
+#[tokio::test]
+async fn writes_record_managed_fields_by_manager_and_api_version() {
+    let sb = sandbox().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mf"}, "data": {"k": "v", "j": "w"}});
+    // No fieldManager: the manager is the User-Agent up to its first `/`.
+    let r = common::send_headers(
+        &sb,
+        Some(sb.admin_token()),
+        Method::POST,
+        cms,
+        Some(("application/json", cm.to_string().into_bytes())),
+        &[("user-agent", "my-tool/1.2 (linux/amd64) abc")],
+    )
+    .await;
+    let created = expect(&r, 201).clone();
+    let mf = &created["metadata"]["managedFields"];
+    assert_eq!(mf.as_array().map(Vec::len), Some(1), "{created}");
+    assert_eq!(mf[0]["manager"], "my-tool");
+    assert_eq!(mf[0]["operation"], "Update");
+    assert_eq!(mf[0]["apiVersion"], "v1");
+    assert_eq!(mf[0]["fieldsType"], "FieldsV1");
+    assert_eq!(mf[0]["fieldsV1"], json!({"f:data": {"f:j": {}, "f:k": {}}}));
+    assert_eq!(mf[0]["time"], created["metadata"]["creationTimestamp"]);
+
+    // A patch takes the fields it changed from the other managers.
+    let r = patch(
+        &sb,
+        &format!("{cms}/mf?fieldManager=patcher"),
+        "application/merge-patch+json",
+        &json!({"data": {"k": "changed"}}),
+    )
+    .await;
+    let patched = expect(&r, 200).clone();
+    let mf = patched["metadata"]["managedFields"].as_array().unwrap();
+    let by = |m: &str| mf.iter().find(|e| e["manager"] == m).cloned();
+    assert_eq!(
+        by("my-tool").unwrap()["fieldsV1"],
+        json!({"f:data": {"f:j": {}}})
+    );
+    assert_eq!(
+        by("patcher").unwrap()["fieldsV1"],
+        json!({"f:data": {"f:k": {}}})
+    );
+
+    // A PUT without managedFields keeps the stored ones; `[{}]` resets them.
+    let mut body = patched.clone();
+    body["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    let r = put(&sb, &format!("{cms}/mf?fieldManager=putter"), &body).await;
+    let kept = expect(&r, 200);
+    assert_eq!(
+        kept["metadata"]["managedFields"], patched["metadata"]["managedFields"],
+        "an update that changes nothing records nothing"
+    );
+    body["metadata"]["resourceVersion"] = kept["metadata"]["resourceVersion"].clone();
+    body["metadata"]["managedFields"] = json!([{}]);
+    let r = put(&sb, &format!("{cms}/mf"), &body).await;
+    assert!(expect(&r, 200)["metadata"].get("managedFields").is_none());
+
+    // Other groups record their group/version; a server-side apply is an `Apply`.
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"app": "d"}},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let r = patch(
+        &sb,
+        "/apis/apps/v1/namespaces/default/deployments/d?fieldManager=applier",
+        "application/apply-patch+yaml",
+        &dep,
+    )
+    .await;
+    let applied = expect(&r, 201).clone();
+    let mf = &applied["metadata"]["managedFields"];
+    assert_eq!(mf[0]["manager"], "applier", "{applied}");
+    assert_eq!(mf[0]["operation"], "Apply");
+    assert_eq!(mf[0]["apiVersion"], "apps/v1");
+    assert!(
+        mf[0]["fieldsV1"]["f:spec"]["f:replicas"].is_null(),
+        "defaults are not applied fields"
+    );
+
+    // A status write is recorded against the subresource; the main resource never owns status.
+    let mut st = applied.clone();
+    st["status"] = json!({"observedGeneration": 1});
+    let r = common::send_headers(
+        &sb,
+        Some(sb.admin_token()),
+        Method::PUT,
+        "/apis/apps/v1/namespaces/default/deployments/d/status",
+        Some(("application/json", st.to_string().into_bytes())),
+        &[("user-agent", "kube-controller-manager/v1.33.0")],
+    )
+    .await;
+    let mf = expect(&r, 200)["metadata"]["managedFields"].clone();
+    let status = mf
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "kube-controller-manager")
+        .unwrap();
+    assert_eq!(status["subresource"], "status");
+    assert_eq!(
+        status["fieldsV1"],
+        json!({"f:status": {"f:observedGeneration": {}}})
+    );
+}
+
+#[tokio::test]
+async fn hpas_are_defaulted_and_printed_as_the_apiserver_does() {
+    let sb = sandbox().await;
+    let hpas = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5}});
+    let created = expect(&post(&sb, hpas, &hpa).await, 201).clone();
+    assert_eq!(created["spec"]["minReplicas"], 1);
+    assert_eq!(
+        created["spec"]["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}])
+    );
+    let r = common::send_headers(
+        &sb,
+        Some(sb.admin_token()),
+        Method::GET,
+        hpas,
+        None,
+        &[(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )],
+    )
+    .await;
+    let table = expect(&r, 200);
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "Reference",
+            "Targets",
+            "MinPods",
+            "MaxPods",
+            "Replicas",
+            "Age"
+        ]
+    );
+    let cells = table["rows"][0]["cells"].as_array().unwrap();
+    assert_eq!(
+        cells[..6],
+        json!(["web", "Deployment/web", "cpu: <unknown>/80%", "1", 5, 0])
+            .as_array()
+            .unwrap()[..]
+    );
+}
+
+#[tokio::test]
+async fn managed_fields_name_the_version_each_write_used() {
+    let sb = sandbox().await;
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema},
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema}
+            ]}
+    });
+    expect(
+        &post(
+            &sb,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await,
+        201,
+    );
+    let old = "/apis/example.com/v1beta1/namespaces/default/gadgets";
+    let gadget = json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": 1, "color": "red"}});
+    expect(
+        &post(&sb, &format!("{old}?fieldManager=old-tool"), &gadget).await,
+        201,
+    );
+    let new = "/apis/example.com/v1/namespaces/default/gadgets/g";
+    let read = expect(&get(&sb, new).await, 200).clone();
+    let mf = read["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(mf.len(), 1, "{read}");
+    assert_eq!(mf[0]["apiVersion"], "example.com/v1beta1");
+    assert_eq!(mf[0]["manager"], "old-tool");
+
+    // The same manager writing through v1 gets its own entry; the v1beta1 one keeps what it
+    // still owns.
+    let r = patch(
+        &sb,
+        &format!("{new}?fieldManager=old-tool"),
+        "application/merge-patch+json",
+        &json!({"spec": {"size": 2}}),
+    )
+    .await;
+    let patched = expect(&r, 200);
+    let entries: std::collections::BTreeMap<&str, &Value> = patched["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["apiVersion"].as_str().unwrap(), &e["fieldsV1"]))
+        .collect();
+    assert_eq!(
+        entries,
+        std::collections::BTreeMap::from([
+            ("example.com/v1beta1", &json!({"f:spec": {"f:color": {}}})),
+            ("example.com/v1", &json!({"f:spec": {"f:size": {}}})),
+        ]),
+        "{patched}"
+    );
+}

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use opsteps_sandbox::dcgm;
 use opsteps_sandbox::sandbox::{Options, Sandbox};
 use opsteps_sandbox::scenario::Scenario;
-use prometheus_parse::{Sample, Scrape, Value as PValue};
+use prom_text::{Exposition, Sample};
 
 /// Two H100 nodes (p5.48xlarge, 8 GPUs each) under the GPU Operator's exporter, one A100 node
 /// with MIG under the Helm chart's. Two trainer pods hold 4 GPUs each on h100-0; h100-1 is idle
@@ -57,36 +57,25 @@ fn fixtures_dir() -> PathBuf {
     dir
 }
 
-fn parse(text: &str) -> Scrape {
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses as Prometheus text")
+/// The exposition of `text`, which must parse whole.
+fn parse(text: &str) -> Exposition<'_> {
+    let e = prom_text::parse(text);
+    assert!(e.skipped.is_empty(), "not Prometheus text: {:?}", e.skipped);
+    e
 }
 
-fn fixture(name: &str) -> (String, Scrape) {
+fn fixture(name: &str) -> String {
     let path = fixtures_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let scrape = parse(&text);
-    (text, scrape)
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 fn label_keys(s: &Sample) -> BTreeSet<String> {
-    s.labels.keys().cloned().collect()
+    s.labels.iter().map(|(k, _)| k.to_owned()).collect()
 }
 
-fn value(s: &Sample) -> f64 {
-    match s.value {
-        PValue::Counter(v) | PValue::Gauge(v) | PValue::Untyped(v) => v,
-        _ => panic!("unexpected histogram/summary in {}", s.metric),
-    }
-}
-
-fn kind(s: &Sample) -> &'static str {
-    match s.value {
-        PValue::Counter(_) => "counter",
-        PValue::Gauge(_) => "gauge",
-        PValue::Untyped(_) => "untyped",
-        _ => "other",
-    }
+/// The `# TYPE` of `name` (`untyped` when none is declared).
+fn kind(e: &Exposition, name: &str) -> &'static str {
+    e.family(name).map_or("untyped", |f| f.kind.as_str())
 }
 
 /// A plain HTTP GET: status, Content-Type and body bytes.
@@ -246,9 +235,11 @@ async fn direct_and_proxied_scrapes_are_identical_and_parse_like_the_fixtures() 
         );
     }
 
-    let (_, l4) = fixture("cncf-k8s-ai-conformance-kops-aws-l4-full.prom");
-    let (_, h100) = fixture("nvidia-aicr-eks-h100x8-podmapped-sampled.prom");
-    let fixture_families: BTreeSet<&str> = l4.samples.iter().map(|s| s.metric.as_str()).collect();
+    let l4_text = fixture("cncf-k8s-ai-conformance-kops-aws-l4-full.prom");
+    let l4 = parse(&l4_text);
+    let h100_text = fixture("nvidia-aicr-eks-h100x8-podmapped-sampled.prom");
+    let h100 = parse(&h100_text);
+    let fixture_families: BTreeSet<&str> = l4.samples.iter().map(|s| s.name).collect();
     let fixture_keys = label_keys(&l4.samples[0]);
     let held_keys = label_keys(
         h100.samples
@@ -261,7 +252,7 @@ async fn direct_and_proxied_scrapes_are_identical_and_parse_like_the_fixtures() 
         for with_port in [true, false] {
             let text = scrape_both(&g, &client, node, with_port).await;
             let ours = parse(&text);
-            let families: BTreeSet<&str> = ours.samples.iter().map(|s| s.metric.as_str()).collect();
+            let families: BTreeSet<&str> = ours.samples.iter().map(|s| s.name).collect();
             // The 4.x default counter set, plus the XID gauge (and NVLink on parts that have it).
             let extra: BTreeSet<&str> = families.difference(&fixture_families).copied().collect();
             assert!(
@@ -278,15 +269,18 @@ async fn direct_and_proxied_scrapes_are_identical_and_parse_like_the_fixtures() 
             );
             // HELP text and TYPE per family as the genuine exporter prints them.
             for f in &fixture_families {
-                assert_eq!(ours.docs.get(*f), l4.docs.get(*f), "HELP of {f}");
-                let k = |s: &Scrape| s.samples.iter().find(|x| x.metric == *f).map(kind).unwrap();
-                assert_eq!(k(&ours), k(&l4), "TYPE of {f}");
+                let help = |e: &Exposition| {
+                    e.family(f)
+                        .and_then(|x| x.help.as_deref().map(str::to_owned))
+                };
+                assert_eq!(help(&ours), help(&l4), "HELP of {f}");
+                assert_eq!(kind(&ours, f), kind(&l4, f), "TYPE of {f}");
             }
             // Label sets: unallocated GPUs as in the L4 fixture, held GPUs as in the pod-mapped
             // H100 fixture; XID adds err_code/err_msg; MIG adds GPU_I_PROFILE/GPU_I_ID.
             for s in &ours.samples {
                 let mut keys = label_keys(s);
-                if s.metric == "DCGM_FI_DEV_XID_ERRORS" {
+                if s.name == "DCGM_FI_DEV_XID_ERRORS" {
                     assert!(keys.remove("err_code") && keys.remove("err_msg"), "{s:?}");
                 }
                 if s.labels.get("GPU_I_ID").is_some() {
@@ -329,7 +323,7 @@ async fn gpus_held_by_pods_carry_pod_labels_and_workload_values() {
     let util: Vec<&Sample> = s
         .samples
         .iter()
-        .filter(|x| x.metric == "DCGM_FI_DEV_GPU_UTIL")
+        .filter(|x| x.name == "DCGM_FI_DEV_GPU_UTIL")
         .collect();
     assert_eq!(util.len(), 8);
     let mut per_pod: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -339,7 +333,7 @@ async fn gpus_held_by_pods_carry_pod_labels_and_workload_values() {
         assert_eq!(x.labels.get("pod_uid"), Some(""));
         assert!(!x.labels.get("container").unwrap().is_empty());
         assert_eq!(x.labels.get("modelName"), Some("NVIDIA H100 80GB HBM3"));
-        assert!((90.0..=99.0).contains(&value(x)), "{x:?}");
+        assert!((90.0..=99.0).contains(&x.value), "{x:?}");
         per_pod
             .entry(pod)
             .or_default()
@@ -351,19 +345,15 @@ async fn gpus_held_by_pods_carry_pod_labels_and_workload_values() {
         "each trainer pod holds GPUs"
     );
     assert!(per_pod.values().all(|g| g.len() == 4), "{per_pod:?}");
-    for x in s
-        .samples
-        .iter()
-        .filter(|x| x.metric == "DCGM_FI_DEV_FB_USED")
-    {
-        assert!((value(x) - 74166.0).abs() < f64::EPSILON, "{x:?}");
+    for x in s.samples.iter().filter(|x| x.name == "DCGM_FI_DEV_FB_USED") {
+        assert!((x.value - 74166.0).abs() < f64::EPSILON, "{x:?}");
     }
     for x in s
         .samples
         .iter()
-        .filter(|x| x.metric == "DCGM_FI_DEV_POWER_USAGE")
+        .filter(|x| x.name == "DCGM_FI_DEV_POWER_USAGE")
     {
-        assert!((600.0..=690.0).contains(&value(x)), "{x:?}");
+        assert!((600.0..=690.0).contains(&x.value), "{x:?}");
     }
     // UUIDs are distinct per GPU and stable across scrapes.
     let uuids: BTreeSet<&str> = util.iter().map(|x| x.labels.get("UUID").unwrap()).collect();
@@ -381,19 +371,19 @@ async fn idle_gpus_have_no_pod_labels_and_the_xid_is_reported() {
     for x in s
         .samples
         .iter()
-        .filter(|x| x.metric == "DCGM_FI_DEV_GPU_UTIL")
+        .filter(|x| x.name == "DCGM_FI_DEV_GPU_UTIL")
     {
-        assert!(value(x).abs() < f64::EPSILON, "idle GPU: {x:?}");
+        assert!(x.value.abs() < f64::EPSILON, "idle GPU: {x:?}");
     }
     let xids: BTreeMap<&str, (f64, &str, &str)> = s
         .samples
         .iter()
-        .filter(|x| x.metric == "DCGM_FI_DEV_XID_ERRORS")
+        .filter(|x| x.name == "DCGM_FI_DEV_XID_ERRORS")
         .map(|x| {
             (
                 x.labels.get("gpu").unwrap(),
                 (
-                    value(x),
+                    x.value,
                     x.labels.get("err_code").unwrap(),
                     x.labels.get("err_msg").unwrap(),
                 ),
@@ -416,7 +406,7 @@ async fn mig_instances_get_their_own_series() {
     let instances: BTreeSet<(&str, &str, &str)> = s
         .samples
         .iter()
-        .filter(|x| x.metric == "DCGM_FI_PROF_GR_ENGINE_ACTIVE")
+        .filter(|x| x.name == "DCGM_FI_PROF_GR_ENGINE_ACTIVE")
         .filter_map(|x| {
             Some((
                 x.labels.get("gpu")?,
@@ -429,18 +419,19 @@ async fn mig_instances_get_their_own_series() {
         instances,
         BTreeSet::from([("0", "1g.5gb", "13"), ("0", "1g.5gb", "14")])
     );
-    let (_, mig_fixture) = fixture("nvidia-cloud-native-docs-a100-mig-dcp.prom");
+    let mig_text = fixture("nvidia-cloud-native-docs-a100-mig-dcp.prom");
+    let mig_fixture = parse(&mig_text);
     let fixture_mig: BTreeSet<&str> = mig_fixture
         .samples
         .iter()
         .filter(|x| x.labels.get("GPU_I_ID").is_some())
-        .map(|x| x.metric.as_str())
+        .map(|x| x.name)
         .collect();
     let our_mig: BTreeSet<&str> = s
         .samples
         .iter()
         .filter(|x| x.labels.get("GPU_I_ID").is_some())
-        .map(|x| x.metric.as_str())
+        .map(|x| x.name)
         .collect();
     assert!(
         fixture_mig.is_subset(&our_mig),
@@ -455,8 +446,8 @@ async fn mig_instances_get_their_own_series() {
         let fb = |m: &str| {
             s.samples
                 .iter()
-                .find(|x| x.metric == m && x.labels.get("GPU_I_ID") == Some(id))
-                .map(value)
+                .find(|x| x.name == m && x.labels.get("GPU_I_ID") == Some(id))
+                .map(|x| x.value)
                 .unwrap()
         };
         assert!((fb("DCGM_FI_DEV_FB_USED") + fb("DCGM_FI_DEV_FB_FREE") - 5120.0).abs() < 0.5);

@@ -13,6 +13,7 @@ workloads:
   - {name: web, replicas: 3, hpa: {maxReplicas: 6, targetUtilization: 70, utilization: 65}}
   - {name: batch, kind: StatefulSet, replicas: 2, hpa: {maxReplicas: 5, utilization: 120}}
   - {name: blind, replicas: 2, hpa: {name: blind-hpa, minReplicas: 3, maxReplicas: 4}}
+  - {name: plain, replicas: 2}
 objects:
   - apiVersion: autoscaling/v2
     kind: HorizontalPodAutoscaler
@@ -153,5 +154,112 @@ async fn kubectl_get_hpa_renders() {
         )
         .await;
         assert_eq!(opsteps_sandbox::testing::stdout_ok(&out, "jsonpath"), "10");
+    }
+}
+
+/// `kubectl get hpa` prints the apiserver's HPA columns, as a real cluster does:
+/// `NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE`, targets as `cpu: 95%/70%`, and an
+/// HPA created without metrics or minReplicas defaulted to `cpu: <unknown>/80%` and 1.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn kubectl_get_hpa_prints_the_apiserver_columns() {
+    use opsteps_sandbox::sandbox::{Options, Sandbox};
+    use opsteps_sandbox::testing::{kubectl, kubectl_versions, stdout_ok};
+    let scenario = Scenario::from_yaml(SCENARIO).expect("scenario parses");
+    let sb = Sandbox::start(Options::default().scenario(scenario))
+        .await
+        .expect("sandbox starts");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hpa.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: plain}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: plain}\n  maxReplicas: 5\n",
+    )
+    .unwrap();
+    let versions = kubectl_versions();
+    assert!(!versions.is_empty(), "no kubectl on PATH");
+    let first = versions.first().unwrap();
+    let created = stdout_ok(
+        &kubectl(
+            first,
+            sb.kubeconfig_path(),
+            &["create", "-f", file.to_str().unwrap()],
+        )
+        .await,
+        "create hpa",
+    );
+    assert!(
+        created.contains("horizontalpodautoscaler.autoscaling/plain created"),
+        "{created}"
+    );
+    // Cells are separated by at least two spaces; a Targets cell holds single spaces.
+    let table = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    };
+    let want: &[[&str; 6]] = &[
+        ["api", "Deployment/api", "cpu: 95%/70%", "2", "10", "10"],
+        ["batch", "StatefulSet/batch", "cpu: 120%/80%", "1", "5", "2"],
+        [
+            "blind-hpa",
+            "Deployment/blind",
+            "cpu: <unknown>/80%",
+            "3",
+            "4",
+            "2",
+        ],
+        [
+            "plain",
+            "Deployment/plain",
+            "cpu: <unknown>/80%",
+            "1",
+            "5",
+            "2",
+        ],
+        ["web", "Deployment/web", "cpu: 65%/70%", "1", "6", "3"],
+    ];
+    for bin in &versions {
+        // The new HPA's REPLICAS comes with the controller's first status write.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let rows = loop {
+            let out = kubectl(bin, sb.kubeconfig_path(), &["get", "hpa"]).await;
+            let rows = table(&stdout_ok(&out, "kubectl get hpa"));
+            let settled = rows
+                .iter()
+                .any(|r| r[0] == "plain" && r.get(5).is_some_and(|c| c == "2"));
+            if settled || std::time::Instant::now() > deadline {
+                break rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert_eq!(
+            rows[0],
+            [
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ],
+            "{}",
+            bin.display()
+        );
+        for w in want {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == w[0])
+                .unwrap_or_else(|| panic!("{}: no row {} in {rows:?}", bin.display(), w[0]));
+            assert_eq!(row[..6], w[..], "{}", bin.display());
+            assert_eq!(row.len(), 7, "{row:?}");
+        }
     }
 }

@@ -54,6 +54,7 @@ fn normalized(mut v: Value, tag: &str) -> String {
         "creationTimestamp",
         "namespace",
         "name",
+        "managedFields",
     ] {
         v["metadata"].as_object_mut().unwrap().remove(k);
     }
@@ -439,5 +440,91 @@ async fn server_side_then_client_side_apply() {
         );
         let cm = stored(&sb, "", "configmaps", "default", &name);
         assert_eq!(cm["data"], json!({"a": "1"}), "{}: b pruned", bin.display());
+    }
+}
+
+/// managedFields as on a cluster: `get` hides them unless `--show-managed-fields`; each of
+/// kubectl's commands writes as its own field manager (`kubectl-create`, `kubectl-label`,
+/// `kubectl-client-side-apply`, and `kubectl` applying server-side).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs kubectl"]
+async fn get_shows_managed_fields_only_when_asked() {
+    let sb = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    for bin in versions() {
+        let run = async |args: &[&str]| {
+            let out = kubectl(&bin, sb.kubeconfig_path(), args).await;
+            stdout_ok(&out, &args.join(" "))
+        };
+        let name = format!("mf-{}", tag(&bin));
+        run(&["create", "configmap", &name, "--from-literal=k=v"]).await;
+        run(&["label", "configmap", &name, "x=y"]).await;
+        let yaml = run(&["get", "configmap", &name, "-o", "yaml"]).await;
+        assert!(!yaml.contains("managedFields"), "{}: {yaml}", bin.display());
+        assert!(yaml.contains("k: v"), "{yaml}");
+        let shown = run(&[
+            "get",
+            "configmap",
+            &name,
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ])
+        .await;
+        assert!(
+            shown.contains("managedFields:"),
+            "{}: {shown}",
+            bin.display()
+        );
+        let json: Value = serde_json::from_str(
+            &run(&[
+                "get",
+                "configmap",
+                &name,
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ])
+            .await,
+        )
+        .unwrap();
+        let mf = json["metadata"]["managedFields"].as_array().unwrap();
+        let entry = |m: &str| {
+            mf.iter()
+                .find(|e| e["manager"] == m)
+                .unwrap_or_else(|| panic!("{}: no {m} in {mf:#?}", bin.display()))
+        };
+        let created = entry("kubectl-create");
+        assert_eq!(created["operation"], "Update");
+        assert_eq!(created["apiVersion"], "v1");
+        assert_eq!(created["fieldsType"], "FieldsV1");
+        assert_eq!(created["fieldsV1"], json!({"f:data": {"f:k": {}}}));
+        assert_eq!(
+            entry("kubectl-label")["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {"f:x": {}}}})
+        );
+
+        let file = dir.path().join(format!("{name}.yaml"));
+        let f = file.to_str().unwrap();
+        for (manager, op, args) in [
+            (
+                "kubectl-client-side-apply",
+                "Update",
+                vec!["apply", "-f", f],
+            ),
+            ("kubectl", "Apply", vec!["apply", "--server-side", "-f", f]),
+        ] {
+            let applied = format!("{name}-{op}").to_lowercase();
+            std::fs::write(
+                &file,
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {applied}\ndata:\n  a: \"1\"\n"),
+            )
+            .unwrap();
+            run(&args).await;
+            let cm = stored(&sb, "", "configmaps", "default", &applied);
+            let mf = &cm["metadata"]["managedFields"];
+            assert_eq!(mf[0]["manager"], manager, "{}: {cm:#}", bin.display());
+            assert_eq!(mf[0]["operation"], op);
+        }
     }
 }

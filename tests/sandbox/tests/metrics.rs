@@ -30,7 +30,7 @@ async fn start() -> Sandbox {
 }
 
 /// `GET /metrics` as the admin, parsed.
-async fn scrape(sb: &Sandbox) -> Vec<prometheus_parse::Sample> {
+async fn scrape(sb: &Sandbox) -> String {
     let r = send_as(sb, Some(sb.admin_token()), Method::GET, "/metrics", None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -39,17 +39,21 @@ async fn scrape(sb: &Sandbox) -> Vec<prometheus_parse::Sample> {
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    let text = r.body.as_str().expect("text").to_owned();
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    prometheus_parse::Scrape::parse(lines)
-        .expect("Prometheus text format")
-        .samples
+    r.body.as_str().expect("text").to_owned()
 }
 
-fn deprecated(samples: &[prometheus_parse::Sample]) -> Vec<(String, String, String, String)> {
-    samples
+/// The exposition of `text`, which must parse whole.
+fn parse(text: &str) -> prom_text::Exposition<'_> {
+    let e = prom_text::parse(text);
+    assert!(e.skipped.is_empty(), "not Prometheus text: {:?}", e.skipped);
+    e
+}
+
+fn deprecated(text: &str) -> Vec<(String, String, String, String)> {
+    parse(text)
+        .samples
         .iter()
-        .filter(|s| s.metric == "apiserver_requested_deprecated_apis")
+        .filter(|s| s.name == "apiserver_requested_deprecated_apis")
         .map(|s| {
             let l = |k: &str| s.labels.get(k).unwrap_or("").to_owned();
             (
@@ -65,9 +69,11 @@ fn deprecated(samples: &[prometheus_parse::Sample]) -> Vec<(String, String, Stri
 #[tokio::test]
 async fn scenario_deprecated_apis_and_standard_families() {
     let sb = start().await;
-    let samples = scrape(&sb).await;
+    let text = scrape(&sb).await;
+    let scraped = parse(&text);
+    let samples = &scraped.samples;
     assert_eq!(
-        deprecated(&samples),
+        deprecated(&text),
         [
             (
                 "autoscaling".into(),
@@ -86,14 +92,17 @@ async fn scenario_deprecated_apis_and_standard_families() {
     let namespaces = samples
         .iter()
         .find(|s| {
-            s.metric == "apiserver_storage_objects"
-                && s.labels.get("resource") == Some("namespaces")
+            s.name == "apiserver_storage_objects" && s.labels.get("resource") == Some("namespaces")
         })
         .expect("apiserver_storage_objects for namespaces");
-    assert!(matches!(namespaces.value, prometheus_parse::Value::Gauge(n) if n >= 4.0));
+    assert!(namespaces.value >= 4.0, "{namespaces:?}");
+    assert_eq!(
+        scraped.family("apiserver_storage_objects").map(|f| f.kind),
+        Some(prom_text::MetricType::Gauge)
+    );
     let build = samples
         .iter()
-        .find(|s| s.metric == "kubernetes_build_info")
+        .find(|s| s.name == "kubernetes_build_info")
         .expect("kubernetes_build_info");
     assert_eq!(build.labels.get("minor"), Some("33"));
     // Resource requests are counted from the request log.
@@ -106,11 +115,13 @@ async fn scenario_deprecated_apis_and_standard_families() {
     )
     .await;
     assert_eq!(r.status, 200);
-    let samples = scrape(&sb).await;
-    let list = samples
+    let text = scrape(&sb).await;
+    let scraped = parse(&text);
+    let list = scraped
+        .samples
         .iter()
         .find(|s| {
-            s.metric == "apiserver_request_total"
+            s.name == "apiserver_request_total"
                 && s.labels.get("verb") == Some("LIST")
                 && s.labels.get("resource") == Some("namespaces")
         })

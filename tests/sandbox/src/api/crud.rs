@@ -7,7 +7,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Query, ResourcePath};
+use super::{Ctx, Query, ResourcePath, managed};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::invariants;
@@ -399,6 +399,14 @@ fn defaults(res: &ResourceInfo, obj: &mut Value) {
             set(spec, "revisionHistoryLimit", json!(10));
             o.insert("status".into(), json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0}));
         }
+        "horizontalpodautoscalers.autoscaling" => {
+            // autoscaling/v2's defaults (not `behavior`): one replica, 80% CPU without metrics.
+            set(spec, "minReplicas", json!(1));
+            if spec["metrics"].as_array().is_none_or(Vec::is_empty) {
+                spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+            }
+        }
         "poddisruptionbudgets.policy" => {
             o.insert("status".into(), json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}));
         }
@@ -424,7 +432,24 @@ fn defaults(res: &ResourceInfo, obj: &mut Value) {
     }
 }
 
-fn create(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), ApiError> {
+/// The managedFields entry a write by `ctx` to `p` records.
+fn field_write<'a>(c: &Cluster, p: &'a ResourcePath, ctx: &Ctx, apply: bool) -> managed::Write<'a> {
+    managed::Write {
+        manager: managed::manager(&ctx.query, &ctx.user_agent),
+        apply,
+        api_version: p.res.api_version(),
+        subresource: p.sub.as_deref(),
+        has_status: p.res.subresources.iter().any(|(s, _)| *s == "status"),
+        time: c.now(),
+    }
+}
+
+fn create(
+    c: &mut Cluster,
+    p: &ResourcePath,
+    ctx: &Ctx,
+    apply: bool,
+) -> Result<(u16, Value), ApiError> {
     let mut obj = ctx.json_body()?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the body is not a JSON object"));
@@ -474,8 +499,15 @@ fn create(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), 
             m.remove(k);
         }
     }
+    let applied = apply.then(|| obj.clone());
     defaults(p.res, &mut obj);
     super::validate::object(p.res, &obj, None)?;
+    managed::record(
+        None,
+        &mut obj,
+        &field_write(c, p, ctx, apply),
+        applied.as_ref(),
+    );
     super::validate::object_size(&obj)?;
     let now = c.now();
     if ctx.dry_run {
@@ -527,17 +559,26 @@ fn prepare_write(cur: &Value, p: &ResourcePath, mut new: Value) -> Result<Value,
     Ok(new)
 }
 
+/// The request behind a PUT or PATCH: who writes, and a server-side apply's configuration.
+struct Writer<'a> {
+    ctx: &'a Ctx,
+    applied: Option<&'a Value>,
+}
+
 fn write(
     c: &mut Cluster,
     p: &ResourcePath,
     cur: &Value,
     mut new: Value,
-    dry_run: bool,
+    by: &Writer<'_>,
 ) -> Result<(u16, Value), ApiError> {
+    let dry_run = by.ctx.dry_run;
     if p.res.key() == "pods" && p.sub.is_none() {
         super::validate::pod_spec_defaults(&mut new["spec"]);
     }
     super::validate::object(p.res, &new, Some(cur))?;
+    let fw = field_write(c, p, by.ctx, by.applied.is_some());
+    managed::record(Some(cur), &mut new, &fw, by.applied);
     super::validate::object_size(&new)?;
     if dry_run {
         let want = new
@@ -572,6 +613,7 @@ fn write(
 
 fn update(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), ApiError> {
     let body = ctx.json_body()?;
+    let plain = Writer { ctx, applied: None };
     let name = p.name.as_deref().unwrap_or("");
     if p.sub.as_deref() == Some("scale") {
         let cur = current(c, p)?;
@@ -581,7 +623,7 @@ fn update(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), 
         if let Some(rv) = body.pointer("/metadata/resourceVersion") {
             new["metadata"]["resourceVersion"] = rv.clone();
         }
-        let (code, v) = write(c, p, &cur, new, ctx.dry_run)?;
+        let (code, v) = write(c, p, &cur, new, &plain)?;
         return Ok((code, scale_of(&v)));
     }
     check_kind(p.res, &body)?;
@@ -603,7 +645,7 @@ fn update(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), 
     } else {
         prepare_write(&cur, p, body)?
     };
-    write(c, p, &cur, new, ctx.dry_run)
+    write(c, p, &cur, new, &plain)
 }
 
 fn patch(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), ApiError> {
@@ -624,10 +666,15 @@ fn patch(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), A
                 content_type: "application/json".into(),
                 dry_run: ctx.dry_run,
                 body: Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()),
+                user_agent: ctx.user_agent.clone(),
             };
-            return create(c, p, &ctx2);
+            return create(c, p, &ctx2, true);
         }
         Err(e) => return Err(e),
+    };
+    let plain = Writer {
+        ctx,
+        applied: (kind == PatchType::Apply).then_some(&body),
     };
     if p.sub.as_deref() == Some("scale") {
         let patched = patch::apply(kind, &scale_of(&cur), &body)?;
@@ -637,12 +684,12 @@ fn patch(c: &mut Cluster, p: &ResourcePath, ctx: &Ctx) -> Result<(u16, Value), A
             .cloned()
             .unwrap_or(json!(0));
         new["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"].clone();
-        let (code, v) = write(c, p, &cur, new, ctx.dry_run)?;
+        let (code, v) = write(c, p, &cur, new, &plain)?;
         return Ok((code, scale_of(&v)));
     }
     let patched = patch::apply(kind, &cur, &body)?;
     let new = prepare_write(&cur, p, patched)?;
-    write(c, p, &cur, new, ctx.dry_run)
+    write(c, p, &cur, new, &plain)
 }
 
 /// DeleteOptions from the body and query.
@@ -974,7 +1021,7 @@ pub fn mutate(
         .flatten();
     super::validate::dry_run(verb, &ctx.query, delete_body.as_ref())?;
     match (verb, p.sub.as_deref()) {
-        ("create", None) => create(c, p, ctx),
+        ("create", None) => create(c, p, ctx, false),
         ("create", Some("binding")) => binding(c, p, ctx),
         ("update", None | Some("status" | "scale" | "finalize")) => update(c, p, ctx),
         ("patch", None | Some("status" | "scale")) => patch(c, p, ctx),

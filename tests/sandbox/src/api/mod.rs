@@ -10,6 +10,7 @@ pub mod crud;
 pub mod discovery;
 pub mod eviction;
 pub mod fields;
+pub mod managed;
 pub mod metrics;
 pub mod openapi;
 pub mod protobuf;
@@ -196,6 +197,8 @@ pub struct Ctx {
     pub dry_run: bool,
     /// Request body.
     pub body: Bytes,
+    /// User-Agent header (the field manager when no `fieldManager` is given).
+    pub user_agent: String,
 }
 
 impl Ctx {
@@ -295,7 +298,7 @@ pub async fn handle(
                 .as_ref()
                 .map(|i| i.user.clone())
                 .unwrap_or_default(),
-            user_agent,
+            user_agent: user_agent.clone(),
             mutating,
             dry_run,
             virtual_time: c.now(),
@@ -444,6 +447,7 @@ pub async fn handle(
         content_type,
         dry_run,
         body,
+        user_agent,
     };
 
     metrics::observe(&shared, &route);

@@ -375,6 +375,13 @@ fn workload_columns(key: &str) -> &'static [(&'static str, &'static str, u8)] {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
+        "horizontalpodautoscalers.autoscaling" => &[
+            ("Reference", "string", 0),
+            ("Targets", "string", 0),
+            ("MinPods", "string", 0),
+            ("MaxPods", "string", 0),
+            ("Replicas", "string", 0),
+        ],
         "poddisruptionbudgets.policy" => &[
             ("Min Available", "string", 0),
             ("Max Unavailable", "string", 0),
@@ -476,6 +483,23 @@ fn workload_cells(key: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
                 );
             cells.push(json!(ns));
         }
+        "horizontalpodautoscalers.autoscaling" => {
+            let target = |k: &str| obj.pointer(&format!("/spec/scaleTargetRef/{k}"));
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+            cells.push(json!(format!(
+                "{}/{}",
+                text(target("kind")),
+                text(target("name"))
+            )));
+            cells.push(json!(hpa_targets(obj)));
+            cells.push(json!(
+                obj.pointer("/spec/minReplicas")
+                    .and_then(Value::as_i64)
+                    .map_or_else(|| "<unset>".to_owned(), |m| m.to_string())
+            ));
+            cells.push(int("/spec/maxReplicas"));
+            cells.push(int("/status/currentReplicas"));
+        }
         "poddisruptionbudgets.policy" => {
             let show = |p: &str| {
                 obj.pointer(p).map_or_else(
@@ -502,6 +526,100 @@ fn workload_cells(key: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
         _ => {}
     }
     cells
+}
+
+/// The Targets cell of an HPA, as the apiserver's printer writes it: per metric `current/target`
+/// (`cpu: 95%/70%`, `<unknown>` before metrics arrive, `(avg)` for average values of object and
+/// external metrics), status matched to spec by position, at most two then `+ N more...`.
+fn hpa_targets(obj: &Value) -> String {
+    const SHOWN: usize = 2;
+    let specs = obj
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    if specs.is_empty() {
+        return "<none>".to_owned();
+    }
+    let statuses = obj
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let quantity = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "0".to_owned(),
+    };
+    let list: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let ty = spec["type"].as_str().unwrap_or("");
+            let field = match ty {
+                "External" => "external",
+                "Pods" => "pods",
+                "Object" => "object",
+                "Resource" => "resource",
+                "ContainerResource" => "containerResource",
+                _ => return "<unknown type>".to_owned(),
+            };
+            let s = &spec[field];
+            let current = statuses
+                .get(i)
+                .map(|st| &st[field])
+                .filter(|c| c.is_object());
+            let cur = |k: &str| {
+                current
+                    .and_then(|c| c["current"].get(k))
+                    .filter(|v| !v.is_null())
+            };
+            let unknown = || "<unknown>".to_owned();
+            match ty {
+                "External" | "Object" if s.pointer("/target/averageValue").is_some() => format!(
+                    "{}/{} (avg)",
+                    cur("averageValue").map_or_else(unknown, |v| quantity(Some(v))),
+                    quantity(s.pointer("/target/averageValue"))
+                ),
+                "External" | "Object" => format!(
+                    "{}/{}",
+                    current.map_or_else(unknown, |_| quantity(cur("value"))),
+                    quantity(s.pointer("/target/value"))
+                ),
+                "Pods" => format!(
+                    "{}/{}",
+                    current.map_or_else(unknown, |_| quantity(cur("averageValue"))),
+                    quantity(s.pointer("/target/averageValue"))
+                ),
+                _ => {
+                    let name = s["name"].as_str().unwrap_or("");
+                    if s.pointer("/target/averageValue").is_some() {
+                        format!(
+                            "{name}: {}/{}",
+                            current.map_or_else(unknown, |_| quantity(cur("averageValue"))),
+                            quantity(s.pointer("/target/averageValue"))
+                        )
+                    } else {
+                        let pct =
+                            |v: Option<&Value>| v.and_then(Value::as_i64).map(|p| format!("{p}%"));
+                        format!(
+                            "{name}: {}/{}",
+                            pct(cur("averageUtilization")).unwrap_or_else(unknown),
+                            pct(s.pointer("/target/averageUtilization"))
+                                .unwrap_or_else(|| "<auto>".to_owned())
+                        )
+                    }
+                }
+            }
+        })
+        .collect();
+    if list.len() > SHOWN {
+        format!(
+            "{} + {} more...",
+            list[..SHOWN].join(", "),
+            list.len() - SHOWN
+        )
+    } else {
+        list.join(", ")
+    }
 }
 
 fn row_object(obj: &Value, include: &str) -> Option<Value> {
@@ -554,7 +672,32 @@ pub fn table(
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::{hpa_targets, human_duration};
+    use serde_json::json;
+
+    #[test]
+    fn hpa_targets_like_the_apiserver() {
+        let cpu = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}});
+        let mem = json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}});
+        let pods = json!({"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}});
+        let ext = json!({"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "AverageValue", "averageValue": "30"}}});
+        assert_eq!(hpa_targets(&json!({"spec": {}})), "<none>");
+        assert_eq!(
+            hpa_targets(&json!({"spec": {"metrics": [cpu]}})),
+            "cpu: <unknown>/70%"
+        );
+        let with_status = json!({"spec": {"metrics": [cpu, mem]}, "status": {"currentMetrics": [
+            {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 95, "averageValue": "950m"}}},
+            {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "64Mi"}}}]}});
+        assert_eq!(
+            hpa_targets(&with_status),
+            "cpu: 95%/70%, memory: 64Mi/100Mi"
+        );
+        assert_eq!(
+            hpa_targets(&json!({"spec": {"metrics": [pods, ext, cpu]}})),
+            "<unknown>/10, <unknown>/30 (avg) + 1 more..."
+        );
+    }
 
     #[test]
     fn durations_like_kubectl() {

@@ -176,6 +176,7 @@ fn evict(c: &mut Cluster, pod: &Value) -> bool {
         content_type: "application/json".into(),
         dry_run: false,
         body: Bytes::from(body.to_string()),
+        user_agent: "eks-node-manager".into(),
     };
     match eviction::evict(c, &path, &ctx) {
         Ok(_) => true,
