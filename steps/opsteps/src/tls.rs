@@ -36,6 +36,7 @@ pub struct Roots {
 }
 
 /// The roots of this process, loaded once (the system store is read at first use).
+#[must_use]
 pub fn roots() -> &'static Roots {
     static ROOTS: LazyLock<Roots> = LazyLock::new(|| {
         let system = rustls_native_certs::load_native_certs();

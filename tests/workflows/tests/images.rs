@@ -32,10 +32,10 @@ fn images(docs: &[Doc]) -> Vec<(String, String)> {
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
-                    if k == "container" || k == "script" {
-                        if let Some(image) = x.get("image") {
-                            out.push((object.to_owned(), image.as_str().unwrap_or("").to_owned()));
-                        }
+                    if (k == "container" || k == "script")
+                        && let Some(image) = x.get("image")
+                    {
+                        out.push((object.to_owned(), image.as_str().unwrap_or("").to_owned()));
                     }
                     walk(x, object, out);
                 }
@@ -88,7 +88,10 @@ fn real() -> Sources {
     let root = repo_root();
     let docs = load_dir(&root.join("workflows")).expect("workflows/ loads");
     let mut binaries = BTreeSet::new();
-    for e in std::fs::read_dir(root.join("steps")).expect("steps/").flatten() {
+    for e in std::fs::read_dir(root.join("steps"))
+        .expect("steps/")
+        .flatten()
+    {
         binaries.extend(crate_binaries(&e.path()));
     }
     let manifest = read("Cargo.toml");
@@ -245,7 +248,11 @@ fn each_disagreement_is_caught() {
 
     let mut s = real();
     s.images[0].1 = first.replace(REGISTRY, "docker.io/opsteps/");
-    expect("hard-coded registry", &s, "is not {{inputs.parameters.registry}}");
+    expect(
+        "hard-coded registry",
+        &s,
+        "is not {{inputs.parameters.registry}}",
+    );
 
     // A digest pin is accepted; a malformed one is not.
     let mut s = real();
@@ -258,7 +265,11 @@ fn each_disagreement_is_caught() {
     // A step whose image no template runs (the templates of one step dropped).
     let mut s = real();
     s.images.retain(|(_, i)| !i.contains(&format!("/{step}:")));
-    expect("unused image", &s, &format!("no WorkflowTemplate runs the {step} image"));
+    expect(
+        "unused image",
+        &s,
+        &format!("no WorkflowTemplate runs the {step} image"),
+    );
 
     // A broken template file, parsed from text, is caught the same way.
     let root = repo_root();
@@ -269,7 +280,11 @@ fn each_disagreement_is_caught() {
     let docs = load_str(&file, &text.replacen(needle, "/verify-clusters:", 1)).unwrap();
     let mut s = real();
     s.images = images(&docs);
-    expect("broken YAML copy", &s, "\"verify-clusters\", not a step binary");
+    expect(
+        "broken YAML copy",
+        &s,
+        "\"verify-clusters\", not a step binary",
+    );
 
     // The Dockerfile's step list missing a step, or its version drifting.
     let mut s = real();
@@ -320,7 +335,10 @@ fn crate_binaries_reads_bins_packages_and_src_bin() {
     std::fs::create_dir_all(lib.join("src")).unwrap();
     std::fs::write(lib.join("Cargo.toml"), "[package]\nname = \"lib\"\n").unwrap();
     std::fs::write(lib.join("src/lib.rs"), "").unwrap();
-    assert!(crate_binaries(&lib).is_empty(), "a library builds no binary");
+    assert!(
+        crate_binaries(&lib).is_empty(),
+        "a library builds no binary"
+    );
     std::fs::write(lib.join("src/main.rs"), "fn main() {}").unwrap();
     assert_eq!(crate_binaries(&lib), ["lib"]);
 }

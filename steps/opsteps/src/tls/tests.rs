@@ -2,25 +2,48 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
-/// A private CA (as a pod would mount one) and a server configuration for `localhost` signed
-/// by it.
-fn private_ca() -> (CertificateDer<'static>, String, rustls::ServerConfig) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
+/// A private CA, as a pod would mount one.
+struct Ca {
+    cert: CertificateDer<'static>,
+    pem: String,
+    key_pem: String,
+}
+
+fn ca_params() -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "opsteps-test-private-ca");
-    ca_params.key_usages = vec![
+    params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
     ];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
+    params
+}
+
+fn private_ca() -> Ca {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = ca_params();
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        cert: CertificateDer::from(cert.der().to_vec()),
+        pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// A server configuration for `localhost` with a certificate signed by `ca`.
+fn server_for(ca: &Ca) -> rustls::ServerConfig {
+    // The same name and key as the CA certificate, so the leaf chains to it.
+    let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem).unwrap();
+    let ca_params = ca_params();
     let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
@@ -38,7 +61,7 @@ fn private_ca() -> (CertificateDer<'static>, String, rustls::ServerConfig) {
     )
     .unwrap();
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (CertificateDer::from(ca.der().to_vec()), ca.pem(), server)
+    server
 }
 
 /// An HTTPS server on localhost answering every request with an EKS DescribeCluster body;
@@ -119,7 +142,7 @@ fn web_roots_hold_the_cas_aws_and_public_endpoints_chain_to() {
 
 #[test]
 fn system_roots_are_added_once_and_unparsable_ones_dropped() {
-    let (ca, _, _) = private_ca();
+    let ca = private_ca().cert;
     let web = webpki_root_certs::TLS_SERVER_ROOT_CERTS.len();
     let roots = Roots::new(vec![
         webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].clone(),
@@ -132,7 +155,6 @@ fn system_roots_are_added_once_and_unparsable_ones_dropped() {
     assert_eq!(roots.certs()[web], ca);
     assert_eq!(roots.store().len(), web + 1);
     // The PEM bundle round-trips to the same certificates (the AWS SDK parses it).
-    use rustls_pki_types::pem::PemObject;
     let back: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&roots.pem())
         .collect::<Result<_, _>>()
         .unwrap();
@@ -142,8 +164,9 @@ fn system_roots_are_added_once_and_unparsable_ones_dropped() {
 
 #[tokio::test]
 async fn rustls_clients_trust_their_roots_and_nothing_else() {
-    let (ca, _, server) = private_ca();
-    let (port, served) = https_server(server).await;
+    let ca = private_ca();
+    let (port, served) = https_server(server_for(&ca)).await;
+    let ca = ca.cert;
     let handshake = |roots: Roots| async move {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(roots.client_config().unwrap()));
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -199,8 +222,9 @@ fn aws_smithy_types_error_chain(e: &dyn std::error::Error) -> Vec<String> {
 
 #[tokio::test]
 async fn the_aws_client_uses_the_given_roots_not_the_system_store() {
-    let (ca, _, server) = private_ca();
-    let (port, served) = https_server(server).await;
+    let ca = private_ca();
+    let (port, served) = https_server(server_for(&ca)).await;
+    let ca = ca.cert;
     let err = describe(&Roots::web_only(), port).await.unwrap_err();
     assert!(
         err.contains("UnknownIssuer") || err.contains("invalid peer certificate"),
@@ -241,7 +265,7 @@ fn kube_gets_the_roots_only_when_the_cluster_names_no_ca() {
 /// Runs itself in a child process with `SSL_CERT_FILE`/`SSL_CERT_DIR` set (`roots()` is loaded
 /// once per process, and the environment cannot be changed safely in a threaded test binary):
 /// naming nothing, as on scratch, the process roots are the web roots alone; naming a private
-/// CA's PEM, that CA is added.
+/// CA's PEM, that CA is added. In both, `aws::sdk_config`'s client trusts exactly these.
 #[test]
 fn process_roots_are_the_web_roots_plus_ssl_cert_file() {
     const CHILD: &str = "OPSTEPS_TLS_TEST_CHILD";
@@ -257,14 +281,48 @@ fn process_roots_are_the_web_roots_plus_ssl_cert_file() {
             Some("file") => assert_eq!(system, 1),
             other => panic!("unknown mode {other:?}"),
         }
-        // The SDK client builds without panicking on an empty system store.
-        let _client = roots().aws_http_client();
+        // The SDK configuration every step loads trusts these roots: a server with a private
+        // CA is refused (not a panic on an empty system store, as the SDK's default client
+        // does in debug builds) unless SSL_CERT_FILE names that CA.
+        let dir = std::path::PathBuf::from(std::env::var_os("OPSTEPS_TLS_TEST_CA_DIR").unwrap());
+        let ca = Ca {
+            cert: CertificateDer::from(Vec::new()),
+            pem: std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+            key_pem: std::fs::read_to_string(dir.join("ca.key")).unwrap(),
+        };
+        let server = server_for(&ca);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let result = rt.block_on(async {
+            let (port, _) = https_server(server).await;
+            let sdk = crate::aws::sdk_config(Some("us-east-1")).await;
+            let conf = aws_sdk_eks::config::Builder::from(&sdk)
+                .endpoint_url(format!("https://localhost:{port}"))
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build();
+            aws_sdk_eks::Client::from_conf(conf)
+                .describe_cluster()
+                .name("prod")
+                .send()
+                .await
+                .map_err(|e| format!("{:?}", aws_smithy_types_error_chain(&e)))
+        });
+        match mode.to_str() {
+            Some("none") => {
+                let err = result.unwrap_err();
+                assert!(
+                    err.contains("UnknownIssuer") || err.contains("invalid peer certificate"),
+                    "{err}"
+                );
+            }
+            _ => assert!(result.is_ok(), "{result:?}"),
+        }
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_, pem, _) = private_ca();
+    let ca = private_ca();
     let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, pem).unwrap();
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    std::fs::write(dir.path().join("ca.key"), &ca.key_pem).unwrap();
     for (mode, file) in [
         ("none", dir.path().join("missing.pem")),
         ("file", ca_file.clone()),
@@ -276,6 +334,16 @@ fn process_roots_are_the_web_roots_plus_ssl_cert_file() {
                 "--nocapture",
             ])
             .env(CHILD, mode)
+            .env("OPSTEPS_TLS_TEST_CA_DIR", dir.path())
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-aws-credentials"),
+            )
+            .env_remove("AWS_PROFILE")
             .env("SSL_CERT_FILE", &file)
             .env("SSL_CERT_DIR", dir.path().join("no-such-dir"))
             .output()
