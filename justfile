@@ -31,6 +31,13 @@ fmt:
 demo:
     cargo demo
 
+# Run one WorkflowTemplate (or cronwf/NAME) with the local runner and this workspace's step
+# binaries, e.g. `just run -p cluster=prod ... nodegroup-rotation` (tests/runner/README.md). The
+# steps reach whatever cluster their environment points at (`--env NAME=VALUE`).
+run *ARGS:
+    cargo build --locked --quiet -p opsteps-runner -p drain-node -p evict-old-pods -p bump-addon -p verify-cluster -p collect-gpu-stats --bins
+    target/debug/opsteps-run run --workflows workflows --bin-dir target/debug {{ARGS}}
+
 # Serve the sandbox with a scenario (writes a kubeconfig; Ctrl-C stops it).
 sandbox scenario="tests/scenarios/small.yaml":
     cargo run --locked -p opsteps-sandbox --bin sandbox -- serve --scenario {{scenario}} --kubeconfig-out target/sandbox.kubeconfig
@@ -54,11 +61,22 @@ bench:
     ./target/release/opsteps-bench all
     ./target/release/examples/bench
 
-# Build the step images (one static binary per image, non-root, on scratch).
+# The steps that ship as images (images/Dockerfile lists the same; a test keeps them in step).
+image_steps := "bump-addon collect-gpu-stats drain-node evict-old-pods verify-cluster"
+
+# Build every step image locally (buildah, no daemon): static musl binaries in one cargo run,
+# then images/Dockerfile's final stage on each (see images/README.md).
 images:
-    @echo "images: not there yet. It will build images/Dockerfile once per step (ARG STEP), musl static,"
-    @echo "USER 65532:65532, on scratch with a CA bundle. Arrives with the images issue."
-    @exit 1
+    images/build.sh {{image_steps}}
+
+# Build the images of the given steps (e.g. `just image drain-node`), tagged localhost/opsteps/STEP:VERSION.
+image +STEPS:
+    images/build.sh {{STEPS}}
+
+# The image smoke test: build, then run each image as uid 65532, read-only, no capabilities
+# (--help, --version, and verify-cluster against the sandbox over TLS).
+images-smoke:
+    images/smoke.sh {{image_steps}}
 
 # Validate workflows/ offline (or the given files): both Argo schemas (4.1.2, 3.7.18) with every
 # object closed, Kubernetes 1.35 for RBAC objects, and our rules (refs, tags, descriptions, enums,

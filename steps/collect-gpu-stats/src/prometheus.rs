@@ -223,20 +223,13 @@ impl Client {
         timeout: Duration,
     ) -> Result<Self, PromError> {
         let sign_err = |e: Box<dyn std::error::Error + Send + Sync>| PromError::Sign { source: e };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PromError::Transport {
-            url: base.to_string(),
-            source: e.into(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        // The bundled web roots (AMP chains to Amazon's) plus any system ones: see opsteps::tls.
+        let tls = opsteps::tls::roots()
+            .client_config()
+            .map_err(|e| PromError::Transport {
+                url: base.to_string(),
+                source: e.into(),
+            })?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

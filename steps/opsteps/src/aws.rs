@@ -1,15 +1,18 @@
 //! Shared AWS SDK setup: the default credential chain, the region from the flags, endpoints from
-//! the standard `AWS_ENDPOINT_URL_*` variables (so tests and the demo point at the sandbox), and
-//! one classification of SDK errors into exit statuses.
+//! the standard `AWS_ENDPOINT_URL_*` variables (so tests and the demo point at the sandbox), the
+//! bundled TLS roots, and one classification of SDK errors into exit statuses.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 
 use crate::exit::StepError;
 
-/// The SDK configuration for `region` (or the chain's region when `None`).
+/// The SDK configuration for `region` (or the chain's region when `None`). Its HTTPS client,
+/// used by the services and the credential providers (STS web identity, Pod Identity, IMDS)
+/// alike, trusts [`crate::tls::roots`].
 pub async fn sdk_config(region: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::tls::roots().aws_http_client());
     if let Some(r) = region {
         loader = loader.region(Region::new(r.to_owned()));
     }

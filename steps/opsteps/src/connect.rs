@@ -143,10 +143,12 @@ pub async fn connect(cluster: &ClusterArgs, aws: &AwsArgs) -> Result<Connection,
     })
 }
 
-/// A client from `config`, with kube-rs's implicit retries off and, for EKS, the refreshing
-/// bearer token.
+/// A client from `config`, with kube-rs's implicit retries off, the bundled roots when the
+/// cluster names no CA ([`crate::tls::fill_kube_roots`]) and, for EKS, the refreshing bearer
+/// token.
 pub fn build_client(mut config: Config, token: Option<TokenSource>) -> Result<Client, StepError> {
     config.default_retry = false;
+    crate::tls::fill_kube_roots(&mut config, crate::tls::roots());
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| StepError::failed("cannot build the Kubernetes client").with_source(e))?;
     Ok(match token {

@@ -7,6 +7,8 @@
 //!   progress; [`audit`]: one event per mutating call; [`retry`]: bounded, jittered,
 //!   Retry-After-aware retries; [`shutdown`]: SIGTERM; [`telemetry`]: logs on stderr;
 //! - [`aws`], [`eks`], [`s3`]: thin AWS SDK helpers with endpoints from `AWS_ENDPOINT_URL_*`;
+//!   [`tls`]: the one root store (bundled Mozilla roots plus any system ones) every HTTPS
+//!   client trusts;
 //! - [`list`]: paged lists with retries, a deadline and SIGTERM; [`access`]: the permission
 //!   pre-check; [`selector`]: label selectors (strings, objects, matching);
 //! - [`step`]: the life cycle every `main.rs` delegates to.
@@ -64,3 +66,4 @@ pub mod selector;
 pub mod shutdown;
 pub mod step;
 pub mod telemetry;
+pub mod tls;

@@ -81,19 +81,12 @@ type Client = hyper_util::client::legacy::Client<
     Empty<Bytes>,
 >;
 
-/// HTTPS with the system's roots, or plain HTTP (an in-cluster chart museum).
+/// HTTPS with the bundled web roots plus any system ones (opsteps::tls), or plain HTTP (an
+/// in-cluster chart museum).
 fn client() -> Result<Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = opsteps::tls::roots()
+        .client_config()
+        .map_err(|e| format!("TLS setup: {e}"))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
