@@ -162,7 +162,7 @@ pub fn flag_only(md: &str) -> BTreeMap<Permission, String> {
         return out;
     };
     let col = |what: &str| header.iter().position(|h| h.to_lowercase().contains(what));
-    let (Some(r), Some(g), Some(v), Some(w)) =
+    let (Some(res_col), Some(group_col), Some(verb_col), Some(why_col)) =
         (col("resource"), col("group"), col("verb"), col("why"))
     else {
         return out;
@@ -171,8 +171,8 @@ pub fn flag_only(md: &str) -> BTreeMap<Permission, String> {
         .skip(1)
         .take_while(|l| l.trim_start().starts_with('|'))
     {
-        let c = cells(line);
-        let why = c.get(w).map_or("", String::as_str);
+        let row = cells(line);
+        let why = row.get(why_col).map_or("", String::as_str);
         let Some(flag) = why
             .strip_prefix('`')
             .and_then(|x| x.split_once('`'))
@@ -181,12 +181,16 @@ pub fn flag_only(md: &str) -> BTreeMap<Permission, String> {
         else {
             continue;
         };
-        let group = match c.get(g).map_or("", String::as_str).trim_matches('`') {
+        let group = match row
+            .get(group_col)
+            .map_or("", String::as_str)
+            .trim_matches('`')
+        {
             "core" | "(core)" | "\"\"" => String::new(),
             other => other.to_owned(),
         };
-        for res in list(c.get(r).map_or("", String::as_str)) {
-            for verb in list(c.get(v).map_or("", String::as_str)) {
+        for res in list(row.get(res_col).map_or("", String::as_str)) {
+            for verb in list(row.get(verb_col).map_or("", String::as_str)) {
                 out.insert((group.clone(), res.clone(), verb), flag.clone());
             }
         }
