@@ -709,37 +709,27 @@ impl Run {
                 Ok(t) => t,
                 Err(e) => return error(e),
             };
-            match expr::eval_when(&text) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let out = Outcome::new(
-                        Phase::Skipped,
-                        Some(format!("when '{text}' evaluated false")),
-                    );
-                    return self.leaf(
-                        Some(parent),
-                        &path,
-                        &display,
-                        &label,
-                        NodeKind::Skipped,
-                        out,
-                    );
-                }
+            let skipped = match expr::eval_when(&text) {
+                Ok(true) => None,
+                Ok(false) => Some(Outcome::new(
+                    Phase::Skipped,
+                    Some(format!("when '{text}' evaluated false")),
+                )),
                 // steps.go/dag.go: a Skipped-type node in phase Error, with Argo's wording.
-                Err(e) => {
-                    let out = Outcome::new(
-                        Phase::Error,
-                        Some(format!("Invalid 'when' expression '{text}': {e}")),
-                    );
-                    return self.leaf(
-                        Some(parent),
-                        &path,
-                        &display,
-                        &label,
-                        NodeKind::Skipped,
-                        out,
-                    );
-                }
+                Err(e) => Some(Outcome::new(
+                    Phase::Error,
+                    Some(format!("Invalid 'when' expression '{text}': {e}")),
+                )),
+            };
+            if let Some(out) = skipped {
+                return self.leaf(
+                    Some(parent),
+                    &path,
+                    &display,
+                    &label,
+                    NodeKind::Skipped,
+                    out,
+                );
             }
         }
         let mut args = BTreeMap::new();

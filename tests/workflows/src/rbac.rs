@@ -74,6 +74,14 @@ fn cells(line: &str) -> Vec<String> {
         .collect()
 }
 
+/// The API group a table cell names; the core group is "".
+fn api_group(cell: &str) -> &str {
+    match cell.trim_matches('`') {
+        "core" | "(core)" | "\"\"" => "",
+        other => other,
+    }
+}
+
 fn list(cell: &str) -> Vec<String> {
     cell.split(',')
         .map(|s| s.trim().trim_matches('`').trim().to_owned())
@@ -112,11 +120,7 @@ pub fn parse_table(md: &str) -> Result<BTreeSet<Permission>, String> {
         .take_while(|l| l.trim_start().starts_with('|'))
     {
         let c = cells(line);
-        let group = c.get(g).map_or("", String::as_str);
-        let group = match group.trim_matches('`') {
-            "core" | "(core)" | "\"\"" => "",
-            other => other,
-        };
+        let group = api_group(c.get(g).map_or("", String::as_str));
         for res in list(c.get(r).map_or("", String::as_str)) {
             for verb in list(c.get(v).map_or("", String::as_str)) {
                 out.insert((group.to_owned(), res.clone(), verb));
@@ -181,17 +185,10 @@ pub fn flag_only(md: &str) -> BTreeMap<Permission, String> {
         else {
             continue;
         };
-        let group = match row
-            .get(group_col)
-            .map_or("", String::as_str)
-            .trim_matches('`')
-        {
-            "core" | "(core)" | "\"\"" => String::new(),
-            other => other.to_owned(),
-        };
+        let group = api_group(row.get(group_col).map_or("", String::as_str));
         for res in list(row.get(res_col).map_or("", String::as_str)) {
             for verb in list(row.get(verb_col).map_or("", String::as_str)) {
-                out.insert((group.clone(), res.clone(), verb), flag.clone());
+                out.insert((group.to_owned(), res.clone(), verb), flag.clone());
             }
         }
     }
