@@ -210,7 +210,21 @@ impl Runner {
     /// When `backoff_scale` or `deadline_scale` is negative or not finite (durations are
     /// multiplied by them; `opsteps-run` refuses such values as bad input).
     #[must_use]
-    pub fn new(catalog: Catalog, config: RunnerConfig) -> Runner {
+    pub fn new(catalog: Catalog, mut config: RunnerConfig) -> Runner {
+        // Steps run with their node directory as the working directory, so a relative binary
+        // path or work dir (`--bin-dir target/debug`) is made absolute against ours first. A
+        // bare command name stays a PATH lookup.
+        let absolute = |p: &mut PathBuf| {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a;
+            }
+        };
+        absolute(&mut config.work_dir);
+        config
+            .binaries
+            .values_mut()
+            .filter(|p| p.components().count() > 1)
+            .for_each(absolute);
         for (name, scale) in [
             ("backoff_scale", config.backoff_scale),
             ("deadline_scale", config.deadline_scale),

@@ -294,3 +294,41 @@ fn a_work_dir_with_spaces_and_quotes_works_and_the_retry_hint_is_quoted() {
     let quoted = format!("'{}/my runs/it'\\''s/sp.json'", work.path().display());
     assert!(text(&o).contains(&quoted), "{}", text(&o));
 }
+
+#[test]
+fn relative_bin_and_work_dirs_resolve_against_the_callers_directory() {
+    // `just run` passes `--bin-dir target/debug`; steps run with their node directory as the
+    // working directory, so relative paths must be made absolute before they are spawned.
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("bin")).unwrap();
+    std::fs::copy(fake_step(), cwd.path().join("bin/fake-step")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_opsteps-run"))
+        .current_dir(cwd.path())
+        .args([
+            "run",
+            "--workflows",
+            fixtures().to_str().unwrap(),
+            "--bin-dir",
+            "bin",
+            "--work-dir",
+            "runs",
+            "--backoff-scale",
+            "0",
+            "-p",
+            "cluster=c1",
+            "--name",
+            "rel",
+            "basics",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let wf = Workflow::load(&cwd.path().join("runs/rel.json")).unwrap();
+    assert_eq!(wf.phase, Phase::Succeeded, "{}", wf.tree());
+    // The outputs were read from files the step wrote under the work dir.
+    assert!(
+        wf.node("first").is_some_and(|n| !n.outputs.is_empty()),
+        "{}",
+        wf.tree()
+    );
+}
