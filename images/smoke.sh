@@ -82,10 +82,15 @@ done
 if [[ " ${steps[*]} " == *" verify-cluster "* ]]; then
   echo
   echo "== verify-cluster against sandbox serve"
-  cargo build --locked -p opsteps-sandbox --bin sandbox
+  # SANDBOX_BIN: a sandbox binary built earlier (.ci/run keeps one after freeing target/debug).
+  sandbox_bin=${SANDBOX_BIN:-}
+  if [[ -z "$sandbox_bin" ]]; then
+    cargo build --locked -p opsteps-sandbox --bin sandbox
+    sandbox_bin="$root/target/debug/sandbox"
+  fi
   sandbox_dir="$work/sandbox"
   rm -rf "$sandbox_dir" && mkdir -p "$sandbox_dir"
-  "$root/target/debug/sandbox" serve --scenario tests/scenarios/small.yaml \
+  "$sandbox_bin" serve --scenario tests/scenarios/small.yaml \
     --kubeconfig-out "$sandbox_dir/admin.kubeconfig" --request-log "$sandbox_dir/requests.jsonl" \
     >"$sandbox_dir/serve.out" 2>"$sandbox_dir/serve.err" &
   sandbox_pid=$!

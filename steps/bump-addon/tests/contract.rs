@@ -1,7 +1,7 @@
 //! The README's contract: the RBAC and IAM tables are exactly what runs use, and the result's
 //! shape is a reviewed snapshot.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! 409), SIGKILL then re-run with the same workflow (the clientRequestToken), SIGTERM, the
 //! timeout, failed updates, DEGRADED flaps and EKS throttling.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Version selection against the sandbox's catalogue (Kubernetes 1.31 to 1.35): every mode,
 //! vpc-cni's one-minor steps, downgrades, re-runs, dry runs, the drift report and bad input.
 
-mod common;
+use crate::common;
 
 use common::{ADDONS, Env, entry, scenario};
 

@@ -1,7 +1,7 @@
 //! The drain-node binary: bad input exits 2 with nothing changed, and a drain killed with
 //! SIGKILL mid-way completes on a re-run with no pod evicted twice.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

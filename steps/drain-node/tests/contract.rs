@@ -2,7 +2,7 @@
 //! in every outcome, pods only waited for are `awaited`, evicted pods get an Event, the exit
 //! codes, and the README's RBAC list is exactly enough.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! the pre-flight refusals, dry runs and resumption, asserting on the resulting cluster state,
 //! the audit trail and the sandbox's invariants.
 
-mod common;
+use crate::common;
 
 use common::{BLUE_GREEN, Env};
 use opsteps::exit::ExitStatus;

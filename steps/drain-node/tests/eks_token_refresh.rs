@@ -44,7 +44,7 @@ eks:
     child
         .args([
             "--exact",
-            "child_drains_with_a_short_token_lifetime",
+            "eks_token_refresh::child_drains_with_a_short_token_lifetime",
             "--include-ignored",
             "--nocapture",
         ])

@@ -1,7 +1,7 @@
 //! Parity with `kubectl drain`: on identical sandboxes, kubectl and drain-node with the same
 //! flags evict, skip and refuse the same pods. Runs every kubectl version on the machine.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! stops every mutation, every wait has a deadline, a lost lease stops the drain, and the
 //! watches re-list on deletions and 410s.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

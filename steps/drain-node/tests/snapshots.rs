@@ -1,7 +1,7 @@
 //! Snapshots of what workflows and operators read: `--help`, and the JSON result and output
 //! files of a representative drain. A change to either is a reviewed diff (`cargo insta review`).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! stops with exit 2 naming what is missing), and the JSON result and output files of a
 //! representative run are reviewed snapshots.
 
-mod common;
+use crate::common;
 
 use common::*;
 use opsteps::exit::ExitStatus;

@@ -2,7 +2,7 @@
 //! any DaemonSet owner reference protects, SIGTERM is exit 3 in every phase with the outputs
 //! written, real v1alpha1 policies drop in, and the stdout result lists what was done first.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

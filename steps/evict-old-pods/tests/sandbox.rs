@@ -6,7 +6,7 @@
 //! they are exact whatever the virtual clock has done since; replacements created during the
 //! test are younger than that instant and are never candidates.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! Python's view is mapped to ours before comparing: it appends `_total` to counter samples and
 //! strips it from counter family names, calls untyped `unknown`, and gives timestamps in seconds.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Properties: no input panics the parser, and every generated well-formed exposition parses
 //! back to exactly the samples and families it was rendered from.
 
-mod support;
+use crate::support;
 
 use prom_text::parse;
 use proptest::prelude::*;

@@ -3,7 +3,7 @@
 //! sandboxes, a running update or an index file; and the report's JSON and Markdown as reviewed
 //! snapshots. Every run is read-only.
 
-mod common;
+use crate::common;
 
 use common::{assert_read_only, assert_read_only_since, aws, marks, run, run_as, run_with, start};
 use opsteps::exit::ExitStatus;

@@ -2,7 +2,7 @@
 //! its severity gives; `healthy.rs` has the scenario where every check passes. Each case runs
 //! only its own check (`--check ID`) on its own sandbox, and sends no mutating request.
 
-mod common;
+use crate::common;
 
 use common::{Out, assert_read_only_since, edit, marks, pod_named, run, start};
 use opsteps::exit::ExitStatus;

@@ -1,7 +1,7 @@
 //! EKS list calls read every page: a cluster with more updates than one ListUpdates page (the
 //! sandbox pages at 100, as EKS does) has its in-progress update on the second page.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

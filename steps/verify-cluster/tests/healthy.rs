@@ -1,6 +1,6 @@
 //! A healthy cluster has no finding above info in any profile, and every run is read-only.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

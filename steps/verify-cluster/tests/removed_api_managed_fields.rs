@@ -3,7 +3,7 @@
 //! scenario's objects keep the entries they were given, later writes through `policy/v1` add
 //! their own, and the removed version stops counting once its entry owns no field any more.
 
-mod common;
+use crate::common;
 
 use common::{assert_read_only_since, marks, run, start};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

@@ -1,7 +1,7 @@
 //! Corner cases of Argo's controller (workflow/controller/steps.go, dag.go, operator.go) that
 //! the runner must reproduce.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use opsteps_runner::{NodeKind, Phase};

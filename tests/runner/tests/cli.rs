@@ -1,6 +1,6 @@
 //! `opsteps-run`: exit codes, the printed tree, the saved state and retry.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

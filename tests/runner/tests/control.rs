@@ -1,6 +1,6 @@
 //! Fan-out, `when`, DAG.
 
-mod common;
+use crate::common;
 
 use common::{Harness, out};
 use opsteps_runner::{NodeKind, Phase};

@@ -1,6 +1,6 @@
 //! Retries, suspend, exit handlers, deadlines, mutexes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Loading: the real `workflows/` stay inside the subset; anything outside it is refused with a
 //! message naming the file, the template and the construct.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

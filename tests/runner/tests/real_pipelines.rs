@@ -1,7 +1,7 @@
 //! The real pipelines of `workflows/`, every step mapped to `fake-step` (the end-to-end tests
 //! with the real steps and the sandbox live in tests/e2e).
 
-mod common;
+use crate::common;
 
 use common::{config, fake_step, real_workflows};
 use opsteps_runner::{Catalog, NodeKind, Phase, RunRequest, Runner, Submit};

@@ -1,6 +1,6 @@
 //! `Runner::retry` after a SIGKILL, and the `argo get` tree.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

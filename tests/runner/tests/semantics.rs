@@ -1,6 +1,6 @@
 //! Argo semantics of the subset, run against fixture workflows with `fake-step`.
 
-mod common;
+use crate::common;
 
 use common::{Harness, out};
 use opsteps_runner::{NodeKind, Phase, RunError, RunRequest, Submit};

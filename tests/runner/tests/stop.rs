@@ -1,7 +1,7 @@
 //! Stopping a run: `Runner::terminate` (what `opsteps-run` does on SIGINT/SIGTERM) and a dropped
 //! `run` future. Steps get SIGTERM, then SIGKILL after the grace period; none outlives the run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! (`application/vnd.kubernetes.protobuf`, the `k8s\0` + runtime.Unknown envelope kubectl 1.32+
 //! sends) decode to the same stored object; anything else is 415 and writes nothing.
 
-mod common;
+use crate::common;
 
 use common::{expect, send_as};
 use http::Method;

@@ -2,7 +2,7 @@
 // Each test reads as one scenario, top to bottom.
 #![allow(clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use common::{expect, get, pdb, post, running_pod, sandbox, set_pod_status};
 use opsteps_sandbox::sandbox::Sandbox;

@@ -3,8 +3,6 @@
 // Each test reads as one scenario, top to bottom.
 #![allow(clippy::too_many_lines)]
 
-mod common;
-
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};

@@ -5,7 +5,7 @@
 // Each test reads as one scenario, top to bottom.
 #![allow(clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use common::{delete, expect, patch, pod_obj, post, put, running_pod, sandbox, send_as};
 use http::Method;

@@ -1,7 +1,7 @@
 //! SelfSubjectAccessReview and SelfSubjectReview: `kubectl auth can-i` and `auth whoami` answer
 //! with the RBAC the sandbox enforces, and a dry-run client may ask.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

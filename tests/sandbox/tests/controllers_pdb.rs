@@ -1,6 +1,6 @@
 //! PodDisruptionBudget status as the disruption controller computes it (drain.md §4).
 
-mod world;
+use crate::world;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Scheduler, kubelet and node lifecycle on the virtual clock.
 
-mod world;
+use crate::world;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! ReplicaSet, Deployment, StatefulSet, DaemonSet and garbage collection on the virtual clock.
 
-mod world;
+use crate::world;
 
 use std::time::Duration;
 

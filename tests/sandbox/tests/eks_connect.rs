@@ -35,7 +35,7 @@ async fn connect_by_eks_cluster_lists_nodes() {
     child
         .args([
             "--exact",
-            "child_connects_and_lists_nodes",
+            "eks_connect::child_connects_and_lists_nodes",
             "--include-ignored",
             "--nocapture",
         ])

@@ -3,7 +3,7 @@
 //! for another region or without the bound `x-k8s-aws-id` header gets 401 with a Status body.
 //! Every shipped scenario accepts tokens, judged in real time.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -4,7 +4,7 @@
 // Each test reads as one scenario, top to bottom.
 #![allow(clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! The API server's `/metrics`: `apiserver_requested_deprecated_apis` from the scenario and from
 //! requests for deprecated CRD versions, the standard families, and the non-resource RBAC rule.
 
-mod common;
+use crate::common;
 
 use common::{expect, post, send_as};
 use http::Method;

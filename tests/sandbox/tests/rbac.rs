@@ -1,7 +1,7 @@
 //! RBAC enforcement: bindings loaded as ordinary objects decide, and denials carry the
 //! apiserver's 403 message.
 
-mod common;
+use crate::common;
 
 use common::{expect, post, running_pod, sandbox, send_as};
 use http::Method;

@@ -93,7 +93,7 @@ pub fn generate_large() -> String {
     );
     let _ = writeln!(
         w,
-        "# Regenerate: SANDBOX_REGENERATE=1 cargo test -p opsteps-sandbox --test scenarios large_yaml_is_generated"
+        "# Regenerate: SANDBOX_REGENERATE=1 cargo test -p opsteps-sandbox --test integration large_yaml_is_generated"
     );
     let _ = writeln!(
         w,

@@ -1,0 +1,7 @@
+//! The integration tests, one module per file, linked into one test binary: one link of
+//! the dependency graph per crate instead of one per file (link time, and the disk
+//! of a clean CI build). One file: `cargo test -p opsteps-e2e --test integration <file>::`.
+
+mod demo;
+mod minimal_roles;
+mod pipelines;
