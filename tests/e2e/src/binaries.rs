@@ -36,8 +36,11 @@ fn missing(dir: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-/// `cargo build --locked -p <step>... --bins` for `steps` (all five when `always`, else only
-/// the missing ones), with the `CARGO` the process was started by (else `cargo` on PATH).
+/// `cargo build --locked -p opsteps-e2e -p <step>... --bin <step>...` for `steps` (all five
+/// when `always`, else only the missing ones), with the `CARGO` the process was started by (else
+/// `cargo` on PATH). Selecting `opsteps-e2e` too resolves the dependencies' features as for the
+/// demo binary itself (`cargo demo`), so the steps reuse its build of them: built alone, the steps
+/// select fewer features and recompile much of the dependency graph (7 minutes on a cold CI run).
 pub fn build(dir: &Path, always: bool) -> Result<()> {
     let steps: Vec<&str> = if always { STEPS.to_vec() } else { missing(dir) };
     if steps.is_empty() {
@@ -45,12 +48,16 @@ pub fn build(dir: &Path, always: bool) -> Result<()> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(crate::workspace_root())
-        .args(["build", "--locked", "--quiet"]);
+    cmd.current_dir(crate::workspace_root()).args([
+        "build",
+        "--locked",
+        "--quiet",
+        "-p",
+        "opsteps-e2e",
+    ]);
     for s in &steps {
-        cmd.args(["-p", s]);
+        cmd.args(["-p", s, "--bin", s]);
     }
-    cmd.arg("--bins");
     let status = cmd
         .status()
         .with_context(|| format!("running {} build", cargo.to_string_lossy()))?;

@@ -4,4 +4,5 @@
 //! `cargo test -p opsteps-workflows-check --test integration <file>::`.
 
 mod images;
+mod layout;
 mod workflows;

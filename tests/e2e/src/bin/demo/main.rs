@@ -76,7 +76,7 @@ fn main() -> ExitCode {
 
 async fn run(work_dir: PathBuf) -> Result<()> {
     say("opsteps demo: a blue/green node-group upgrade on a simulated EKS cluster\n");
-    say("  building the five step binaries (cargo build -p … --bins; quick when up to date)");
+    say("  building the five step binaries (cargo build -p …; quick when up to date)");
     binaries::build(&binaries::bin_dir(), true).context("building the step binaries")?;
     let started = Instant::now();
 
