@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use opsteps_workflows_check::repo_root;
 
 /// One crate's test layout, as read from disk (or a broken copy of it).
+#[derive(Clone)]
 struct Crate {
     name: String,
     cargo_toml: String,
@@ -119,15 +120,26 @@ fn untested_bins_with_tests(dir: &std::path::Path, cargo_toml: &str) -> Vec<Stri
             ));
             continue;
         };
+        // A source that cannot be read is a problem too: an empty default would pass unseen.
         let main = dir.join(path);
-        let text = std::fs::read_to_string(&main).unwrap_or_default();
+        let Ok(text) = std::fs::read_to_string(&main) else {
+            out.push(format!(
+                "{}: cannot read this [[bin]]'s source",
+                main.display()
+            ));
+            continue;
+        };
         let mut files = vec![(main.clone(), text.clone())];
         for m in declared(&text) {
-            let sibling = main.with_file_name(format!("{m}.rs"));
-            files.push((
-                sibling.clone(),
-                std::fs::read_to_string(&sibling).unwrap_or_default(),
-            ));
+            let file = main.with_file_name(format!("{m}.rs"));
+            let dir_mod = main.with_file_name(&m).join("mod.rs");
+            match std::fs::read_to_string(&file).or_else(|_| std::fs::read_to_string(&dir_mod)) {
+                Ok(t) => files.push((file, t)),
+                Err(_) => out.push(format!(
+                    "{}: `mod {m};` has no {m}.rs or {m}/mod.rs beside it",
+                    main.display()
+                )),
+            }
         }
         for (f, t) in files {
             if t.contains("#[test]") || t.contains("#[cfg(test)]") || t.contains("tokio::test") {
@@ -190,6 +202,13 @@ fn mains_without_a_test_binary_have_no_unit_tests() {
             .any(|p| p.contains("src/main.rs has unit tests")),
         "{caught:?}"
     );
+    // And a path that does not exist is reported, not read as an empty file.
+    let moved = broken.replacen("src/main.rs", "src/moved.rs", 1);
+    let caught = untested_bins_with_tests(&sandbox, &moved);
+    assert!(
+        caught.iter().any(|p| p.contains("cannot read")),
+        "{caught:?}"
+    );
 }
 
 #[test]
@@ -200,12 +219,7 @@ fn broken_layouts_are_caught() {
         .find(|c| c.name == "steps/drain-node")
         .expect("steps/drain-node");
     let copy = |f: &dyn Fn(&mut Crate)| {
-        let mut c = Crate {
-            name: drain.name.clone(),
-            cargo_toml: drain.cargo_toml.clone(),
-            main_rs: drain.main_rs.clone(),
-            modules: drain.modules.clone(),
-        };
+        let mut c = drain.clone();
         f(&mut c);
         problems(&c)
     };
