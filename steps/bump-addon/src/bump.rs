@@ -210,6 +210,7 @@ impl Run<'_> {
             ..self.params.clone()
         };
         let target = Target::cluster("Addon", &format!("{}/{addon}", self.cluster));
+        self.ctx.audit.sent("update-addon", &target, false);
         match self.eks.update_addon(addon, next, &params).await {
             Ok(u) => {
                 self.ctx

@@ -69,11 +69,12 @@ async fn a_run_while_an_update_runs_attaches_to_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_409_attaches_once_the_update_is_listed() {
-    // ListUpdates lags 3 virtual minutes behind (eventual consistency): the second run cannot
-    // see the first one's update, gets 409 from UpdateAddon, and attaches once it is listed.
+    // ListUpdates lags behind (eventual consistency): the second run cannot see the first
+    // one's update, gets 409 from UpdateAddon, and attaches once it is listed. The lag is an
+    // hour until the 409 (however slow the machine), then none.
     let env = Env::new(&scenario(
         ADDONS,
-        &long_updates(10, ", updateListingDelay: 3m"),
+        &long_updates(10, ", updateListingDelay: 1h"),
     ))
     .await;
     let a = env
@@ -85,13 +86,18 @@ async fn a_409_attaches_once_the_update_is_listed() {
         e.eks_requests("UpdateAddon", Some(200)) == 1
     })
     .await;
-    let mut b = env.command(&["--addon", "coredns", "--addon-version", "latest"]);
-    b.env("ARGO_WORKFLOW_UID", "wf-b");
-    let b = tokio::task::spawn_blocking(move || b.output())
-        .await
-        .unwrap()
+    let b = env
+        .command(&["--addon", "coredns", "--addon-version", "latest"])
+        .env("ARGO_WORKFLOW_UID", "wf-b")
+        .spawn()
         .unwrap();
-    let b = finished(&b);
+    env.until(60, "the second run's 409", |e| {
+        e.eks_requests("UpdateAddon", Some(409)) == 1
+    })
+    .await;
+    env.sb
+        .with(|c| c.eks.timings.update_listing_delay = std::time::Duration::ZERO);
+    let b = wait_child(b).await;
     assert_eq!(b.code, Some(0), "{}\n{}", b.result, b.stderr);
     assert_eq!(
         env.eks_requests("UpdateAddon", Some(409)),
@@ -140,7 +146,19 @@ async fn sigkill_mid_wait_then_a_rerun_converges_with_one_update_per_step() {
         env.updates("vpc-cni")[0],
         ("v1.19.6-eksbuild.7".into(), "InProgress".into())
     );
-    let r = env.run(&args).await;
+    // Real time stops counting (scale 1) until the re-run has repeated the first request, so a
+    // slow start cannot find the first update already finished; then the clock catches up.
+    env.sb.with(|c| c.clock.set_scale(1.0));
+    let rerun = env.spawn(&args);
+    env.until(60, "the re-run's repeated UpdateAddon", |e| {
+        e.eks_requests("UpdateAddon", Some(200)) == 2
+    })
+    .await;
+    env.sb.with(|c| {
+        c.clock.set_scale(60.0);
+        c.clock.advance(Duration::from_secs(300));
+    });
+    let r = wait_child(rerun).await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.result, r.stderr);
     assert_eq!(
         env.updates("vpc-cni"),
@@ -211,7 +229,7 @@ async fn still_progressing_at_the_timeout_exits_4() {
             "--addon-version",
             "latest",
             "--timeout",
-            "3s",
+            "10s",
         ])
         .await;
     assert_eq!(r.code, Some(4), "{}\n{}", r.result, r.stderr);

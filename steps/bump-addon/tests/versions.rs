@@ -108,14 +108,20 @@ async fn latest_moves_addons_in_order_and_audits_each_update() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(order, ["kube-proxy", "coredns"]);
-    // Audited, one event per UpdateAddon, with the workflow uid.
+    // Audited, one result per UpdateAddon, with the workflow uid, each written ahead too.
     let audit = env.output("audit.jsonl");
-    let events: Vec<serde_json::Value> = audit
+    let lines: Vec<serde_json::Value> = audit
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e["action"] != "create-event")
         .collect();
+    let (sent, events): (Vec<_>, Vec<_>) = lines.into_iter().partition(|e| e["outcome"] == "sent");
     assert_eq!(events.len(), 2, "{audit}");
+    assert_eq!(
+        sent.iter().map(|e| &e["target"]).collect::<Vec<_>>(),
+        events.iter().map(|e| &e["target"]).collect::<Vec<_>>(),
+        "{audit}"
+    );
     assert!(events.iter().all(|e| e["action"] == "update-addon"
         && e["outcome"] == "ok"
         && e["actor"]["workflow_uid"] == "wf-1"));
@@ -145,7 +151,13 @@ async fn latest_moves_addons_in_order_and_audits_each_update() {
         k8s_events.contains(&"AddonUpdated Deployment coredns".to_owned()),
         "{k8s_events:?}"
     );
-    assert_eq!(audit.matches(r#""action":"create-event""#).count(), 2);
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains(r#""action":"create-event""#) && l.contains(r#""outcome":"ok""#))
+            .count(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

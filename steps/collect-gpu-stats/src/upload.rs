@@ -92,6 +92,7 @@ pub async fn upload(
     }
     for o in objects {
         let target = Target::namespaced("S3Object", &o.bucket, &o.key);
+        ctx.audit.sent("s3:PutObject", &target, false);
         let r = opsteps::s3::put_object(client, &o.bucket, &o.key, o.body.clone(), o.content_type)
             .await;
         match &r {

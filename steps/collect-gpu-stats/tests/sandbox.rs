@@ -452,13 +452,16 @@ async fn partial_data_is_reported_uploaded_and_audited() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(audit.len(), 2);
-    assert!(
-        audit
-            .iter()
-            .all(|a| a["action"] == "s3:PutObject" && a["outcome"] == "ok")
-    );
+    // Each PutObject written ahead (`sent`), then its result.
+    assert_eq!(audit.len(), 4, "{audit:?}");
+    assert!(audit.iter().all(|a| a["action"] == "s3:PutObject"));
+    let outcomes: Vec<&str> = audit
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["sent", "ok", "sent", "ok"]);
     assert_eq!(audit[0]["target"]["name"], REPORT_KEY);
+    assert_eq!(audit[1]["target"]["name"], REPORT_KEY);
     assert!(r.termination().is_empty());
     sb.assert_invariants();
 }

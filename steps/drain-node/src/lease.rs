@@ -143,6 +143,7 @@ impl Held {
             }),
             ..DeleteParams::default()
         };
+        audit.sent("release-lease", &target, false);
         let r = self.api.delete(&self.name, &dp).await;
         let result = match &r {
             Ok(_) => Ok(200),
@@ -206,6 +207,7 @@ pub async fn acquire(
                         ..Default::default()
                     }),
                 };
+                audit.sent("acquire-lease", &target, false);
                 api.create(&PostParams::default(), &lease).await
             }
             Some(mut lease) => {
@@ -228,6 +230,7 @@ pub async fn acquire(
                 spec.lease_duration_seconds = Some(secs);
                 spec.renew_time = Some(now);
                 // The resourceVersion we read makes a concurrent taker fail with 409.
+                audit.sent("acquire-lease", &target, false);
                 api.replace(&name, &PostParams::default(), &lease).await
             }
         };
@@ -325,6 +328,7 @@ async fn renew(
             return;
         }
         spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        audit.sent("renew-lease", &target, false);
         match api.replace(&name, &PostParams::default(), &lease).await {
             Ok(l) => {
                 renewed = tokio::time::Instant::now();

@@ -120,8 +120,9 @@ async fn annotate(
         dry_run: dry == DryRun::Server,
         ..PatchParams::default()
     };
-    let r = api.patch(node, &pp, &Patch::Merge(patch)).await;
     let target = opsteps::audit::Target::cluster("Node", node);
+    ctx.audit.sent(action, &target, pp.dry_run);
+    let r = api.patch(node, &pp, &Patch::Merge(patch)).await;
     match r {
         Ok(_) => {
             ctx.audit.record(action, target, pp.dry_run, Ok(200));

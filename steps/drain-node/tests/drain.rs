@@ -23,10 +23,11 @@ workloads:
     )
 }
 
+/// Each eviction's or delete's result (not its `sent` line): pod and HTTP status.
 fn evictions(env: &Env) -> Vec<(String, String)> {
     env.audit_lines()
         .iter()
-        .filter(|l| l["action"] == "evict" || l["action"] == "delete")
+        .filter(|l| (l["action"] == "evict" || l["action"] == "delete") && l["outcome"] != "sent")
         .map(|l| {
             (
                 format!(

@@ -183,16 +183,25 @@ async fn a_lost_lease_stops_the_drain_and_the_successor_keeps_it() {
         env.until(20, "the cordon", |e| e.unschedulable("a")).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let api: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-        let mut lease = api.get("opsteps-drain-a").await.unwrap();
-        let spec = lease.spec.as_mut().unwrap();
-        spec.holder_identity = Some("argo:successor/1".into());
-        spec.lease_duration_seconds = Some(600);
-        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-            jiff::Timestamp::now(),
-        ));
-        api.replace("opsteps-drain-a", &PostParams::default(), &lease)
-            .await
-            .unwrap();
+        // The step renews every second: a renewal between our read and write is a 409, so
+        // read and write again, as a real successor would.
+        for attempt in 0.. {
+            let mut lease = api.get("opsteps-drain-a").await.unwrap();
+            let spec = lease.spec.as_mut().unwrap();
+            spec.holder_identity = Some("argo:successor/1".into());
+            spec.lease_duration_seconds = Some(600);
+            spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                jiff::Timestamp::now(),
+            ));
+            match api
+                .replace("opsteps-drain-a", &PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => break,
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < 10 => {}
+                Err(e) => panic!("take the lease over: {e}"),
+            }
+        }
     };
     let (out, ()) = tokio::join!(drain, takeover);
     assert_ne!(out.status, ExitStatus::Done, "{}", out.summary);
@@ -326,9 +335,13 @@ async fn a_huge_skip_wait_timeout_skips_nothing() {
     .await;
     let slow = env.pods_on("a").pop().unwrap();
     let api: Api<Pod> = Api::namespaced(env.client().await, "default");
-    api.delete(slow.split('/').nth(1).unwrap(), &DeleteParams::default())
-        .await
-        .unwrap();
+    // A 600 s grace (10 s real) keeps it terminating however slowly the drain starts.
+    api.delete(
+        slow.split('/').nth(1).unwrap(),
+        &DeleteParams::default().grace_period(600),
+    )
+    .await
+    .unwrap();
     let out = env
         .run(&[
             "--node",

@@ -54,7 +54,8 @@ workloads:
 "#,
     )
     .await;
-    // An earlier run's eviction: the drain only waits for this one.
+    // An earlier run's eviction: the drain only waits for this one. A 600 s grace (10 s real)
+    // keeps it terminating however slowly the drain starts.
     let slow = env
         .pods_on("a")
         .into_iter()
@@ -64,7 +65,7 @@ workloads:
         kube::Api::namespaced(env.client().await, "default");
     api.delete(
         slow.split('/').nth(1).unwrap(),
-        &kube::api::DeleteParams::default(),
+        &kube::api::DeleteParams::default().grace_period(600),
     )
     .await
     .unwrap();

@@ -1,5 +1,7 @@
 //! The audit trail: one JSON event per mutating API call (who, what, target, result), logged
-//! and appended to a JSON-lines file that the workflow keeps as an artifact.
+//! and appended to a JSON-lines file that the workflow keeps as an artifact. Each call is
+//! written ahead as a `sent` line before the request, so a step killed with SIGKILL while the
+//! server answers still leaves the call in the file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,10 @@ impl Target {
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// About to be sent; the call's result follows in a later line. A `sent` line with no
+    /// result after it means the step died waiting for the answer: the call may have taken
+    /// effect.
+    Sent,
     /// Accepted by the server.
     Ok,
     /// Refused or failed.
@@ -150,6 +156,39 @@ impl Auditor {
         self.path.as_deref()
     }
 
+    /// Writes `action` on `target` ahead of the request (outcome `sent`), so a call the step
+    /// never lived to record is still in the file. File only: the result is what is logged and
+    /// kept in [`Self::events`].
+    pub fn sent(&self, action: &str, target: &Target, dry_run: bool) {
+        self.write(&AuditEvent {
+            time: jiff::Timestamp::now().to_string(),
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            target: target.clone(),
+            dry_run,
+            outcome: Outcome::Sent,
+            http_status: None,
+            message: None,
+        });
+    }
+
+    fn write(&self, event: &AuditEvent) {
+        if let Some(f) = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            // One write of line and newline: a SIGKILL between two writes would leave a line
+            // without its newline, and the re-run's first append would be glued onto it.
+            let mut line = serde_json::to_string(event).unwrap_or_default();
+            line.push('\n');
+            if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.flush()) {
+                tracing::warn!(error = %e, "cannot write audit event");
+            }
+        }
+    }
+
     /// Records one mutating call. Logged at info; written as one JSON line. A failed write is
     /// logged, not fatal: losing an audit line must not leave a half-drained node.
     pub fn record(
@@ -183,17 +222,7 @@ impl Auditor {
             outcome = ?event.outcome,
             "audit"
         );
-        if let Some(f) = self
-            .file
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_mut()
-        {
-            let line = serde_json::to_string(&event).unwrap_or_default();
-            if let Err(e) = writeln!(f, "{line}").and_then(|()| f.flush()) {
-                tracing::warn!(error = %e, "cannot write audit event");
-            }
-        }
+        self.write(&event);
         self.events
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -276,5 +305,31 @@ mod tests {
             Ok(200),
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+    }
+
+    #[test]
+    fn a_call_is_written_ahead_so_a_killed_step_still_leaves_it() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("audit.jsonl");
+        let a = Auditor::new(Actor::from_env("drain-node"), Some(&path)).unwrap();
+        let target = Target::namespaced("Pod", "web", "web-1");
+        a.sent("evict", &target, false);
+        // The step dies here: the file already names the call.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["outcome"], "sent");
+        assert_eq!(line["action"], "evict");
+        assert_eq!(line["target"]["name"], "web-1");
+        assert!(line.get("http_status").is_none());
+        // The result follows; only results are events.
+        a.record("evict", target, false, Ok(201));
+        let outcomes: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].to_string())
+            .collect();
+        assert_eq!(outcomes, ["\"sent\"", "\"ok\""]);
+        assert_eq!(a.events().len(), 1);
+        assert_eq!(a.events()[0].outcome, Outcome::Ok);
     }
 }

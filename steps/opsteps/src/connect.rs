@@ -603,11 +603,12 @@ mod token_refresh_tests {
         (url, seen)
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn long_running_client_sends_a_fresh_token_after_the_lifetime() {
         let (url, seen) = version_server().await;
         let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        let lifetime = Duration::from_millis(1500);
+        let lifetime = Duration::from_secs(3);
+        let started = std::time::Instant::now();
         let source = TokenSource::start(
             "prod-a",
             "us-east-1",
@@ -616,11 +617,18 @@ mod token_refresh_tests {
         )
         .await
         .unwrap();
-        let client = build_client(Config::new(url.parse().unwrap()), Some(source)).unwrap();
+        let first = source.token();
+        let client = build_client(Config::new(url.parse().unwrap()), Some(source.clone())).unwrap();
         client.apiserver_version().await.unwrap();
-        // Longer than the token's whole lifetime: a static token would now be expired.
-        tokio::time::sleep(Duration::from_millis(1800)).await;
+        let mut sent_by = vec![jiff::Timestamp::now()];
+        // Wait for the refresh (due at 80%) and past the first token's whole lifetime: a static
+        // token would now be expired. Polled, so a slow machine only makes the test longer.
+        while source.token() == first || started.elapsed() < lifetime + Duration::from_millis(300) {
+            assert!(started.elapsed() < 5 * lifetime, "never refreshed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         client.apiserver_version().await.unwrap();
+        sent_by.push(jiff::Timestamp::now());
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2, "{seen:?}");
         let tokens: Vec<DecodedToken> = seen
@@ -628,13 +636,12 @@ mod token_refresh_tests {
             .map(|h| DecodedToken::parse(h.strip_prefix("Bearer ").unwrap()).unwrap())
             .collect();
         assert_ne!(seen[0], seen[1], "the second request carried a new token");
-        for t in &tokens {
+        for (t, sent) in tokens.iter().zip(&sent_by) {
             assert_eq!(t.host, "sts.us-east-1.amazonaws.com");
-            let age = jiff::Timestamp::now().duration_since(t.signed_at().unwrap());
-            assert!(
-                age < jiff::SignedDuration::from_secs(3),
-                "token age {age:?} within its lifetime when sent"
-            );
+            // Signing times are whole seconds: allow one for the truncation.
+            let age = sent.duration_since(t.signed_at().unwrap());
+            let max = jiff::SignedDuration::try_from(lifetime + Duration::from_secs(1)).unwrap();
+            assert!(age < max, "token age {age:?} within its lifetime when sent");
         }
         let second_age_at_use = tokens[1]
             .signed_at()

@@ -96,6 +96,8 @@ pub async fn record_action<K>(
     };
     let api: Api<Event> = Api::namespaced(client.clone(), &event_ns);
     let event_name = event.metadata.name.clone().unwrap_or_default();
+    let target = Target::namespaced("Event", &event_ns, &event_name);
+    audit.sent(AUDIT_ACTION, &target, false);
     let result = match api.create(&PostParams::default(), &event).await {
         Ok(_) => Ok(201),
         Err(e) => {
@@ -109,10 +111,5 @@ pub async fn record_action<K>(
             ))
         }
     };
-    audit.record(
-        AUDIT_ACTION,
-        Target::namespaced("Event", &event_ns, &event_name),
-        false,
-        result,
-    );
+    audit.record(AUDIT_ACTION, target, false, result);
 }

@@ -148,7 +148,7 @@ fn sigint_or_sigterm_terminates_the_steps_saves_the_run_and_exits_1() {
             .arg(format!("fake-step={}", fake_step().display()))
             .arg("--work-dir")
             .arg(work.path())
-            .args(["--deadline-scale", "0.02", "--name", "stopped", "-p"])
+            .args(["--deadline-scale", "0.1", "--name", "stopped", "-p"])
             .arg(format!("dir={}", marks.display()))
             .arg("stoppable")
             .stdout(std::process::Stdio::piped())

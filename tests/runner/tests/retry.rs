@@ -16,8 +16,10 @@ async fn killed_run(h: &Harness, pids: &Arc<Mutex<Vec<u32>>>) -> Workflow {
     let run = h.runner.run(req);
     let kill = async {
         loop {
-            // Once the victim has counted its start, so the count says it ran.
-            let started = std::path::Path::new(&dir).join("victim").is_file();
+            // Once the victim has counted its start (the count written, not just the file
+            // created: a kill in between would leave it empty), so the count says it ran.
+            let started = std::fs::read_to_string(std::path::Path::new(&dir).join("victim"))
+                .is_ok_and(|t| !t.trim().is_empty());
             if let Some(pid) = pids.lock().unwrap().first().copied().filter(|_| started) {
                 let status = std::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])

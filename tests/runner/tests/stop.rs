@@ -50,8 +50,9 @@ fn request(dir: &Path) -> RunRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_sigterms_running_steps_records_them_failed_and_skips_the_rest() {
-    // Grace 30 s × 0.02 = 0.6 s for the step that ignores SIGTERM.
-    let h = Harness::with(|c| c.deadline_scale = 0.02);
+    // Grace 30 s × 0.1 = 3 s for the step that ignores SIGTERM: time enough for the polite one
+    // to stop on SIGTERM on a loaded machine.
+    let h = Harness::with(|c| c.deadline_scale = 0.1);
     let dir = h.work.path().join("marks");
     std::fs::create_dir_all(&dir).unwrap();
     let run = h.runner.run(request(&dir));
@@ -98,7 +99,7 @@ async fn terminate_sigterms_running_steps_records_them_failed_and_skips_the_rest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_run_future_sigterms_its_steps_then_sigkills_them() {
-    let h = Harness::with(|c| c.deadline_scale = 0.02);
+    let h = Harness::with(|c| c.deadline_scale = 0.1);
     let dir = h.work.path().join("marks");
     std::fs::create_dir_all(&dir).unwrap();
     let run = h.runner.run(request(&dir));

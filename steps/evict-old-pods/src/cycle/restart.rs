@@ -50,6 +50,8 @@ impl Run<'_> {
             Ok(())
         } else {
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let target = Target::namespaced(&o.kind, &c.namespace, &o.name);
+            self.audit().sent("rollout-restart", &target, pp.dry_run);
             let r = if o.kind == "Deployment" {
                 Api::<Deployment>::namespaced(self.client.clone(), &c.namespace)
                     .patch(&o.name, &pp, &Patch::Merge(&patch))
@@ -66,12 +68,8 @@ impl Run<'_> {
                 Err(kube::Error::Api(s)) => Err((Some(s.code), s.message.clone())),
                 Err(e) => Err((None, e.to_string())),
             };
-            self.audit().record(
-                "rollout-restart",
-                Target::namespaced(&o.kind, &c.namespace, &o.name),
-                pp.dry_run,
-                audit,
-            );
+            self.audit()
+                .record("rollout-restart", target, pp.dry_run, audit);
             r
         };
         match result {

@@ -172,6 +172,8 @@ pub async fn evict(
     let request = http::Request::post(path)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&body).unwrap_or_default());
+    let target = Target::namespaced("Pod", namespace, name);
+    audit.sent("evict", &target, opts.dry_run);
     let result = match request {
         Ok(req) => match client.request::<serde_json::Value>(req).await {
             Ok(_) => EvictResult::Evicted,
@@ -192,12 +194,7 @@ pub async fn evict(
         EvictResult::NamespaceTerminating => Err((Some(403), "namespace terminating".to_owned())),
         EvictResult::Error { code, message, .. } => Err((*code, message.clone())),
     };
-    audit.record(
-        "evict",
-        Target::namespaced("Pod", namespace, name),
-        opts.dry_run,
-        audit_result,
-    );
+    audit.record("evict", target, opts.dry_run, audit_result);
     result
 }
 
@@ -224,6 +221,8 @@ pub async fn delete(
             resource_version: None,
         });
     }
+    let target = Target::namespaced("Pod", namespace, name);
+    audit.sent("delete", &target, opts.dry_run);
     let result = match api.delete(name, &dp).await {
         Ok(_) => EvictResult::Evicted,
         Err(e) => EvictResult::from_kube(&e),
@@ -232,12 +231,7 @@ pub async fn delete(
         EvictResult::Evicted => Ok(200),
         other => Err((None, other.verdict().to_owned())),
     };
-    audit.record(
-        "delete",
-        Target::namespaced("Pod", namespace, name),
-        opts.dry_run,
-        audit_result,
-    );
+    audit.record("delete", target, opts.dry_run, audit_result);
     result
 }
 
