@@ -156,7 +156,7 @@ async fn sigkill_mid_wait_then_a_rerun_converges_with_one_update_per_step() {
     .await;
     env.sb.with(|c| {
         c.clock.set_scale(60.0);
-        c.clock.advance(Duration::from_secs(300));
+        c.clock.advance(Duration::from_mins(5));
     });
     let r = wait_child(rerun).await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.result, r.stderr);
