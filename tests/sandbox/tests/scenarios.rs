@@ -266,5 +266,6 @@ fn large_loads_2000_nodes_18000_pods() {
     eprintln!(
         "large scenario: parse {parsed:?}, load {loaded:?}, 1000 idle ticks {idle:?}, one full pass {full:?}"
     );
-    // Speed is the benchmark's to measure (tests/bench), not a timed assertion here.
+    // Speed is measured by `opsteps-bench sandbox` (start-up of this scenario against its
+    // 5 s target), not asserted here: a loaded CI machine is no measure.
 }

@@ -224,42 +224,40 @@ fn broken_layouts_are_caught() {
         problems(&c)
     };
     assert!(copy(&|_| {}).is_empty());
-
-    let added = copy(&|c| {
-        c.modules.insert("new_file".into());
-    });
-    assert!(
-        added
-            .iter()
-            .any(|p| p.contains("tests/new_file is not named")),
-        "{added:?}"
+    let caught = |what: &str, f: &dyn Fn(&mut Crate), needle: &str| {
+        let found = copy(f);
+        assert!(
+            found.iter().any(|p| p.contains(needle)),
+            "{what}: {needle:?} not in {found:?}"
+        );
+    };
+    caught(
+        "a file main.rs does not name",
+        &|c| {
+            c.modules.insert("new_file".into());
+        },
+        "tests/new_file is not named",
     );
-    let dropped = copy(&|c| {
-        c.main_rs = c.main_rs.as_ref().map(|m| m.replace("mod safety;\n", ""));
-    });
-    assert!(
-        dropped
-            .iter()
-            .any(|p| p.contains("tests/safety is not named")),
-        "{dropped:?}"
+    caught(
+        "a mod line dropped",
+        &|c| c.main_rs = c.main_rs.as_ref().map(|m| m.replace("mod safety;\n", "")),
+        "tests/safety is not named",
     );
-    let stale = copy(&|c| {
-        c.modules.remove("safety");
-    });
-    assert!(
-        stale
-            .iter()
-            .any(|p| p.contains("`mod safety;` with no file")),
-        "{stale:?}"
+    caught(
+        "a file deleted, its mod line kept",
+        &|c| {
+            c.modules.remove("safety");
+        },
+        "`mod safety;` with no file",
     );
-    let auto = copy(&|c| c.cargo_toml = c.cargo_toml.replace("autotests = false", ""));
-    assert!(
-        auto.iter().any(|p| p.contains("autotests = false")),
-        "{auto:?}"
+    caught(
+        "autotests back on",
+        &|c| c.cargo_toml = c.cargo_toml.replace("autotests = false", ""),
+        "autotests = false",
     );
-    let no_main = copy(&|c| c.main_rs = None);
-    assert!(
-        no_main.iter().any(|p| p.contains("no tests/main.rs")),
-        "{no_main:?}"
+    caught(
+        "no tests/main.rs",
+        &|c| c.main_rs = None,
+        "no tests/main.rs",
     );
 }
